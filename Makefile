@@ -1,0 +1,42 @@
+# Two entry points for a fresh machine (offline: only the package registries are needed):
+#   make demo   set up .venv and run the whole default pipeline (dvc repro)
+#   make test   set up .venv and run the tests
+PYTHON ?= python3
+VENV ?= .venv
+# The torch build to install first; override for your machine (e.g. TORCH_SPEC="torch torchvision").
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH_SPEC) 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import torch, torchvision, dvc, snakemake, transferlab"
+	touch $@
+
+demo: setup
+	$(BIN)/transferlab plan --no-ids
+	$(BIN)/dvc repro
+	@echo
+	@echo "Figure:   reports/figures/transfer.png (and transfer_relative.png)"
+	@echo "Table:    reports/results.parquet (and results.csv)"
+	@echo "Metrics:  reports/metrics.json"
+	@cat reports/metrics.json
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/python benchmarks/pipeline_time.py
+
+clean:
+	rm -rf data/prepared data/splits data/models data/runs data/checkpoints reports/results.* reports/metrics.json reports/figures .snakemake

@@ -1,0 +1,65 @@
+"""Atomic writes and provenance: every artifact describes itself and is never half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from transferlab import __version__
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write a file through `write(tmp_path)`, then rename it into place."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save, atomically."""
+    import torch  # here, so that table and plot code never imports torch
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_json(obj: Any, path: Path) -> None:
+    """Write JSON (sorted keys, indented), atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+
+
+def git_revision(cwd: Path | None = None) -> str:
+    """The current git commit (with '+dirty' when the tree has changes), or 'unknown'."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def provenance() -> dict[str, str]:
+    """Package version and git revision, for every artifact."""
+    import torch
+
+    return {"transferlab_version": __version__, "git_revision": git_revision(), "torch_version": str(torch.__version__)}

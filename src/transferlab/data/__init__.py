@@ -1,0 +1,1 @@
+"""Data sets, class splits and device-side batching."""

@@ -1,0 +1,62 @@
+"""Device-side batching and augmentation for small images: no PIL, no per-image Python.
+
+The whole training set lives on the training device as one uint8 NCHW tensor; a batch is
+an index gather from a device-side permutation; crop and flip run on the whole batch with
+per-image random offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units, shape (1, C, 1, 1)."""
+    xf = x.float().div_(255)
+    mean = xf.mean(dim=(0, 2, 3), keepdim=True)
+    std = xf.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
+    return mean, std
+
+
+def random_crop_flip(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-image random crop (zero padding) and horizontal flip of a uint8 batch (N, C, H, W)."""
+    n, c, h, w = x.shape
+    dev = x.device
+    if padding > 0:
+        padded = torch.nn.functional.pad(x, (padding,) * 4)
+        oy = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=dev)
+        ox = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=dev)
+        rows = (oy + torch.arange(h, device=dev))[:, None, :, None]  # (N, 1, H, 1)
+        cols = (ox + torch.arange(w, device=dev))[:, None, None, :]  # (N, 1, 1, W)
+        batch = torch.arange(n, device=dev)[:, None, None, None]
+        chan = torch.arange(c, device=dev)[None, :, None, None]
+        x = padded[batch, chan, rows, cols]
+    flip = torch.rand(n, generator=generator, device=dev) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 standardised, channels_last (the fast layout for convs)."""
+    out = x.float().div_(255).sub_(mean).div_(std)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+def train_batches(
+    n: int, batch_size: int, generator: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Index batches of one epoch from a device-side permutation (the last partial batch is dropped
+    when it would be smaller than half a batch, to keep BatchNorm statistics sane)."""
+    perm = torch.randperm(n, generator=generator, device=device)
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]
+        if len(idx) < max(2, batch_size // 2) and start > 0:
+            return
+        yield idx
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Number of batches `train_batches` yields for n images."""
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest and (rest >= max(2, batch_size // 2) or full == 0) else 0)

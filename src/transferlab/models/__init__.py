@@ -1,0 +1,32 @@
+"""Model registry: `create_model(name, num_classes, **opts)` builds a LayeredNet."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from transferlab.models.convnet8 import convnet8_small
+from transferlab.models.layered import LayeredNet
+
+_REGISTRY: dict[str, Callable[..., LayeredNet]] = {
+    "convnet8": convnet8_small,
+}
+
+
+def list_models() -> list[str]:
+    """Names accepted by `create_model`."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, num_classes: int, **opts) -> LayeredNet:
+    """Build a freshly initialised model of the registry."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}, allowed: {', '.join(list_models())}")
+    return _REGISTRY[name](num_classes, **opts)
+
+
+def model_depth(name: str, **opts) -> int:
+    """Number of transferable layers of a model (n may be 1..depth)."""
+    return create_model(name, 2, **opts).depth
+
+
+__all__ = ["LayeredNet", "create_model", "list_models", "model_depth"]

@@ -1,0 +1,127 @@
+"""Run ids: one parseable name per training run, used for folders, stages and table rows.
+
+    s0/baseA/r0    base net on half A of split 0, replicate 0
+    s0/A3B/r0      first 3 layers from baseA, frozen, rest trained on B  (AnB)
+    s0/B3B+/r0     first 3 layers from baseB, fine-tuned, trained on B  (BnB+)
+    s0/R3B/r0      first 3 layers at random initialisation, frozen      (random control)
+    smn/A3B/r0     the same on the man-made (A) / natural (B) split
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from transferlab.config import Params
+
+_RUN_ID = re.compile(
+    r"^s(?P<split>\d+|mn|nm)/"
+    r"(?:base(?P<base>[AB])|(?P<source>[ABR])(?P<n>\d+)(?P<target>[AB])(?P<plus>\+?))"
+    r"/r(?P<rep>\d+)$"
+)
+
+
+@dataclass(frozen=True, order=True)
+class RunSpec:
+    """One training run. `source` is None for a base net, "R" for the random control."""
+
+    split: str
+    target: str
+    source: str | None = None
+    n: int = 0
+    finetune: bool = False
+    replicate: int = 0
+
+    def __post_init__(self) -> None:
+        if self.target not in ("A", "B"):
+            raise ValueError(f"target must be 'A' or 'B', found {self.target!r}")
+        if self.source is not None and (self.source not in ("A", "B", "R") or self.n < 1):
+            raise ValueError(f"a transfer run needs a source A, B or R and n >= 1, found {self.source!r}, {self.n}")
+        if self.source == "R" and self.finetune:
+            raise ValueError("the random control keeps its layers frozen (no '+')")
+
+    def __str__(self) -> str:
+        body = f"base{self.target}" if self.source is None else f"{self.source}{self.n}{self.target}{'+' if self.finetune else ''}"
+        return f"s{self.split}/{body}/r{self.replicate}"
+
+    @classmethod
+    def parse(cls, run_id: str) -> "RunSpec":
+        """Inverse of str(): `RunSpec.parse(str(spec)) == spec`."""
+        m = _RUN_ID.match(run_id)
+        if m is None:
+            raise ValueError(f"not a run id: {run_id!r} (expected e.g. s0/baseA/r0, s0/A3B+/r0, s0/R3B/r0)")
+        g = m.groupdict()
+        rep = int(g["rep"])
+        if g["base"]:
+            return cls(g["split"], g["base"], replicate=rep)
+        return cls(g["split"], g["target"], g["source"], int(g["n"]), g["plus"] == "+", rep)
+
+    @property
+    def is_base(self) -> bool:
+        return self.source is None
+
+    @property
+    def treatment(self) -> str:
+        """The paper's name, relative to the target: base, BnB, AnB, BnB+, AnB+ or random.
+
+        Runs onto A (the B-to-A direction) get the same names, so both directions pool."""
+        if self.source is None:
+            return "base"
+        if self.source == "R":
+            return "random"
+        return ("BnB" if self.source == self.target else "AnB") + ("+" if self.finetune else "")
+
+    @property
+    def source_base(self) -> "RunSpec | None":
+        """The base run whose layers this run copies (None for bases and the random control)."""
+        if self.source in ("A", "B"):
+            return RunSpec(self.split, self.source, replicate=self.replicate)
+        return None
+
+    def seed(self, root_seed: int) -> int:
+        """A seed that differs per run id and root seed, stable across processes."""
+        import zlib
+
+        return zlib.crc32(f"{root_seed}:{self}".encode()) & 0x7FFFFFFF
+
+
+def planned_runs(params: Params) -> list[RunSpec]:
+    """Every run that params.yaml asks for, bases first."""
+    runs: list[RunSpec] = []
+    for split in params.splits:
+        for rep in params.replicates:
+            runs += [RunSpec(str(split), half, replicate=rep) for half in ("A", "B")]
+            for target in params.transfer.targets:
+                for n in params.transfer.layers:
+                    for source in ("B" if target == "B" else "A", "A" if target == "B" else "B"):
+                        runs += [RunSpec(str(split), target, source, n, ft, rep) for ft in (False, True)]
+                    runs.append(RunSpec(str(split), target, "R", n, False, rep))
+    return runs
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where artifacts live, relative to the project root."""
+
+    root: Path = Path(".")
+
+    def prepared(self) -> Path:
+        return self.root / "data/prepared/dataset.pt"
+
+    def split(self, split_id: str) -> Path:
+        return self.root / f"data/splits/s{split_id}.json"
+
+    def model(self, spec: RunSpec) -> Path:
+        return self.root / "data/models" / f"{spec}.pt"
+
+    def run_dir(self, spec: RunSpec) -> Path:
+        return self.root / "data/runs" / str(spec)
+
+    def metrics(self, spec: RunSpec) -> Path:
+        return self.run_dir(spec) / "metrics.json"
+
+    def checkpoint(self, spec: RunSpec) -> Path:
+        # Outside every DVC/Snakemake output: engines delete a stage's outputs before
+        # running it, and the in-progress checkpoint must survive that to resume.
+        return self.root / "data/checkpoints" / f"{spec}.pt"

@@ -1,0 +1,158 @@
+"""The stage commands' work: read input artifacts, call the library, write outputs atomically.
+
+The CLI parses arguments and params.yaml and calls these; they receive typed objects.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from transferlab.artifacts import atomic_json, atomic_torch_save, provenance
+from transferlab.config import Params
+from transferlab.data.dataset import PreparedDataset, TaskData, prepare_synthetic, select_classes
+from transferlab.data.splits import Split, make_split
+from transferlab.models import LayeredNet, create_model
+from transferlab.runs import Layout, RunSpec
+from transferlab.train import FitOptions, History, ParamGroup, fit
+from transferlab.transfer import build_treatment, param_groups
+
+
+def prepare(params: Params, out: Path) -> PreparedDataset:
+    """Generate (or later: download and convert) the data set into one tensor file."""
+    ds = prepare_synthetic(params.data)
+    atomic_torch_save({**ds.to_dict(), "params": params.data.model_dump(), **provenance()}, out)
+    return ds
+
+
+def load_dataset(path: Path) -> PreparedDataset:
+    """Read a prepared data set written by `prepare`."""
+    return PreparedDataset.from_dict(torch.load(path, weights_only=True))
+
+
+def split(params: Params, split_id: str, dataset: Path, out: Path) -> Split:
+    """Make one class split and write it as JSON (class indices and names of A and B)."""
+    ds = load_dataset(dataset)
+    s = make_split(int(split_id) if split_id.isdigit() else split_id, ds.groups, params.split.fraction)
+    names = {"names_a": [ds.classes[i] for i in s.classes_a], "names_b": [ds.classes[i] for i in s.classes_b]}
+    atomic_json({**s.to_dict(), **names, "dataset": ds.name, **provenance()}, out)
+    return s
+
+
+def load_split(path: Path) -> Split:
+    return Split.from_dict(json.loads(path.read_text()))
+
+
+def _model_options(params: Params) -> dict:
+    return {**params.model.options(), "image_size": params.data.image_size}
+
+
+def load_model(path: Path) -> LayeredNet:
+    """Rebuild a trained net from its checkpoint (weights_only: no code is unpickled)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = create_model(state["model_name"], state["num_classes"], **state["model_options"])
+    model.load_state_dict(state["state_dict"])
+    return model
+
+
+class _LiveLog:
+    """Per-evaluation metrics through DVCLive, so `dvc plots` can draw them."""
+
+    def __init__(self, directory: Path) -> None:
+        from dvclive import Live
+
+        shutil.rmtree(directory, ignore_errors=True)
+        # dvcyaml=None: parallel jobs must not edit dvc.yaml; experiments are saved by DVC itself.
+        self.live = Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
+
+    def __call__(self, record: dict) -> None:
+        self.live.step = record["step"]
+        for key in ("train_loss", "train_top1", "test_top1", "lr"):
+            self.live.log_metric(key, record[key], plot=True)
+        self.live.log_metric("epoch", record["epoch"], plot=False)
+        self.live.next_step()
+
+    def end(self) -> None:
+        self.live.end()
+
+
+def train_run(
+    params: Params,
+    spec: RunSpec,
+    task: TaskData,
+    model: LayeredNet,
+    groups: list[ParamGroup],
+    model_out: Path,
+    run_dir: Path,
+    device: torch.device,
+) -> History:
+    """Train one run and write its model checkpoint, metrics.json and DVCLive log."""
+    cfg = params.base if spec.is_base else params.transfer
+    seed = spec.seed(params.seed)
+    checkpoint = Layout().checkpoint(spec)  # stage commands run at the project root
+    fingerprint = json.dumps({"run": str(spec), "params": params.model_dump(mode="json"), "device": device.type}, sort_keys=True)
+    live = _LiveLog(run_dir / "live")
+    opts = FitOptions(device, seed, checkpoint, fingerprint, label=str(spec), on_record=live)
+    started = time.perf_counter()
+    history = fit(model, task, cfg, groups, opts)
+    live.end()
+    info = {"run_id": str(spec), "seed": seed, "device": str(device), "params": params.model_dump(mode="json"), **provenance()}
+    atomic_torch_save(
+        {
+            **info,
+            "model_name": params.model.name,
+            "model_options": _model_options(params),
+            "num_classes": task.num_classes,
+            "classes": task.classes,
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        },
+        model_out,
+    )
+    metrics = {
+        **info,
+        **_spec_fields(spec),
+        **history.summary(cfg.best_k),
+        "history": history.records,
+        "wall_time_s": time.perf_counter() - started,
+    }
+    atomic_json(metrics, run_dir / "metrics.json")
+    checkpoint.unlink(missing_ok=True)
+    return history
+
+
+def _spec_fields(spec: RunSpec) -> dict:
+    return {
+        "split": spec.split,
+        "treatment": spec.treatment,
+        "source": spec.source or "",
+        "target": spec.target,
+        "n": spec.n,
+        "finetune": spec.finetune,
+        "replicate": spec.replicate,
+    }
+
+
+def train_base(params: Params, spec: RunSpec, dataset: Path, split_file: Path, model_out: Path, run_dir: Path, device: torch.device) -> History:
+    """Train the base net of one half."""
+    task = select_classes(load_dataset(dataset), load_split(split_file).half(spec.target))
+    torch.manual_seed(spec.seed(params.seed))
+    model = create_model(params.model.name, task.num_classes, **_model_options(params))
+    return train_run(params, spec, task, model, param_groups(model, 0, 1.0), model_out, run_dir, device)
+
+
+def transfer(
+    params: Params, spec: RunSpec, dataset: Path, split_file: Path, source_model: Path | None, model_out: Path, run_dir: Path, device: torch.device
+) -> History:
+    """Train one treatment: n layers copied (or random), frozen or fine-tuned, on the target half."""
+    task = select_classes(load_dataset(dataset), load_split(split_file).half(spec.target))
+    torch.manual_seed(spec.seed(params.seed))
+    fresh = create_model(params.model.name, task.num_classes, **_model_options(params))
+    source = load_model(source_model) if source_model is not None else None
+    model = build_treatment(fresh, spec.n, source, spec.finetune)
+    factor = params.transfer.finetune_lr_factor if source is not None else 1.0
+    groups = param_groups(model, spec.n, factor)
+    return train_run(params, spec, task, model, groups, model_out, run_dir, device)

@@ -1,0 +1,213 @@
+"""The trainer: `fit(model, task, config, ...) -> History`, one code path for CPU and CUDA.
+
+On CUDA: bf16 autocast, channels_last, cudnn.benchmark. On the CPU: fp32, channels_last.
+A checkpoint is written after every epoch (temp file, then rename); a run started again
+with the same fingerprint resumes from it and ends with the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from transferlab.artifacts import atomic_torch_save
+from transferlab.config import TrainConfig
+from transferlab.data.batches import channel_stats, normalize, random_crop_flip, steps_per_epoch, train_batches
+from transferlab.data.dataset import TaskData
+from transferlab.progress import RunProgress
+
+
+@dataclass
+class History:
+    """One record per evaluation, and the run's summary statistics."""
+
+    records: list[dict] = field(default_factory=list)
+
+    def summary(self, best_k: int) -> dict:
+        """Final and best top-1, and the paper's statistic: the mean of the k best evaluations."""
+        top1 = [r["test_top1"] for r in self.records]
+        k = min(best_k, len(top1))
+        return {
+            "final_top1": top1[-1],
+            "best_top1": max(top1),
+            "topk_mean_top1": sum(sorted(top1, reverse=True)[:k]) / k,
+            "best_k": k,
+            "evaluations": len(top1),
+        }
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    """Trainable parameters that share a learning-rate factor."""
+
+    params: list[nn.Parameter]
+    lr_factor: float = 1.0
+    name: str = "new"
+
+
+def lr_multiplier(step: int, total: int, warmup: int, cfg: TrainConfig, steps_per_epoch_: int) -> float:
+    """Learning-rate multiplier at an optimiser step: linear warm-up, then the schedule."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "step":
+        return 0.1 ** (step // (cfg.step_epochs * steps_per_epoch_))
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(groups: list[ParamGroup], cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD over trainable parameters only, one group per learning-rate factor."""
+    param_groups = [
+        {"params": [p for p in g.params if p.requires_grad], "lr": cfg.lr * g.lr_factor, "name": g.name}
+        for g in groups
+    ]
+    param_groups = [g for g in param_groups if g["params"]]
+    return torch.optim.SGD(
+        param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay
+    )
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on CUDA; disabled (fp32) elsewhere."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of `model` on uint8 images x (on the model's device)."""
+    was_training = model.training
+    model.eval()
+    device = x.device
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        with autocast(device):
+            logits = model(normalize(x[start : start + batch_size], mean, std))
+        correct += (logits.argmax(1) == y[start : start + batch_size]).sum().item()
+    model.train(was_training)
+    return correct / max(1, len(x))
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How to run one fit: where, with which seed, checkpointed where, shown how."""
+
+    device: torch.device
+    seed: int
+    checkpoint: Path | None = None
+    fingerprint: str = ""  # a checkpoint is resumed only when this matches
+    label: str = "train"
+    on_record: Callable[[dict], None] | None = None  # called for every evaluation record
+
+
+def _rng_state(device: torch.device, gen: torch.Generator) -> dict:
+    state = {"cpu": torch.get_rng_state(), "batches": gen.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device, gen: torch.Generator) -> None:
+    torch.set_rng_state(state["cpu"])
+    gen.set_state(state["batches"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _try_resume(opts: FitOptions) -> dict | None:
+    """The checkpoint of this very run (same fingerprint), or None."""
+    if opts.checkpoint is None or not opts.checkpoint.is_file():
+        return None
+    state = torch.load(opts.checkpoint, map_location=opts.device, weights_only=True)
+    return state if state.get("fingerprint") == opts.fingerprint else None
+
+
+def fit(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[ParamGroup], opts: FitOptions) -> History:
+    """Train `model` on `task` with SGD; evaluate on the task's test part; checkpoint each epoch."""
+    device = opts.device
+    torch.manual_seed(opts.seed)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(opts.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model.to(device).to(memory_format=torch.channels_last)
+    train_x, train_y = task.train_x.to(device), task.train_y.to(device)
+    test_x, test_y = task.test_x.to(device), task.test_y.to(device)
+    mean, std = channel_stats(train_x)
+    optimizer = make_optimizer(groups, cfg)
+    per_epoch = steps_per_epoch(len(train_x), cfg.batch_size)
+    total, warmup = cfg.epochs * per_epoch, round(cfg.warmup_epochs * per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, total, warmup, cfg, per_epoch))
+    eval_every = max(1, per_epoch // cfg.evals_per_epoch)
+
+    history, start_epoch = History(), 0
+    state = _try_resume(opts)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], device, gen)
+        history.records = list(state["history"])
+        start_epoch = state["epoch"] + 1
+        for record in history.records:
+            if opts.on_record:
+                opts.on_record(record)
+
+    model.train()
+    with RunProgress(opts.label, cfg.epochs, per_epoch, start_epoch) as progress:
+        for epoch in range(start_epoch, cfg.epochs):
+            seen, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
+            for i, idx in enumerate(train_batches(len(train_x), cfg.batch_size, gen, device)):
+                xb = train_x[idx]
+                if cfg.augment:
+                    xb = random_crop_flip(xb, cfg.crop_padding, gen)
+                xb, yb = normalize(xb, mean, std), train_y[idx]
+                with autocast(device):
+                    logits = model(xb)
+                    loss = nn.functional.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                seen += len(idx)
+                correct += (logits.argmax(1) == yb).sum().item()
+                loss_sum += loss.item() * len(idx)
+                ips = seen / (time.perf_counter() - t0)
+                progress.step(epoch, loss_sum / seen, correct / seen, ips)
+                last = i + 1 == per_epoch
+                if (i + 1) % eval_every == 0 and ((i + 1) // eval_every <= cfg.evals_per_epoch or last):
+                    record = {
+                        "epoch": epoch + (i + 1) / per_epoch,
+                        "step": epoch * per_epoch + i + 1,
+                        "train_loss": loss_sum / seen,
+                        "train_top1": correct / seen,
+                        "test_top1": evaluate(model, test_x, test_y, mean, std),
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "images_per_s": ips,
+                    }
+                    history.records.append(record)
+                    progress.evaluated(record["test_top1"])
+                    if opts.on_record:
+                        opts.on_record(record)
+            if opts.checkpoint is not None:
+                atomic_torch_save(
+                    {
+                        "fingerprint": opts.fingerprint,
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "rng": _rng_state(device, gen),
+                        "history": history.records,
+                    },
+                    opts.checkpoint,
+                )
+    return history
+

@@ -1,0 +1,29 @@
+"""Shared fixtures: a shrunken real configuration (fewer classes, images and epochs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_params(**overrides) -> dict:
+    """The project's params.yaml, shrunk so that a run takes about a second on a CPU."""
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["data"].update(num_classes=8, image_size=16, train_per_class=24, test_per_class=8)
+    p["base"].update(epochs=1, batch_size=32)
+    p["transfer"].update(epochs=1, batch_size=32, layers=[1, 7])
+    for key, value in overrides.items():
+        section, _, name = key.rpartition(".")
+        (p[section] if section else p)[name] = value
+    return p
+
+
+@pytest.fixture
+def tiny_params_file(tmp_path: Path) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_params()))
+    return path

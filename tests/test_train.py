@@ -1,0 +1,91 @@
+import torch
+
+from transferlab.config import DataConfig, TrainConfig
+from transferlab.data.batches import random_crop_flip, steps_per_epoch, train_batches
+from transferlab.data.dataset import prepare_synthetic, select_classes
+from transferlab.models import create_model
+from transferlab.train import FitOptions, fit
+from transferlab.transfer import param_groups
+
+
+def _task(classes=4, per_class=40, size=16):
+    ds = prepare_synthetic(DataConfig(num_classes=8, image_size=size, train_per_class=per_class, test_per_class=10))
+    return select_classes(ds, list(range(classes)))
+
+
+def test_select_classes_reindexes_labels_in_sorted_order():
+    ds = prepare_synthetic(DataConfig(num_classes=6, image_size=16, train_per_class=3, test_per_class=2))
+    task = select_classes(ds, [1, 4])
+    assert task.classes == [ds.classes[1], ds.classes[4]]
+    assert task.train_y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(task.train_x[3], ds.train_x[12])
+    assert task.train_x.dtype == torch.uint8 and task.train_x.shape == (6, 3, 16, 16)
+
+
+def test_crop_and_flip_use_per_image_offsets():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).reshape(2, 3, 8, 8).repeat(64, 1, 1, 1)
+    out = random_crop_flip(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    assert len({tuple(o.flatten().tolist()) for o in out[::2]}) > 10  # not one offset for the batch
+    same = random_crop_flip(x, 0, torch.Generator().manual_seed(0))
+    assert all(torch.equal(s, xi) or torch.equal(s, xi.flip(2)) for s, xi in zip(same, x))
+
+
+def test_batches_cover_the_permutation():
+    idx = torch.cat(list(train_batches(100, 32, torch.Generator().manual_seed(0), torch.device("cpu"))))
+    assert len(idx) == 96 == 32 * steps_per_epoch(100, 32)  # the last 4 are dropped (< half a batch)
+    assert len(set(idx.tolist())) == 96
+
+
+def _fit(task, cfg, **opts):
+    torch.manual_seed(0)
+    model = create_model("convnet8", task.num_classes, width=0.125, image_size=16)
+    history = fit(model, task, cfg, param_groups(model, 0, 1.0), FitOptions(torch.device("cpu"), seed=3, **opts))
+    return model, history
+
+
+def test_training_learns_well_above_chance():
+    task = _task(per_class=80)
+    _, history = _fit(task, TrainConfig(epochs=6, batch_size=32, lr=0.05))
+    assert history.records[-1]["test_top1"] >= 2.5 / task.num_classes
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_resumed_run_ends_with_the_same_numbers(tmp_path):
+    task, cfg = _task(), TrainConfig(epochs=3, batch_size=32, lr=0.05)
+    _, straight = _fit(task, cfg)
+    ckpt = tmp_path / "ckpt.pt"
+
+    def crash_in_third_epoch(record):
+        if record["epoch"] > 2:
+            raise Crash
+
+    try:
+        _fit(task, cfg, checkpoint=ckpt, fingerprint="x", on_record=crash_in_third_epoch)
+    except Crash:
+        pass
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1  # epochs 0 and 1 were saved
+    _, resumed = _fit(task, cfg, checkpoint=ckpt, fingerprint="x")
+    assert [r["test_top1"] for r in resumed.records] == [r["test_top1"] for r in straight.records]
+    assert resumed.records[-1]["train_loss"] == straight.records[-1]["train_loss"]
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+    task, cfg = _task(), TrainConfig(epochs=2, batch_size=32)
+    ckpt = tmp_path / "ckpt.pt"
+    _fit(task, cfg, checkpoint=ckpt, fingerprint="old")
+    _, history = _fit(task, cfg, checkpoint=ckpt, fingerprint="new")
+    assert len(history.records) == 2
+
+
+def test_summary_reports_the_mean_of_the_k_best():
+    from transferlab.train import History
+
+    h = History([{"test_top1": v} for v in (0.1, 0.5, 0.3, 0.4)])
+    s = h.summary(best_k=2)
+    assert s["final_top1"] == 0.4 and s["best_top1"] == 0.5
+    assert abs(s["topk_mean_top1"] - 0.45) < 1e-12 and s["best_k"] == 2
+    assert h.summary(best_k=10)["best_k"] == 4
