@@ -19,7 +19,7 @@ from typing import IO
 import torch
 
 # Fixed and node-local, not $TMPDIR: Snakemake gives every job its own TMPDIR.
-DEFAULT_LOCK_DIR = Path("/tmp/transferlab-gpu-locks")
+DEFAULT_LOCK_DIR = Path(os.environ.get("TRANSFERLAB_LOCK_DIR", "/tmp/transferlab-gpu-locks"))
 _held: list[IO] = []  # open lock files: the lease lives as long as the process
 
 

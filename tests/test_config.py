@@ -1,0 +1,77 @@
+"""Each kind of bad params.yaml value: one line naming key, value and what is allowed; exit 2."""
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from transferlab.cli import app
+from conftest import tiny_params
+
+runner = CliRunner()
+
+
+def _run(tmp_path, params, *args):
+    path = tmp_path / "params.yaml"
+    path.write_text(params if isinstance(params, str) else yaml.safe_dump(params))
+    return runner.invoke(app, [*args, "--params", str(path)])
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"transfer.layers": [1, 9]}, "transfer.layers[1]: found 9, allowed: 1..7 for convnet8"),
+        ({"base.epochs": 0}, "base.epochs: found 0, Input should be greater than or equal to 1"),
+        ({"base.epochs": "three"}, "base.epochs: found 'three', Input should be a valid integer"),
+        ({"transfer.targets": ["C"]}, "transfer.targets[0]: found 'C', Input should be 'A' or 'B'"),
+        ({"model.name": "vgg99"}, "model.name: found 'vgg99', unknown model, allowed: convnet8"),
+        ({"split.fraction": 1.5}, "split.fraction: found 1.5, Input should be less than 1"),
+        ({"split.fraction": 0.05}, "split.fraction: found 0.05, allowed: a fraction that leaves both halves of 8 classes non-empty"),
+        ({"splits": [0, "xy"]}, "splits: found [0, 'xy'], entry 'xy' is not allowed"),
+        ({"replicates": [0, 0]}, "replicates: found [0, 0], entries must be unique"),
+        ({"base.schedule": "linear"}, "base.schedule: found 'linear', Input should be 'cosine', 'step' or 'constant'"),
+        ({"base.warmup_epochs": 5}, "warmup_epochs=5.0 must be below epochs=1"),
+    ],
+)
+def test_bad_values_give_one_line_and_exit_2(tmp_path, overrides, expected):
+    result = _run(tmp_path, tiny_params(**overrides), "plan")
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_key_names_the_allowed_keys(tmp_path):
+    p = tiny_params()
+    p["transfer"]["epoch"] = 3
+    result = _run(tmp_path, p, "plan")
+    assert result.exit_code == 2
+    assert "transfer.epoch: unknown key, allowed here: epochs, batch_size" in result.output
+
+
+def test_broken_yaml_and_missing_file(tmp_path):
+    result = _run(tmp_path, "data: [1, 2\n", "plan")
+    assert result.exit_code == 2 and "not valid YAML" in result.output
+    result = runner.invoke(app, ["plan", "--params", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2 and "no such parameter file" in result.output
+
+
+def test_a_failing_stage_writes_nothing(tmp_path):
+    out = tmp_path / "prepared.pt"
+    result = _run(tmp_path, tiny_params(**{"data.num_classes": 2}), "prepare", str(out))
+    assert result.exit_code == 2 and "data.num_classes: found 2" in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "params.yaml"]
+
+
+def test_plan_lists_the_runs(tmp_path):
+    result = _run(tmp_path, tiny_params(), "plan")
+    assert result.exit_code == 0
+    assert "12 runs: base 2, BnB 2, BnB+ 2, AnB 2, AnB+ 2, random 2" in result.output
+    assert "s0/A7B+/r0" in result.output
+
+
+def test_every_stage_has_help():
+    names = ["plan", "prepare", "split", "train-base", "transfer", "aggregate", "plot"]
+    top = runner.invoke(app, ["--help"])
+    assert all(n in top.output for n in names)
+    for name in names:
+        assert runner.invoke(app, [name, "--help"]).exit_code == 0

@@ -1,0 +1,110 @@
+"""End to end: the real `dvc repro`, `dvc exp run` and `snakemake` on a shrunken configuration
+in temporary git repositories. Both engines run the same graph; after one, the other has
+nothing to do."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, tiny_params
+
+pytestmark = pytest.mark.slow
+ENV = {
+    **os.environ,
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+}
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def make_repo(path: Path) -> Path:
+    """A git repository holding the project's pipeline files and a shrunken params.yaml."""
+    path.mkdir()
+    for name in ("dvc.yaml", "Snakefile", "workflow", ".dvcignore"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / name)
+    (path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    (path / ".gitignore").write_text("data/checkpoints/\n.snakemake/\n__pycache__/\n")
+    sh(path, "git", "init", "-q")
+    sh(path, "dvc", "init", "-q")
+    sh(path, "git", "add", "-A")
+    sh(path, "git", "commit", "-qm", "pipeline")
+    return path
+
+
+def stages_run(log: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", log))
+
+
+@pytest.fixture(scope="module")
+def dvc_repo(tmp_path_factory) -> tuple[Path, str]:
+    repo = make_repo(tmp_path_factory.mktemp("engines") / "dvc")
+    return repo, sh(repo, "dvc", "repro")
+
+
+def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
+    repo, log = dvc_repo
+    assert len(stages_run(log)) == 2 + 1 + 2 + 4 * 2 + 2 + 1  # prepare, split, bases, 4 treatments x 2 layers, control, aggregate, plot
+    for fig in ("transfer.png", "transfer_relative.png"):
+        assert (repo / "reports/figures" / fig).read_bytes()[:4] == b"\x89PNG"
+    df = pd.read_parquet(repo / "reports/results.parquet")
+    assert len(df) == 12 and set(df.treatment) == {"base", "BnB", "AnB", "BnB+", "AnB+", "random"}
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert {"base_top1", "anb_plus_gain", "anb_drop_top", "bnb_dip", "random_drop_top"} <= set(metrics)
+    run = json.loads((repo / "data/runs/s0/A7B+/r0/metrics.json").read_text())
+    assert run["run_id"] == "s0/A7B+/r0" and run["params"]["transfer"]["layers"] == [1, 7] and run["git_revision"] != "unknown"
+    assert (repo / "data/runs/s0/A7B+/r0/live/plots/metrics/test_top1.tsv").is_file()  # DVCLive, for dvc plots
+
+
+def test_after_dvc_snakemake_has_nothing_to_do(dvc_repo):
+    repo, _ = dvc_repo
+    assert "Nothing to be done" in sh(repo, "snakemake", "-n")
+
+
+def test_both_engines_see_the_same_jobs(dvc_repo):
+    repo, _ = dvc_repo
+    sys.path.insert(0, str(ROOT / "workflow"))
+    from dvc_stages import rule_name
+
+    dvc_names = sh(repo, "dvc", "stage", "list", "--name-only").split()
+    rules = set(sh(repo, "snakemake", "--list-rules").split()) - {"all"}
+    assert rules == {rule_name(n) for n in dvc_names}
+    dry = sh(repo, "snakemake", "-n", "--forceall")
+    assert f"total                  {len(dvc_names) + 1}" in re.sub(r"total\s+", "total                  ", dry)
+
+
+def test_an_experiment_reruns_only_what_its_change_touches(dvc_repo):
+    repo, _ = dvc_repo
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "results")
+    log = sh(repo, "dvc", "exp", "run", "-S", "transfer.epochs=2")
+    ran = stages_run(log)
+    assert ran and all(s.startswith(("transfer@", "finetune@", "control@")) or s in ("aggregate", "plot") for s in ran), ran
+    assert len([s for s in ran if "@" in s]) == 10
+    shown = json.loads(sh(repo, "dvc", "exp", "show", "--json"))
+    text = json.dumps(shown)
+    assert '"epochs": 2' in text and "anb_plus_gain" in text and "base_top1" in text
+
+
+def test_after_snakemake_dvc_status_is_clean(tmp_path):
+    repo = make_repo(tmp_path / "smk")
+    sh(repo, "snakemake", "--cores", "2", "--resources", "gpu=2")
+    assert (repo / "reports/figures/transfer.png").is_file()
+    assert "up to date" in sh(repo, "dvc", "status")
+    assert "Nothing to be done" in sh(repo, "snakemake", "-n")
