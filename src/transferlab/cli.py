@@ -24,6 +24,7 @@ SplitOpt = Annotated[str, typer.Option("--split", help="Split id: a seed of rand
 RepOpt = Annotated[int, typer.Option("--replicate", min=0, help="Replicate number.")]
 InFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Input file.")]
 OutPath = Annotated[Path, typer.Argument(help="Output path.")]
+RunDirArg = Annotated[Path, typer.Argument(help="Run folder: metrics.json and the DVCLive log.")]
 
 
 class InputError(ValueError):
@@ -104,7 +105,7 @@ def train_base(
     dataset: InFile,
     split_file: InFile,
     model_out: OutPath,
-    run_dir: Annotated[Path, typer.Argument(help="Run folder: metrics.json and the DVCLive log.")],
+    run_dir: RunDirArg,
     split_id: SplitOpt = "0",
     half: Annotated[str, typer.Option("--half", help="Which half to train on: A or B.")] = "A",
     replicate: RepOpt = 0,
@@ -127,7 +128,7 @@ def transfer(
     dataset: InFile,
     split_file: InFile,
     model_out: OutPath,
-    run_dir: Annotated[Path, typer.Argument(help="Run folder: metrics.json and the DVCLive log.")],
+    run_dir: RunDirArg,
     split_id: SplitOpt = "0",
     source: Annotated[str, typer.Option("--source", help="A or B: copy from that base net; R: random control.")] = "A",
     target: Annotated[str, typer.Option("--target", help="The half to train on: A or B.")] = "B",

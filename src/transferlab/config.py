@@ -57,7 +57,7 @@ class ModelConfig(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(6, ge=1)
+    epochs: int = Field(10, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(0.05, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -70,7 +70,7 @@ class TrainConfig(Strict):
     augment: bool = True
     crop_padding: int = Field(4, ge=0)
     evals_per_epoch: int = Field(1, ge=1)
-    best_k: int = Field(10, ge=1, description="the paper's statistic: mean of the k best evaluations")
+    best_k: int = Field(3, ge=1, description="the paper's statistic: mean of the k best evaluations")
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> "TrainConfig":
@@ -80,7 +80,7 @@ class TrainConfig(Strict):
 
 
 class TransferConfig(TrainConfig):
-    epochs: int = Field(4, ge=1)
+    epochs: int = Field(5, ge=1)
     layers: list[int] = Field(default_factory=lambda: list(range(1, 8)), min_length=1)
     targets: list[Literal["A", "B"]] = Field(default_factory=lambda: ["B"], min_length=1)
     finetune_lr_factor: float = Field(1.0, ge=0, description="lr factor of copied layers in the + treatments")

@@ -6,6 +6,7 @@ The CLI parses arguments and params.yaml and calls these; they receive typed obj
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -112,16 +113,29 @@ def train_run(
         },
         model_out,
     )
+    born = process_started_at()
     metrics = {
         **info,
         **_spec_fields(spec),
         **history.summary(cfg.best_k),
         "history": history.records,
         "wall_time_s": time.perf_counter() - started,
+        # The fixed cost of a run: process start (interpreter, imports, data) to the first step.
+        "startup_s": history.first_step_at - born if born and history.first_step_at else None,
     }
     atomic_json(metrics, run_dir / "metrics.json")
     checkpoint.unlink(missing_ok=True)
     return history
+
+
+def process_started_at() -> float | None:
+    """Wall-clock start of this process (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
 
 
 def _spec_fields(spec: RunSpec) -> dict:

@@ -21,6 +21,7 @@ from transferlab.config import TrainConfig
 from transferlab.data.batches import channel_stats, normalize, random_crop_flip, steps_per_epoch, train_batches
 from transferlab.data.dataset import TaskData
 from transferlab.progress import RunProgress
+from transferlab.sgd import SGD
 
 
 @dataclass
@@ -28,6 +29,7 @@ class History:
     """One record per evaluation, and the run's summary statistics."""
 
     records: list[dict] = field(default_factory=list)
+    first_step_at: float | None = None  # wall clock (time.time()) after the first optimiser step
 
     def summary(self, best_k: int) -> dict:
         """Final and best top-1, and the paper's statistic: the mean of the k best evaluations."""
@@ -63,16 +65,14 @@ def lr_multiplier(step: int, total: int, warmup: int, cfg: TrainConfig, steps_pe
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def make_optimizer(groups: list[ParamGroup], cfg: TrainConfig) -> torch.optim.SGD:
+def make_optimizer(groups: list[ParamGroup], cfg: TrainConfig) -> SGD:
     """SGD over trainable parameters only, one group per learning-rate factor."""
     param_groups = [
         {"params": [p for p in g.params if p.requires_grad], "lr": cfg.lr * g.lr_factor, "name": g.name}
         for g in groups
     ]
     param_groups = [g for g in param_groups if g["params"]]
-    return torch.optim.SGD(
-        param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay
-    )
+    return SGD(param_groups, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
 
 
 def autocast(device: torch.device) -> torch.autocast:
@@ -129,85 +129,123 @@ def _try_resume(opts: FitOptions) -> dict | None:
     return state if state.get("fingerprint") == opts.fingerprint else None
 
 
-def fit(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[ParamGroup], opts: FitOptions) -> History:
-    """Train `model` on `task` with SGD; evaluate on the task's test part; checkpoint each epoch."""
+@dataclass
+class _Loop:
+    """Everything one fit works with, on the training device."""
+
+    model: nn.Module
+    cfg: TrainConfig
+    opts: FitOptions
+    optimizer: SGD
+    gen: torch.Generator
+    data: tuple[torch.Tensor, ...]  # train_x, train_y, test_x, test_y
+    mean: torch.Tensor
+    std: torch.Tensor
+    per_epoch: int
+    history: History = field(default_factory=History)
+
+    def lr_at(self, step: int) -> float:
+        total = self.cfg.epochs * self.per_epoch
+        return lr_multiplier(step, total, round(self.cfg.warmup_epochs * self.per_epoch), self.cfg, self.per_epoch)
+
+
+def _setup(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[ParamGroup], opts: FitOptions) -> _Loop:
     device = opts.device
-    torch.manual_seed(opts.seed)
+    torch.manual_seed(opts.seed)  # dropout draws from the global generator
     gen = torch.Generator(device=device)
-    gen.manual_seed(opts.seed)
+    gen.manual_seed(opts.seed)  # batch order and augmentation
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(device).to(memory_format=torch.channels_last)
-    train_x, train_y = task.train_x.to(device), task.train_y.to(device)
-    test_x, test_y = task.test_x.to(device), task.test_y.to(device)
-    mean, std = channel_stats(train_x)
-    optimizer = make_optimizer(groups, cfg)
-    per_epoch = steps_per_epoch(len(train_x), cfg.batch_size)
-    total, warmup = cfg.epochs * per_epoch, round(cfg.warmup_epochs * per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, total, warmup, cfg, per_epoch))
-    eval_every = max(1, per_epoch // cfg.evals_per_epoch)
+    data = tuple(t.to(device) for t in (task.train_x, task.train_y, task.test_x, task.test_y))
+    mean, std = channel_stats(data[0])
+    per_epoch = steps_per_epoch(len(data[0]), cfg.batch_size)
+    return _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, mean, std, per_epoch)
 
-    history, start_epoch = History(), 0
-    state = _try_resume(opts)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], device, gen)
-        history.records = list(state["history"])
-        start_epoch = state["epoch"] + 1
-        for record in history.records:
-            if opts.on_record:
-                opts.on_record(record)
 
+def _resume(loop: _Loop) -> int:
+    """Restore the state of this run's checkpoint, if any; return the first epoch to run."""
+    state = _try_resume(loop.opts)
+    if state is None:
+        return 0
+    loop.model.load_state_dict(state["model"])
+    loop.optimizer.load_state_dict(state["optimizer"])
+    _set_rng_state(state["rng"], loop.opts.device, loop.gen)
+    loop.history.records = list(state["history"])
+    for record in loop.history.records:
+        if loop.opts.on_record:
+            loop.opts.on_record(record)
+    return state["epoch"] + 1
+
+
+def _save(loop: _Loop, epoch: int) -> None:
+    """Checkpoint after an epoch (atomically), for resuming."""
+    if loop.opts.checkpoint is None:
+        return
+    state = {
+        "fingerprint": loop.opts.fingerprint,
+        "epoch": epoch,
+        "model": loop.model.state_dict(),
+        "optimizer": loop.optimizer.state_dict(),
+        "rng": _rng_state(loop.opts.device, loop.gen),
+        "history": loop.history.records,
+    }
+    atomic_torch_save(state, loop.opts.checkpoint)
+
+
+def _record(loop: _Loop, epoch: int, i: int, seen: int, correct: int, loss_sum: float, ips: float) -> dict:
+    """Evaluate on the held-out set and log one history record."""
+    train_x, train_y, test_x, test_y = loop.data
+    record = {
+        "epoch": epoch + (i + 1) / loop.per_epoch,
+        "step": epoch * loop.per_epoch + i + 1,
+        "train_loss": loss_sum / seen,
+        "train_top1": correct / seen,
+        "test_top1": evaluate(loop.model, test_x, test_y, loop.mean, loop.std),
+        "lr": loop.optimizer.param_groups[0]["lr"],
+        "images_per_s": ips,
+    }
+    loop.history.records.append(record)
+    if loop.opts.on_record:
+        loop.opts.on_record(record)
+    return record
+
+
+def _epoch(loop: _Loop, epoch: int, progress: RunProgress) -> None:
+    """One pass over the training set: device-side batches, augmentation, SGD steps."""
+    model, cfg, device = loop.model, loop.cfg, loop.opts.device
+    train_x, train_y = loop.data[:2]
+    eval_every = max(1, loop.per_epoch // cfg.evals_per_epoch)
+    seen, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
+    for i, idx in enumerate(train_batches(len(train_x), cfg.batch_size, loop.gen, device)):
+        xb = random_crop_flip(train_x[idx], cfg.crop_padding, loop.gen) if cfg.augment else train_x[idx]
+        xb, yb = normalize(xb, loop.mean, loop.std), train_y[idx]
+        loop.optimizer.set_lr_multiplier(loop.lr_at(epoch * loop.per_epoch + i))
+        with autocast(device):
+            logits = model(xb)
+            loss = nn.functional.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        loop.optimizer.zero_grad()
+        loss.backward()
+        loop.optimizer.step()
+        if loop.history.first_step_at is None:
+            loop.history.first_step_at = time.time()
+        seen += len(idx)
+        correct += (logits.argmax(1) == yb).sum().item()
+        loss_sum += loss.item() * len(idx)
+        ips = seen / (time.perf_counter() - t0)
+        progress.step(epoch, loss_sum / seen, correct / seen, ips)
+        n_eval = (i + 1) // eval_every
+        if (i + 1) % eval_every == 0 and (n_eval <= cfg.evals_per_epoch or i + 1 == loop.per_epoch):
+            progress.evaluated(_record(loop, epoch, i, seen, correct, loss_sum, ips)["test_top1"])
+
+
+def fit(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[ParamGroup], opts: FitOptions) -> History:
+    """Train `model` on `task` with SGD; evaluate on the task's test part; checkpoint each epoch."""
+    loop = _setup(model, task, cfg, groups, opts)
+    start_epoch = _resume(loop)
     model.train()
-    with RunProgress(opts.label, cfg.epochs, per_epoch, start_epoch) as progress:
+    with RunProgress(opts.label, cfg.epochs, loop.per_epoch, start_epoch) as progress:
         for epoch in range(start_epoch, cfg.epochs):
-            seen, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
-            for i, idx in enumerate(train_batches(len(train_x), cfg.batch_size, gen, device)):
-                xb = train_x[idx]
-                if cfg.augment:
-                    xb = random_crop_flip(xb, cfg.crop_padding, gen)
-                xb, yb = normalize(xb, mean, std), train_y[idx]
-                with autocast(device):
-                    logits = model(xb)
-                    loss = nn.functional.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                seen += len(idx)
-                correct += (logits.argmax(1) == yb).sum().item()
-                loss_sum += loss.item() * len(idx)
-                ips = seen / (time.perf_counter() - t0)
-                progress.step(epoch, loss_sum / seen, correct / seen, ips)
-                last = i + 1 == per_epoch
-                if (i + 1) % eval_every == 0 and ((i + 1) // eval_every <= cfg.evals_per_epoch or last):
-                    record = {
-                        "epoch": epoch + (i + 1) / per_epoch,
-                        "step": epoch * per_epoch + i + 1,
-                        "train_loss": loss_sum / seen,
-                        "train_top1": correct / seen,
-                        "test_top1": evaluate(model, test_x, test_y, mean, std),
-                        "lr": optimizer.param_groups[0]["lr"],
-                        "images_per_s": ips,
-                    }
-                    history.records.append(record)
-                    progress.evaluated(record["test_top1"])
-                    if opts.on_record:
-                        opts.on_record(record)
-            if opts.checkpoint is not None:
-                atomic_torch_save(
-                    {
-                        "fingerprint": opts.fingerprint,
-                        "epoch": epoch,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "rng": _rng_state(device, gen),
-                        "history": history.records,
-                    },
-                    opts.checkpoint,
-                )
-    return history
-
+            _epoch(loop, epoch, progress)
+            _save(loop, epoch)
+    return loop.history

@@ -1,0 +1,65 @@
+"""Wall time of the whole default pipeline from a clean state, and the fixed cost per run.
+
+Clones the project (its committed state) into a temporary folder, runs `dvc repro` there
+with this interpreter's environment, and writes reports/bench/pipeline_time.json:
+total seconds, stage count, and per run the fixed cost (process start to first optimiser
+step) and the training time.
+
+    python benchmarks/pipeline_time.py [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports/bench/pipeline_time.json")
+    args = parser.parse_args()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    work = Path(tempfile.mkdtemp(prefix="transferlab-bench-"))
+    clone = work / "project"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    t0 = time.perf_counter()
+    env["PYTHONPATH"] = str(clone / "src")  # the cloned code, not an editable install elsewhere
+    log = subprocess.run(["dvc", "repro"], cwd=clone, env=env, capture_output=True, text=True)
+    total = time.perf_counter() - t0
+    if log.returncode != 0:
+        sys.exit(f"dvc repro failed:\n{log.stderr[-2000:]}")
+    runs = [json.loads(p.read_text()) for p in (clone / "data/runs").rglob("metrics.json")]
+    startups = [r["startup_s"] for r in runs if r.get("startup_s") is not None]
+    result = {
+        "benchmark": "pipeline_time",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "git_revision": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "total_s": round(total, 1),
+        "stages": log.stdout.count("Running stage"),
+        "runs": len(runs),
+        "startup_s_median": round(statistics.median(startups), 2) if startups else None,
+        "startup_s_max": round(max(startups), 2) if startups else None,
+        "run_wall_s_median": round(statistics.median(r["wall_time_s"] for r in runs), 2),
+        "train_s_sum": round(sum(r["wall_time_s"] for r in runs), 1),
+        "headline": json.loads((clone / "reports/metrics.json").read_text()),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    if not args.keep:
+        subprocess.run(["rm", "-rf", str(work)])
+
+
+if __name__ == "__main__":
+    main()
