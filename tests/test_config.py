@@ -75,3 +75,35 @@ def test_every_stage_has_help():
     assert all(n in top.output for n in names)
     for name in names:
         assert runner.invoke(app, [name, "--help"]).exit_code == 0
+
+
+def test_params_yaml_spells_out_the_schema_defaults():
+    from transferlab.config import Params, load_params
+    from conftest import ROOT
+
+    assert load_params(ROOT / "params.yaml") == Params()
+
+
+def test_training_stages_declare_every_key_they_read():
+    """dvc.yaml lists transfer keys one by one (so that editing transfer.layers does not rerun
+    every net): a new TrainConfig field must be added there too."""
+    from transferlab.config import TransferConfig
+    from conftest import ROOT
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    fields = {f"transfer.{k}" for k in TransferConfig.model_fields} - {"transfer.layers", "transfer.targets"}
+    for name in ("transfer", "finetune", "control"):
+        assert set(stages[name]["params"]) == fields | {"seed", "model"}, name
+    assert set(stages["train-base"]["params"]) == {"seed", "model", "base"}
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"transfer.patience": 3}, "patience=3 needs a validation part: set val_fraction > 0"),
+        ({"base.layer_lr_factors": {"conv9": 0.1}}, "base.layer_lr_factors.conv9: found 'conv9', allowed: unit names of convnet8: conv1, conv2"),
+    ],
+)
+def test_trainer_option_errors(tmp_path, overrides, expected):
+    result = _run(tmp_path, tiny_params(**overrides), "plan")
+    assert result.exit_code == 2 and expected in result.output, result.output

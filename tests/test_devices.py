@@ -63,3 +63,26 @@ def test_without_gpus_auto_is_the_cpu(monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     assert choose_device("auto") == torch.device("cpu")
     assert choose_device("cpu") == torch.device("cpu")
+
+
+def test_packing_spreads_runs_over_devices_first(tmp_path):
+    env = {**os.environ, "TRANSFERLAB_GPU_COUNT": "2", "TRANSFERLAB_RUNS_PER_GPU": "2", "TRANSFERLAB_LOCK_DIR": str(tmp_path)}
+    env.pop("SLURM_JOB_ID", None)
+    holders = []
+    try:
+        for _ in range(4):
+            holders.append(_holder(env))
+        assert [gpu for _, gpu in holders] == ["0", "1", "0", "1"]
+    finally:
+        for proc, _ in holders:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_slurm_pinned_device_is_trusted(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    monkeypatch.setenv("TRANSFERLAB_GPU_COUNT", "8")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert choose_device("auto", lock_dir=tmp_path).type == expected
+    assert list(tmp_path.iterdir()) == []  # no lease taken

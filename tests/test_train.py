@@ -89,3 +89,28 @@ def test_summary_reports_the_mean_of_the_k_best():
     assert s["final_top1"] == 0.4 and s["best_top1"] == 0.5
     assert abs(s["topk_mean_top1"] - 0.45) < 1e-12 and s["best_k"] == 2
     assert h.summary(best_k=10)["best_k"] == 4
+
+
+def test_holdout_is_stratified_disjoint_and_seeded():
+    from transferlab.data.dataset import stratified_holdout
+
+    y = torch.arange(4).repeat_interleave(10)
+    keep, held = stratified_holdout(y, 0.2, seed=1)
+    assert torch.bincount(y[held]).tolist() == [2, 2, 2, 2]
+    assert set(keep.tolist()).isdisjoint(held.tolist()) and len(keep) + len(held) == 40
+    assert torch.equal(held, stratified_holdout(y, 0.2, seed=1)[1])
+    assert not torch.equal(held, stratified_holdout(y, 0.2, seed=2)[1])
+
+
+def test_early_stopping_on_the_validation_part():
+    from transferlab.train import stalled
+
+    recs = [{"val_top1": v} for v in (0.2, 0.5, 0.4, 0.5)]
+    assert stalled(recs, 2) and not stalled(recs, 3) and not stalled(recs, 0) and not stalled([], 2)
+    task = _task()
+    cfg = TrainConfig(epochs=30, batch_size=32, lr=0.05, val_fraction=0.25, patience=2, schedule="constant")
+    _, history = _fit(task, cfg)
+    summary = history.summary(3)
+    assert summary["epochs_run"] < 30 and "val_top1" in history.records[0]
+    assert stalled(history.records, 2)
+    assert summary["test_top1_at_best_val"] == history.records[[r["val_top1"] for r in history.records].index(summary["best_val_top1"])]["test_top1"]

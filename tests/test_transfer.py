@@ -65,7 +65,7 @@ def test_finetuned_layers_change_and_get_their_own_learning_rate():
     model = build_treatment(_net(1), 3, _net(0), finetune=True)
     before = _snapshot(model.layers[0])
     groups = param_groups(model, 3, 0.1)
-    assert [g.name for g in groups] == ["new", "copied"]
+    assert [(g.name, len(g.params)) for g in groups] == [("new", 2 * 3 + 2 * 2 + 2), ("x0.1", 3 * 3)]
     opt = make_optimizer(groups, TrainConfig(lr=0.1))
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.1, 0.01])
     _step(model, groups)
@@ -86,3 +86,10 @@ def test_random_control_keeps_its_random_layers_frozen():
 def test_copy_refuses_n_outside_the_depth():
     with pytest.raises(ValueError, match="outside 1..7"):
         copy_layers(_net(0), _net(1), 8)
+
+
+def test_unit_factors_multiply_the_copied_factor():
+    model = build_treatment(_net(1), 2, _net(0), finetune=True)
+    groups = param_groups(model, 2, 0.1, {"conv1": 0.5, "fc7": 2.0})
+    factors = {g.lr_factor: len(g.params) for g in groups}
+    assert factors == {2.0: 2, 1.0: 3 * 3 + 2 + 2, 0.1: 3, 0.05: 3}

@@ -7,15 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from transferlab.errors import MissingRunError
 from transferlab.runs import RunSpec
 
 # The statistic that tables and figures use: the paper's mean of the k best evaluations.
 STATISTIC = "topk_mean_top1"
 ROW_KEYS = ("final_top1", "best_top1", "topk_mean_top1", "best_k", "evaluations", "seed", "wall_time_s", "device", "git_revision")
-
-
-class MissingRunError(FileNotFoundError):
-    """A run that params.yaml asks for has no metrics file."""
 
 
 def read_runs(specs: list[RunSpec], metrics_path) -> list[dict]:

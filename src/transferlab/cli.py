@@ -15,6 +15,7 @@ from typing import Annotated, Callable
 import typer
 
 from transferlab.config import ConfigError, Params, load_params
+from transferlab.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Per-layer transferability of deep network features (Yosinski et al. 2014).")
 
@@ -27,20 +28,14 @@ OutPath = Annotated[Path, typer.Argument(help="Output path.")]
 RunDirArg = Annotated[Path, typer.Argument(help="Run folder: metrics.json and the DVCLive log.")]
 
 
-class InputError(ValueError):
-    """Bad input that is not a params.yaml error (missing artifacts, inconsistent options)."""
-
-
 def fail_cleanly(fn: Callable) -> Callable:
     """Turn expected input errors into one line on stderr and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from transferlab.aggregate import MissingRunError
-
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, InputError, MissingRunError) as err:
+        except (ConfigError, InputError) as err:
             print(f"error: {err}", file=sys.stderr)
             raise typer.Exit(2) from None
 

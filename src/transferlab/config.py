@@ -71,11 +71,19 @@ class TrainConfig(Strict):
     crop_padding: int = Field(4, ge=0)
     evals_per_epoch: int = Field(1, ge=1)
     best_k: int = Field(3, ge=1, description="the paper's statistic: mean of the k best evaluations")
+    val_fraction: float = Field(0.0, ge=0, lt=1, description="share of each class's training images held out for validation")
+    patience: int = Field(0, ge=0, description="early stopping: evaluations without a better validation top-1 (0: off)")
+    layer_lr_factors: dict[str, float] = Field(default_factory=dict, description="lr factor per unit name, e.g. {conv1: 0.1}")
+    compile: bool = Field(False, description="torch.compile the model (pays off on CUDA for long runs)")
 
     @model_validator(mode="after")
-    def _warmup_fits(self) -> "TrainConfig":
+    def _consistent(self) -> "TrainConfig":
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs={self.warmup_epochs} must be below epochs={self.epochs}")
+        if self.patience and not self.val_fraction:
+            raise ValueError(f"patience={self.patience} needs a validation part: set val_fraction > 0")
+        if any(f < 0 for f in self.layer_lr_factors.values()):
+            raise ValueError("layer_lr_factors must be >= 0")
         return self
 
 
@@ -115,9 +123,14 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Params":
-        from transferlab.models import model_depth
+        from transferlab.models import create_model
 
-        depth = model_depth(self.model.name, **self.model.options())
+        units = create_model(self.model.name, 2, **self.model.options()).unit_names
+        depth = len(units)
+        for section in ("base", "transfer"):
+            for name in getattr(self, section).layer_lr_factors:
+                if name not in units:
+                    raise _KeyError(f"{section}.layer_lr_factors.{name}", name, f"unit names of {self.model.name}: {', '.join(units)}")
         for i, n in enumerate(self.transfer.layers):
             if not 1 <= n <= depth:
                 raise _KeyError(f"transfer.layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable layers)")

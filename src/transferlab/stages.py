@@ -72,8 +72,9 @@ class _LiveLog:
 
     def __call__(self, record: dict) -> None:
         self.live.step = record["step"]
-        for key in ("train_loss", "train_top1", "test_top1", "lr"):
-            self.live.log_metric(key, record[key], plot=True)
+        for key in ("train_loss", "train_top1", "test_top1", "val_top1", "lr"):
+            if key in record:
+                self.live.log_metric(key, record[key], plot=True)
         self.live.log_metric("epoch", record["epoch"], plot=False)
         self.live.next_step()
 
@@ -122,6 +123,7 @@ def train_run(
         "wall_time_s": time.perf_counter() - started,
         # The fixed cost of a run: process start (interpreter, imports, data) to the first step.
         "startup_s": history.first_step_at - born if born and history.first_step_at else None,
+        "process_s": time.time() - born if born else None,  # process start to metrics written
     }
     atomic_json(metrics, run_dir / "metrics.json")
     checkpoint.unlink(missing_ok=True)
@@ -155,7 +157,8 @@ def train_base(params: Params, spec: RunSpec, dataset: Path, split_file: Path, m
     task = select_classes(load_dataset(dataset), load_split(split_file).half(spec.target))
     torch.manual_seed(spec.seed(params.seed))
     model = create_model(params.model.name, task.num_classes, **_model_options(params))
-    return train_run(params, spec, task, model, param_groups(model, 0, 1.0), model_out, run_dir, device)
+    groups = param_groups(model, 0, 1.0, params.base.layer_lr_factors)
+    return train_run(params, spec, task, model, groups, model_out, run_dir, device)
 
 
 def transfer(
@@ -168,5 +171,5 @@ def transfer(
     source = load_model(source_model) if source_model is not None else None
     model = build_treatment(fresh, spec.n, source, spec.finetune)
     factor = params.transfer.finetune_lr_factor if source is not None else 1.0
-    groups = param_groups(model, spec.n, factor)
+    groups = param_groups(model, spec.n, factor, params.transfer.layer_lr_factors)
     return train_run(params, spec, task, model, groups, model_out, run_dir, device)

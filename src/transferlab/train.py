@@ -19,7 +19,7 @@ from torch import nn
 from transferlab.artifacts import atomic_torch_save
 from transferlab.config import TrainConfig
 from transferlab.data.batches import channel_stats, normalize, random_crop_flip, steps_per_epoch, train_batches
-from transferlab.data.dataset import TaskData
+from transferlab.data.dataset import TaskData, stratified_holdout
 from transferlab.progress import RunProgress
 from transferlab.sgd import SGD
 
@@ -35,13 +35,29 @@ class History:
         """Final and best top-1, and the paper's statistic: the mean of the k best evaluations."""
         top1 = [r["test_top1"] for r in self.records]
         k = min(best_k, len(top1))
-        return {
+        out = {
             "final_top1": top1[-1],
             "best_top1": max(top1),
             "topk_mean_top1": sum(sorted(top1, reverse=True)[:k]) / k,
             "best_k": k,
             "evaluations": len(top1),
+            "epochs_run": self.records[-1].get("epoch"),
         }
+        if "val_top1" in self.records[-1]:
+            best = _best_val_index(self.records)
+            out |= {"best_val_top1": self.records[best]["val_top1"], "test_top1_at_best_val": top1[best]}
+        return out
+
+
+def _best_val_index(records: list[dict]) -> int:
+    """Index of the first evaluation with the highest validation top-1."""
+    vals = [r["val_top1"] for r in records]
+    return vals.index(max(vals))
+
+
+def stalled(records: list[dict], patience: int) -> bool:
+    """Early stopping: `patience` evaluations since the best validation top-1."""
+    return bool(patience and records) and len(records) - 1 - _best_val_index(records) >= patience
 
 
 @dataclass(frozen=True)
@@ -138,7 +154,8 @@ class _Loop:
     opts: FitOptions
     optimizer: SGD
     gen: torch.Generator
-    data: tuple[torch.Tensor, ...]  # train_x, train_y, test_x, test_y
+    data: dict[str, torch.Tensor]  # train_x, train_y, test_x, test_y (and val_x, val_y)
+    net: nn.Module  # the model as called: torch.compile'd when asked for
     mean: torch.Tensor
     std: torch.Tensor
     per_epoch: int
@@ -157,10 +174,15 @@ def _setup(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[Para
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(device).to(memory_format=torch.channels_last)
-    data = tuple(t.to(device) for t in (task.train_x, task.train_y, task.test_x, task.test_y))
-    mean, std = channel_stats(data[0])
-    per_epoch = steps_per_epoch(len(data[0]), cfg.batch_size)
-    return _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, mean, std, per_epoch)
+    data = {"train_x": task.train_x, "train_y": task.train_y, "test_x": task.test_x, "test_y": task.test_y}
+    if cfg.val_fraction > 0:
+        keep, val = stratified_holdout(task.train_y, cfg.val_fraction, opts.seed)
+        data |= {"train_x": task.train_x[keep], "train_y": task.train_y[keep], "val_x": task.train_x[val], "val_y": task.train_y[val]}
+    data = {k: v.to(device) for k, v in data.items()}
+    mean, std = channel_stats(data["train_x"])
+    per_epoch = steps_per_epoch(len(data["train_x"]), cfg.batch_size)
+    net = torch.compile(model) if cfg.compile else model
+    return _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, net, mean, std, per_epoch)
 
 
 def _resume(loop: _Loop) -> int:
@@ -195,16 +217,18 @@ def _save(loop: _Loop, epoch: int) -> None:
 
 def _record(loop: _Loop, epoch: int, i: int, seen: int, correct: int, loss_sum: float, ips: float) -> dict:
     """Evaluate on the held-out set and log one history record."""
-    train_x, train_y, test_x, test_y = loop.data
+    d = loop.data
     record = {
         "epoch": epoch + (i + 1) / loop.per_epoch,
         "step": epoch * loop.per_epoch + i + 1,
         "train_loss": loss_sum / seen,
         "train_top1": correct / seen,
-        "test_top1": evaluate(loop.model, test_x, test_y, loop.mean, loop.std),
+        "test_top1": evaluate(loop.net, d["test_x"], d["test_y"], loop.mean, loop.std),
         "lr": loop.optimizer.param_groups[0]["lr"],
         "images_per_s": ips,
     }
+    if "val_x" in d:
+        record["val_top1"] = evaluate(loop.net, d["val_x"], d["val_y"], loop.mean, loop.std)
     loop.history.records.append(record)
     if loop.opts.on_record:
         loop.opts.on_record(record)
@@ -213,8 +237,8 @@ def _record(loop: _Loop, epoch: int, i: int, seen: int, correct: int, loss_sum: 
 
 def _epoch(loop: _Loop, epoch: int, progress: RunProgress) -> None:
     """One pass over the training set: device-side batches, augmentation, SGD steps."""
-    model, cfg, device = loop.model, loop.cfg, loop.opts.device
-    train_x, train_y = loop.data[:2]
+    net, cfg, device = loop.net, loop.cfg, loop.opts.device
+    train_x, train_y = loop.data["train_x"], loop.data["train_y"]
     eval_every = max(1, loop.per_epoch // cfg.evals_per_epoch)
     seen, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
     for i, idx in enumerate(train_batches(len(train_x), cfg.batch_size, loop.gen, device)):
@@ -222,7 +246,7 @@ def _epoch(loop: _Loop, epoch: int, progress: RunProgress) -> None:
         xb, yb = normalize(xb, loop.mean, loop.std), train_y[idx]
         loop.optimizer.set_lr_multiplier(loop.lr_at(epoch * loop.per_epoch + i))
         with autocast(device):
-            logits = model(xb)
+            logits = net(xb)
             loss = nn.functional.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
         loop.optimizer.zero_grad()
         loss.backward()
@@ -246,6 +270,8 @@ def fit(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[ParamGr
     model.train()
     with RunProgress(opts.label, cfg.epochs, loop.per_epoch, start_epoch) as progress:
         for epoch in range(start_epoch, cfg.epochs):
+            if stalled(loop.history.records, cfg.patience):
+                break  # (also when a resumed run had already stalled)
             _epoch(loop, epoch, progress)
             _save(loop, epoch)
     return loop.history

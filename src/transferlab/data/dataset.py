@@ -74,3 +74,17 @@ def select_classes(ds: PreparedDataset, class_indices: list[int]) -> TaskData:
     train_x, train_y = pick(ds.train_x, ds.train_y)
     test_x, test_y = pick(ds.test_x, ds.test_y)
     return TaskData([ds.classes[i] for i in class_indices], train_x, train_y, test_x, test_y)
+
+
+def stratified_holdout(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (keep, held_out): `fraction` of each class's images held out (at least one,
+    never all), chosen by a seeded permutation."""
+    gen = torch.Generator().manual_seed(seed)
+    keep, held = [], []
+    for c in torch.unique(y).tolist():
+        idx = torch.nonzero(y == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        k = min(len(idx) - 1, max(1, round(fraction * len(idx))))
+        held.append(idx[:k])
+        keep.append(idx[k:])
+    return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values

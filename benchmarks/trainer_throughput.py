@@ -1,0 +1,152 @@
+"""Trainer throughput against the hardware limit and against the usual DataLoader loop.
+
+Three loops train the same model (the default convnet8) with the same optimiser and batch
+size on the same images, alternating, for several rounds:
+
+- trainer:   transferlab's `fit` (device-side uint8 data, per-image crop and flip on the
+             whole batch, index gathers), images/s of its training steps;
+- limit:     forward + backward + step on one fixed, pre-made batch (no data path at all);
+- reference: the public reproductions' loop: a data set of PIL images with torchvision's
+             RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize, through
+             a DataLoader with worker processes.
+
+Writes reports/bench/trainer_throughput.json with medians and the ratios
+trainer/limit (target >= 0.9) and trainer/reference (target >= 1.5).
+
+    python benchmarks/trainer_throughput.py [--rounds 3] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+from torchvision import transforms
+
+from transferlab.config import DataConfig, ModelConfig, TrainConfig
+from transferlab.data.batches import channel_stats
+from transferlab.data.dataset import prepare_synthetic, select_classes
+from transferlab.devices import choose_device
+from transferlab.models import create_model
+from transferlab.train import FitOptions, fit, make_optimizer
+from transferlab.transfer import param_groups
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class PILImages(torch.utils.data.Dataset):
+    """What torchvision's CIFAR10 does per item: a PIL image from HWC uint8, then the transform."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform) -> None:
+        self.images = x.permute(0, 2, 3, 1).numpy()
+        self.labels = y.tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
+def _model(classes: int, device: torch.device) -> nn.Module:
+    torch.manual_seed(0)
+    m = create_model("convnet8", classes, **ModelConfig().options(), image_size=32)
+    return m.to(device).to(memory_format=torch.channels_last).train()
+
+
+def trainer_loop(task, cfg: TrainConfig, device: torch.device) -> float:
+    """images/s of fit's training steps (its evaluations are timed separately and left out)."""
+    model = _model(task.num_classes, device)
+    history = fit(model, task, cfg, param_groups(model, 0, 1.0), FitOptions(device, seed=0, label="trainer"))
+    return statistics.median(r["images_per_s"] for r in history.records)
+
+
+def limit_loop(task, cfg: TrainConfig, device: torch.device, steps: int) -> float:
+    """images/s of forward + backward + step on one fixed, pre-made batch."""
+    model = _model(task.num_classes, device)
+    opt = make_optimizer(param_groups(model, 0, 1.0), cfg)
+    x = torch.randn(cfg.batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, task.num_classes, (cfg.batch_size,), device=device)
+    return _timed_steps(model, opt, [(x, y)] * steps, device)
+
+
+def reference_loop(task, cfg: TrainConfig, device: torch.device, epochs: int, workers: int) -> float:
+    """images/s of the usual torchvision + DataLoader loop."""
+    mean, std = (t.flatten().tolist() for t in channel_stats(task.train_x))
+    tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(mean, std)])
+    loader = torch.utils.data.DataLoader(
+        PILImages(task.train_x, task.train_y, tf), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+        num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+    )
+    model = _model(task.num_classes, device)
+    opt = make_optimizer(param_groups(model, 0, 1.0), cfg)
+    rates = []
+    for _ in range(epochs):
+        batches = ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader)
+        rates.append(_timed_steps(model, opt, batches, device))
+    return statistics.median(rates)
+
+
+def _timed_steps(model: nn.Module, opt, batches, device: torch.device) -> float:
+    from transferlab.train import autocast
+
+    seen, t0 = 0, time.perf_counter()
+    for x, y in batches:
+        with autocast(device):
+            loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seen += len(y)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return seen / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per loop and round")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--out", type=Path, default=ROOT / "reports/bench/trainer_throughput.json")
+    args = parser.parse_args()
+    device = choose_device(args.device)
+    data = DataConfig()
+    task = select_classes(prepare_synthetic(data), list(range(data.num_classes)))
+    cfg = TrainConfig(epochs=args.epochs)
+    steps = args.epochs * (len(task.train_y) // cfg.batch_size)
+    results: dict[str, list[float]] = {"trainer": [], "limit": [], "reference": []}
+    for r in range(args.rounds):  # alternating, so that drifts of a noisy machine hit all three
+        results["limit"].append(limit_loop(task, cfg, device, steps))
+        results["trainer"].append(trainer_loop(task, cfg, device))
+        results["reference"].append(reference_loop(task, cfg, device, args.epochs, args.workers))
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f} img/s" for k, v in results.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    out = {
+        "benchmark": "trainer_throughput",
+        "device": str(device),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": str(torch.__version__), "threads": torch.get_num_threads()},
+        "model": "convnet8", "batch_size": cfg.batch_size, "train_images": len(task.train_y), "dataloader_workers": args.workers,
+        "images_per_s": {k: round(v, 1) for k, v in med.items()},
+        "rounds": {k: [round(x, 1) for x in v] for k, v in results.items()},
+        "trainer_over_limit": round(med["trainer"] / med["limit"], 3),
+        "trainer_over_reference": round(med["trainer"] / med["reference"], 3),
+        "targets": {"trainer_over_limit": 0.9, "trainer_over_reference": 1.5},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
