@@ -114,3 +114,12 @@ def test_early_stopping_on_the_validation_part():
     assert summary["epochs_run"] < 30 and "val_top1" in history.records[0]
     assert stalled(history.records, 2)
     assert summary["test_top1_at_best_val"] == history.records[[r["val_top1"] for r in history.records].index(summary["best_val_top1"])]["test_top1"]
+
+
+def test_every_crop_is_a_window_of_the_padded_image_or_its_mirror():
+    x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    out = random_crop_flip(x, 2, torch.Generator().manual_seed(1))
+    padded = torch.nn.functional.pad(x, (2,) * 4)
+    for img, src in zip(out, padded):
+        windows = [src[:, i : i + 8, j : j + 8] for i in range(5) for j in range(5)]
+        assert any(torch.equal(img, win) or torch.equal(img, win.flip(2)) for win in windows)
