@@ -36,7 +36,10 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
-	$(BIN)/python benchmarks/pipeline_time.py
+	$(BIN)/python benchmarks/trainer_throughput.py
+	$(BIN)/python benchmarks/pipeline_time.py --engine dvc
+	$(BIN)/python benchmarks/pipeline_time.py --engine snakemake
+	$(BIN)/python benchmarks/schedule_sim.py
 
 clean:
 	rm -rf data/prepared data/splits data/models data/runs data/checkpoints reports/results.* reports/metrics.json reports/figures .snakemake

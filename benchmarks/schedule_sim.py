@@ -1,6 +1,6 @@
 """Scheduling simulation: a grid's training jobs on N GPUs, dispatched as Snakemake does.
 
-Job durations come from a measured pipeline run (reports/bench/pipeline_time.json, written
+Job durations come from a measured pipeline run (reports/bench/pipeline_time_dvc.json, written
 by benchmarks/pipeline_time.py): the median seconds per treatment (base, BnB, ..., random),
 process start included. Jobs are dispatched greedily, in the graph's order, to the first
 free GPU as soon as their inputs exist (a treatment waits for its source base net; the
@@ -62,7 +62,7 @@ def order_for_dispatch(runs: list[RunSpec]) -> list[RunSpec]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--durations", type=Path, default=ROOT / "reports/bench/pipeline_time.json")
+    parser.add_argument("--durations", type=Path, default=ROOT / "reports/bench/pipeline_time_dvc.json")
     parser.add_argument("--out", type=Path, default=ROOT / "reports/bench/schedule_sim.json")
     args = parser.parse_args()
     secs = durations(args.durations)
