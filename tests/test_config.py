@@ -107,3 +107,11 @@ def test_training_stages_declare_every_key_they_read():
 def test_trainer_option_errors(tmp_path, overrides, expected):
     result = _run(tmp_path, tiny_params(**overrides), "plan")
     assert result.exit_code == 2 and expected in result.output, result.output
+
+
+def test_aggregate_names_the_missing_runs_and_writes_nothing(tmp_path):
+    out = tmp_path / "reports" / "results.parquet"
+    result = _run(tmp_path, tiny_params(), "aggregate", str(out), str(tmp_path / "metrics.json"), "--root", str(tmp_path))
+    assert result.exit_code == 2
+    assert "error: 12 run(s) asked for by params.yaml have no metrics: s0/baseA/r0, s0/baseB/r0, s0/B1B/r0 and 9 more" in result.output
+    assert not out.parent.exists() and not (tmp_path / "metrics.json").exists()

@@ -156,16 +156,16 @@ def transfer(
 def aggregate(
     results: Annotated[Path, typer.Argument(help="The tidy table (.parquet; a .csv is written beside it).")],
     metrics_out: Annotated[Path, typer.Argument(help="Headline metrics (JSON) for dvc exp show.")],
-    runs_root: Annotated[Path, typer.Option("--runs-root", help="Folder of the run folders.")] = Path("data/runs"),
+    root: Annotated[Path, typer.Option("--root", help="Project root that holds data/runs.")] = Path("."),
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Collect exactly the runs params.yaml asks for into one table and headline metrics."""
     from transferlab import aggregate as agg
     from transferlab.artifacts import atomic_json, atomic_write
-    from transferlab.runs import planned_runs
+    from transferlab.runs import Layout, planned_runs
 
     specs = planned_runs(_params(params))
-    df = agg.tidy_table(specs, agg.read_runs(specs, lambda s: runs_root / str(s) / "metrics.json"))
+    df = agg.tidy_table(specs, agg.read_runs(specs, Layout(root).metrics))
     atomic_write(results, lambda tmp: df.to_parquet(tmp, index=False))
     atomic_write(results.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
     atomic_json(agg.headline(df), metrics_out)

@@ -102,18 +102,9 @@ def planned_runs(params: Params) -> list[RunSpec]:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where artifacts live, relative to the project root."""
+    """Where a run's files live under the project root (dvc.yaml spells out every stage's paths)."""
 
     root: Path = Path(".")
-
-    def prepared(self) -> Path:
-        return self.root / "data/prepared/dataset.pt"
-
-    def split(self, split_id: str) -> Path:
-        return self.root / f"data/splits/s{split_id}.json"
-
-    def model(self, spec: RunSpec) -> Path:
-        return self.root / "data/models" / f"{spec}.pt"
 
     def run_dir(self, spec: RunSpec) -> Path:
         return self.root / "data/runs" / str(spec)
