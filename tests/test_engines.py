@@ -42,6 +42,8 @@ def make_repo(path: Path) -> Path:
     (path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     (path / ".gitignore").write_text("data/checkpoints/\n.snakemake/\n__pycache__/\n")
     sh(path, "git", "init", "-q")
+    sh(path, "git", "config", "user.name", "transferlab tests")  # dvc exp run commits too
+    sh(path, "git", "config", "user.email", "tests@transferlab.invalid")
     sh(path, "dvc", "init", "-q")
     sh(path, "git", "add", "-A")
     sh(path, "git", "commit", "-qm", "pipeline")
