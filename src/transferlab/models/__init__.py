@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Callable
 
+from transferlab.models import small_nets, torchvision_nets
 from transferlab.models.convnet8 import convnet8_small
 from transferlab.models.layered import LayeredNet
 
 _REGISTRY: dict[str, Callable[..., LayeredNet]] = {
     "convnet8": convnet8_small,
+    "densenet_bc": torchvision_nets.densenet_bc,
+    "wrn": small_nets.wrn,
+    "mobilenet_v1": small_nets.mobilenet_v1,
+    "resnet18": torchvision_nets.resnet18,
+    "resnet50": torchvision_nets.resnet50,
+    "densenet121": torchvision_nets.densenet121,
+    "mobilenet_v2": torchvision_nets.mobilenet_v2,
 }
 
 
