@@ -72,3 +72,11 @@ def test_the_adapter_keeps_torchvisions_output(build, adapt):
     expected = net(x)
     wrapped = adapt(net).eval()
     torch.testing.assert_close(wrapped(x), expected, rtol=0, atol=0)
+
+
+def test_convnet8_at_224_px_is_caffenet():
+    model = create_model("convnet8", 1000, width=1.0, image_size=224)
+    assert abs(sum(p.numel() for p in model.parameters()) - 60.97e6) / 60.97e6 < 0.02  # CaffeNet/AlexNet
+    assert model.layers[1][0].groups == 2 and isinstance(model.layers[0][2], torch.nn.LocalResponseNorm)
+    assert model(torch.randn(1, 3, 227, 227)).shape == (1, 1000)
+    assert model.unit_names == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]

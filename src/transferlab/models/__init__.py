@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Callable
 
 from transferlab.models import small_nets, torchvision_nets
-from transferlab.models.convnet8 import convnet8_small
+from transferlab.models.convnet8 import convnet8
 from transferlab.models.layered import LayeredNet
 
 _REGISTRY: dict[str, Callable[..., LayeredNet]] = {
-    "convnet8": convnet8_small,
+    "convnet8": convnet8,
     "densenet_bc": torchvision_nets.densenet_bc,
     "wrn": small_nets.wrn,
     "mobilenet_v1": small_nets.mobilenet_v1,
