@@ -139,9 +139,9 @@ def transfer(
     spec = _spec(split_id, target, source, n, finetune, replicate)
     if (source == "R") != (source_model is None):
         raise InputError("--source-model is required for --source A/B and not allowed for --source R")
-    from transferlab.models import model_depth
+    from transferlab.models import model_units
 
-    depth = model_depth(p.model.name, **p.model.options())
+    depth = len(model_units(p.model.name, **p.model.options()))
     if n > depth:
         raise InputError(f"--n {n}: allowed 1..{depth} for {p.model.name}")
     from transferlab import stages

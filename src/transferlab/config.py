@@ -123,9 +123,9 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Params":
-        from transferlab.models import create_model
+        from transferlab.models import model_units
 
-        units = create_model(self.model.name, 2, **self.model.options()).unit_names
+        units = model_units(self.model.name, **self.model.options())
         depth = len(units)
         for section in ("base", "transfer"):
             for name in getattr(self, section).layer_lr_factors:

@@ -32,9 +32,9 @@ def create_model(name: str, num_classes: int, **opts) -> LayeredNet:
     return _REGISTRY[name](num_classes, **opts)
 
 
-def model_depth(name: str, **opts) -> int:
-    """Number of transferable layers of a model (n may be 1..depth)."""
-    return create_model(name, 2, **opts).depth
+def model_units(name: str, **opts) -> list[str]:
+    """Names of a model's transferable units, in order (n may be 1..len)."""
+    return create_model(name, 2, **opts).unit_names
 
 
-__all__ = ["LayeredNet", "create_model", "list_models", "model_depth"]
+__all__ = ["LayeredNet", "create_model", "list_models", "model_units"]
