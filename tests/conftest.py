@@ -13,12 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def tiny_params(**overrides) -> dict:
     """The project's params.yaml, shrunk so that a run takes about a second on a CPU."""
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["data"].update(num_classes=8, image_size=16, train_per_class=24, test_per_class=8)
+    p["data"].update(image_size=16)
+    p["data"]["synthetic"].update(num_classes=8, train_per_class=24, test_per_class=8)
     p["base"].update(epochs=1, batch_size=32)
     p["transfer"].update(epochs=1, batch_size=32, layers=[1, 7])
     for key, value in overrides.items():
-        section, _, name = key.rpartition(".")
-        (p[section] if section else p)[name] = value
+        *sections, name = key.split(".")
+        target = p
+        for section in sections:
+            target = target[section]
+        target[name] = value
     return p
 
 

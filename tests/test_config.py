@@ -5,7 +5,7 @@ import yaml
 from typer.testing import CliRunner
 
 from transferlab.cli import app
-from conftest import tiny_params
+from conftest import ROOT, tiny_params
 
 runner = CliRunner()
 
@@ -25,7 +25,17 @@ def _run(tmp_path, params, *args):
         ({"transfer.targets": ["C"]}, "transfer.targets[0]: found 'C', Input should be 'A' or 'B'"),
         ({"model.name": "vgg99"}, "model.name: found 'vgg99', unknown model, allowed: convnet8"),
         ({"split.fraction": 1.5}, "split.fraction: found 1.5, Input should be less than 1"),
-        ({"split.fraction": 0.05}, "split.fraction: found 0.05, allowed: a fraction that leaves both halves of 8 classes non-empty"),
+        ({"split.method": "random", "split.fraction": 0.05}, "split.fraction: found 0.05, allowed: a fraction that leaves both halves of 8 classes non-empty"),
+        ({"split.fraction": 0.3}, "split.fraction: found 0.3, allowed: 0.5 with split.method yosinski2014"),
+        ({"split.method": "halves"}, "split.method: found 'halves', Input should be 'yosinski2014' or 'random'"),
+        ({"splits": ["classes"]}, "split.classes_a: found [], allowed: a non-empty list of class names or indices"),
+        ({"split.classes_a": ["cat"], "split.classes_b": ["dog", "cat"]}, "split.classes_b: found 'cat', allowed: classes not in split.classes_a"),
+        ({"splits": ["cross"]}, "splits: found 'cross', allowed: ['cross'] exactly when data.b_dataset is set"),
+        ({"data.dataset": "cifar100", "data.b_dataset": "svhn"}, "splits: found [0], allowed: ['cross'] exactly when data.b_dataset is set"),
+        ({"data.dataset": "cifar10", "data.b_dataset": "cifar10"}, "data.b_dataset: found 'cifar10', allowed: a data set other than data.dataset"),
+        ({"data.dataset": "imagefolder"}, "data.image_folder: found None, allowed: the folder that holds the imagefolder images"),
+        ({"data.dataset": "stl10"}, "data.dataset: found 'stl10', Input should be 'synthetic', 'cifar10'"),
+        ({"data.max_train_per_class": 0}, "data.max_train_per_class: found 0, Input should be greater than or equal to 1"),
         ({"splits": [0, "xy"]}, "splits: found [0, 'xy'], entry 'xy' is not allowed"),
         ({"replicates": [0, 0]}, "replicates: found [0, 0], entries must be unique"),
         ({"base.schedule": "linear"}, "base.schedule: found 'linear', Input should be 'cosine', 'step' or 'constant'"),
@@ -57,15 +67,16 @@ def test_broken_yaml_and_missing_file(tmp_path):
 
 def test_a_failing_stage_writes_nothing(tmp_path):
     out = tmp_path / "prepared.pt"
-    result = _run(tmp_path, tiny_params(**{"data.num_classes": 2}), "prepare", str(out))
-    assert result.exit_code == 2 and "data.num_classes: found 2" in result.output
+    result = _run(tmp_path, tiny_params(**{"data.synthetic.num_classes": 2}), "prepare", str(out))
+    assert result.exit_code == 2 and "data.synthetic.num_classes: found 2" in result.output
     assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "params.yaml"]
 
 
 def test_plan_lists_the_runs(tmp_path):
     result = _run(tmp_path, tiny_params(), "plan")
     assert result.exit_code == 0
-    assert "12 runs: base 2, BnB 2, BnB+ 2, AnB 2, AnB+ 2, random 2" in result.output
+    assert "16 runs: base 2, BnB 2, BnB+ 2, AnB 2, AnB+ 2, random 2, binary A' 2, binary on B 2" in result.output
+    assert "s0/binB_b0.5_p0_f0/r0" in result.output
     assert "s0/A7B+/r0" in result.output
 
 
@@ -115,3 +126,19 @@ def test_aggregate_names_the_missing_runs_and_writes_nothing(tmp_path):
     assert result.exit_code == 2
     assert "error: 12 run(s) asked for by params.yaml have no metrics: s0/baseA/r0, s0/baseB/r0, s0/B1B/r0 and 9 more" in result.output
     assert not out.parent.exists() and not (tmp_path / "metrics.json").exists()
+
+
+def _keys(d: dict, prefix: str = "") -> set[str]:
+    return {k for key, v in d.items() for k in ({f"{prefix}{key}"} | (_keys(v, f"{prefix}{key}.") if isinstance(v, dict) else set()))}
+
+
+@pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_presets_are_complete_valid_and_documented(preset):
+    from transferlab.config import load_params
+
+    p = load_params(preset)
+    raw = yaml.safe_load(preset.read_text())
+    assert _keys(raw) == _keys(yaml.safe_load((ROOT / "params.yaml").read_text()))  # every key spelled out, for dvc.yaml
+    header = preset.read_text().split("\n\n")[0]
+    assert header.startswith("#") and "GPU" in header and "Needs" in header
+    assert p.data.dataset != "synthetic"

@@ -62,13 +62,15 @@ def dvc_repo(tmp_path_factory) -> tuple[Path, str]:
 
 def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     repo, log = dvc_repo
-    assert len(stages_run(log)) == 2 + 1 + 2 + 4 * 2 + 2 + 1  # prepare, split, bases, 4 treatments x 2 layers, control, aggregate, plot
-    for fig in ("transfer.png", "transfer_relative.png"):
+    # prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings, aggregate, plot
+    assert len(stages_run(log)) == 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 2
+    for fig in ("transfer.png", "transfer_relative.png", "binary_beta.png", "binary_tradeoff.png"):
         assert (repo / "reports/figures" / fig).read_bytes()[:4] == b"\x89PNG"
     df = pd.read_parquet(repo / "reports/results.parquet")
-    assert len(df) == 12 and set(df.treatment) == {"base", "BnB", "AnB", "BnB+", "AnB+", "random"}
+    assert len(df) == 12 + 4 and set(df.treatment) == {"base", "BnB", "AnB", "BnB+", "AnB+", "random", "binaryA", "binaryB"}
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert {"base_top1", "anb_plus_gain", "anb_drop_top", "bnb_dip", "random_drop_top"} <= set(metrics)
+    assert {"b_gain", "b_gain_ci95", "a_loss", "pairs", "b_gain_by_split"} <= set(metrics["binary"]["beta_0p5"])
     run = json.loads((repo / "data/runs/s0/A7B+/r0/metrics.json").read_text())
     assert run["run_id"] == "s0/A7B+/r0" and run["params"]["transfer"]["layers"] == [1, 7] and run["git_revision"] != "unknown"
     assert (repo / "data/runs/s0/A7B+/r0/live/plots/metrics/test_top1.tsv").is_file()  # DVCLive, for dvc plots
@@ -104,9 +106,18 @@ def test_an_experiment_reruns_only_what_its_change_touches(dvc_repo):
     assert '"epochs": 2' in text and "anb_plus_gain" in text and "base_top1" in text
 
 
+def test_a_beta_sweep_experiment_trains_only_the_new_beta(dvc_repo):
+    repo, _ = dvc_repo
+    log = sh(repo, "dvc", "exp", "run", "-S", "binary.betas=[0.0,0.25]")
+    ran = stages_run(log)
+    assert {s for s in ran if "@" in s} == {"binary-base@0-0.25-0-0", "binary-finetune@0-0.25-0-0-0"}, ran
+    text = json.dumps(json.loads(sh(repo, "dvc", "exp", "show", "--json")))
+    assert "beta_0p25" in text and "b_gain_by_split" in text
+
+
 def test_after_snakemake_dvc_status_is_clean(tmp_path):
     repo = make_repo(tmp_path / "smk")
     sh(repo, "snakemake", "--cores", "2", "--resources", "gpu=2")
-    assert (repo / "reports/figures/transfer.png").is_file()
+    assert (repo / "reports/figures/transfer.png").is_file() and (repo / "reports/figures/binary_beta.png").is_file()
     assert "up to date" in sh(repo, "dvc", "status")
     assert "Nothing to be done" in sh(repo, "snakemake", "-n")

@@ -1,6 +1,6 @@
 import torch
 
-from transferlab.config import DataConfig, TrainConfig
+from transferlab.config import DataConfig, SyntheticConfig, TrainConfig
 from transferlab.data.batches import random_crop_flip, steps_per_epoch, train_batches
 from transferlab.data.dataset import prepare_synthetic, select_classes
 from transferlab.models import create_model
@@ -9,12 +9,12 @@ from transferlab.transfer import param_groups
 
 
 def _task(classes=4, per_class=40, size=16):
-    ds = prepare_synthetic(DataConfig(num_classes=8, image_size=size, train_per_class=per_class, test_per_class=10))
+    ds = prepare_synthetic(DataConfig(image_size=size, synthetic=SyntheticConfig(num_classes=8, train_per_class=per_class, test_per_class=10)))
     return select_classes(ds, list(range(classes)))
 
 
 def test_select_classes_reindexes_labels_in_sorted_order():
-    ds = prepare_synthetic(DataConfig(num_classes=6, image_size=16, train_per_class=3, test_per_class=2))
+    ds = prepare_synthetic(DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=6, train_per_class=3, test_per_class=2)))
     task = select_classes(ds, [1, 4])
     assert task.classes == [ds.classes[1], ds.classes[4]]
     assert task.train_y.tolist() == [0, 0, 0, 1, 1, 1]

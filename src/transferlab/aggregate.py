@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from transferlab.errors import MissingRunError
-from transferlab.runs import RunSpec
+from transferlab.runs import BinaryRun, RunSpec
 
 # The statistic that tables and figures use: the paper's mean of the k best evaluations.
 STATISTIC = "topk_mean_top1"
 ROW_KEYS = ("final_top1", "best_top1", "topk_mean_top1", "best_k", "evaluations", "seed", "wall_time_s", "device", "git_revision")
 
 
-def read_runs(specs: list[RunSpec], metrics_path) -> list[dict]:
+def read_runs(specs: list[RunSpec] | list[BinaryRun], metrics_path) -> list[dict]:
     """The metrics of exactly these runs (never a glob: stale runs must not leak in)."""
     missing = [str(s) for s in specs if not Path(metrics_path(s)).is_file()]
     if missing:
@@ -33,8 +34,9 @@ def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
         rows.append(
             {
                 "run_id": str(spec),
+                "study": "transfer",
                 "split": spec.split,
-                "split_kind": "random" if spec.split.isdigit() else "manmade_natural",
+                "split_kind": split_kind(spec.split),
                 "replicate": spec.replicate,
                 "treatment": spec.treatment,
                 "source": spec.source or "",
@@ -50,6 +52,11 @@ def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def split_kind(split_id: str) -> str:
+    """"random" (seeded halves), "manmade_natural", "classes" or "cross"."""
+    return "random" if split_id.isdigit() else "manmade_natural" if split_id in ("mn", "nm") else split_id
 
 
 def with_base(df: pd.DataFrame) -> pd.DataFrame:
@@ -87,4 +94,83 @@ def _effects(d: pd.DataFrame) -> dict:
         out["bnb_dip_layer"] = int(by_n["BnB"].idxmin())
     if "random" in by_n.index.get_level_values(0):
         out["random_drop_top"] = float(-by_n["random"].iloc[-1])
+    return out
+
+
+def mean_interval(values) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (0 for a single value)."""
+    from scipy import stats
+
+    v = pd.Series(values).dropna().to_numpy(dtype=float)
+    if len(v) < 2:
+        return float(v.mean()) if len(v) else float("nan"), 0.0
+    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+# --- the binary-partition study ---------------------------------------------------------------
+
+
+def _b_statistic(m: dict) -> float:
+    """Top-1 on B: at the best validation evaluation (early stopping), else the paper's statistic."""
+    return m.get("test_top1_at_best_val", m[STATISTIC])
+
+
+def binary_table(runs: list[BinaryRun], metrics: list[dict]) -> pd.DataFrame:
+    """One row per A' net and per fine-tuning run, each with its A' net's top-1 on A
+    (`a_top1`) and, for fine-tuning runs, the top-1 on B (`b_top1`)."""
+    by_id = {str(r): m for r, m in zip(runs, metrics)}
+    rows = []
+    for r, m in zip(runs, metrics):
+        rows.append(
+            {
+                "run_id": str(r),
+                "study": "binary",
+                "split": r.split,
+                "split_kind": split_kind(r.split),
+                "replicate": r.replicate,
+                "treatment": "binaryA" if r.frozen is None else "binaryB",
+                "target": "A" if r.frozen is None else "B",
+                "beta": r.beta,
+                "heads": m.get("heads"),
+                "partition_seed": r.partition_seed,
+                "frozen": r.frozen if r.frozen is not None else -1,
+                "a_top1": by_id[str(r.source)][STATISTIC],
+                "b_top1": _b_statistic(m) if r.frozen is not None else float("nan"),
+                **{k: m.get(k) for k in ROW_KEYS},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def binary_paired(df: pd.DataFrame) -> pd.DataFrame:
+    """Fine-tuning runs with their beta = 0 control (same split, partition seed, replicate and
+    frozen units): `b_gain` (top-1 on B minus the control's) and `a_loss` (control's top-1 on
+    A minus this A' net's)."""
+    b = df[df.treatment == "binaryB"]
+    keys = ["split", "partition_seed", "replicate", "frozen"]
+    control = b[b.beta == 0][keys + ["a_top1", "b_top1"]].rename(columns={"a_top1": "a_control", "b_top1": "b_control"})
+    out = b[b.beta != 0].merge(control, on=keys, how="inner")
+    return out.assign(b_gain=out.b_top1 - out.b_control, a_loss=out.a_control - out.a_top1)
+
+
+def beta_key(beta: float) -> str:
+    return f"beta_{beta:g}".replace(".", "p")
+
+
+def binary_headline(df: pd.DataFrame) -> dict:
+    """Per beta: mean paired gain on B and loss on A with 95% half-widths, and the gain per
+    split (the study found gains confounded with the split: this shows it)."""
+    paired = binary_paired(df)
+    out = {}
+    for beta, g in paired.groupby("beta"):
+        gain, gain_ci = mean_interval(g.b_gain)
+        loss, loss_ci = mean_interval(g.a_loss)
+        out[beta_key(beta)] = {
+            "b_gain": gain,
+            "b_gain_ci95": gain_ci,
+            "a_loss": loss,
+            "a_loss_ci95": loss_ci,
+            "pairs": int(len(g)),
+            "b_gain_by_split": {f"s{k}": float(v) for k, v in g.groupby("split").b_gain.mean().items()},
+        }
     return out

@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="The experiment configuration.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="'auto' (a free GPU slot, else the CPU), 'cpu', 'cuda:1', ...")]
-SplitOpt = Annotated[str, typer.Option("--split", help="Split id: a seed of random halves (0, 1, ...), 'mn' or 'nm'.")]
+SplitOpt = Annotated[str, typer.Option("--split", help="Split id: a seed (0, 1, ...), 'mn', 'nm', 'classes' or 'cross'.")]
 RepOpt = Annotated[int, typer.Option("--replicate", min=0, help="Replicate number.")]
 InFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Input file.")]
 OutPath = Annotated[Path, typer.Argument(help="Output path.")]
@@ -59,14 +59,14 @@ def _spec(split: str, target: str, source: str | None = None, n: int = 0, finetu
 @fail_cleanly
 def plan(params: ParamsOpt = Path("params.yaml"), ids: Annotated[bool, typer.Option("--ids/--no-ids", help="List every run id.")] = True) -> None:
     """Validate params.yaml and list the runs it asks for, without training anything."""
-    from transferlab.runs import planned_runs
+    from transferlab.runs import planned_binary_runs, planned_runs
 
     p = _params(params)
-    runs = planned_runs(p)
-    counts = Counter(r.treatment for r in runs)
-    print(f"{params}: valid. {len(runs)} runs: " + ", ".join(f"{t} {c}" for t, c in counts.items()))
+    runs, binary = planned_runs(p), planned_binary_runs(p)
+    counts = Counter(r.treatment for r in runs) + Counter("binary A'" if r.frozen is None else "binary on B" for r in binary)
+    print(f"{params}: valid. {len(runs) + len(binary)} runs: " + ", ".join(f"{t} {c}" for t, c in counts.items()))
     if ids:
-        for r in runs:
+        for r in [*runs, *binary]:
             print(f"  {r}")
 
 
@@ -87,10 +87,7 @@ def split(dataset: InFile, out: OutPath, split_id: SplitOpt = "0", params: Param
     from transferlab import stages
 
     p = _params(params)
-    try:
-        s = stages.split(p, split_id, dataset, out)
-    except ValueError as err:
-        raise InputError(f"--split {split_id}: {err}") from None
+    s = stages.split(p, split_id, dataset, out)
     print(f"{out}: split {s.split_id} ({s.method}): A {len(s.classes_a)} classes, B {len(s.classes_b)} classes")
 
 
@@ -151,6 +148,58 @@ def transfer(
     print(f"{spec}: top-1 {history.records[-1]['test_top1']:.4f}")
 
 
+BetaOpt = Annotated[float, typer.Option("--beta", min=0.0, max=1.0, help="Loss weight of the binary heads (0: the plain net).")]
+PartitionOpt = Annotated[int, typer.Option("--partition-seed", min=0, help="Seed of the random partitions of A's classes.")]
+
+
+@app.command("binary-base")
+@fail_cleanly
+def binary_base(
+    dataset: InFile,
+    split_file: InFile,
+    model_out: OutPath,
+    run_dir: RunDirArg,
+    split_id: SplitOpt = "0",
+    beta: BetaOpt = 0.0,
+    partition_seed: PartitionOpt = 0,
+    replicate: RepOpt = 0,
+    device: DeviceOpt = "auto",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Train an A' net: A's classifier plus binary-partition heads (the binary study)."""
+    p = _params(params)
+    from transferlab import stages
+    from transferlab.devices import choose_device
+
+    history = stages.binary_base(p, split_id, beta, partition_seed, replicate, dataset, split_file, model_out, run_dir, choose_device(device))
+    print(f"A' (beta {beta:g}, partition {partition_seed}): top-1 on A {history.records[-1]['test_top1']:.4f}")
+
+
+@app.command("binary-finetune")
+@fail_cleanly
+def binary_finetune(
+    dataset: InFile,
+    split_file: InFile,
+    model_out: OutPath,
+    run_dir: RunDirArg,
+    source_model: Annotated[Path, typer.Option("--source-model", exists=True, dir_okay=False, help="Checkpoint of the A' net.")],
+    split_id: SplitOpt = "0",
+    beta: BetaOpt = 0.0,
+    partition_seed: PartitionOpt = 0,
+    frozen: Annotated[int, typer.Option("--frozen", min=0, help="Units kept frozen (the first k).")] = 0,
+    replicate: RepOpt = 0,
+    device: DeviceOpt = "auto",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Fine-tune an A' net on B: binary heads removed, new classifier, early stopping."""
+    p = _params(params)
+    from transferlab import stages
+    from transferlab.devices import choose_device
+
+    history = stages.binary_finetune(p, split_id, beta, partition_seed, frozen, replicate, dataset, split_file, source_model, model_out, run_dir, choose_device(device))
+    print(f"A' (beta {beta:g}) fine-tuned on B: top-1 {history.records[-1]['test_top1']:.4f}")
+
+
 @app.command()
 @fail_cleanly
 def aggregate(
@@ -162,13 +211,18 @@ def aggregate(
     """Collect exactly the runs params.yaml asks for into one table and headline metrics."""
     from transferlab import aggregate as agg
     from transferlab.artifacts import atomic_json, atomic_write
-    from transferlab.runs import Layout, planned_runs
+    import pandas as pd
 
-    specs = planned_runs(_params(params))
-    df = agg.tidy_table(specs, agg.read_runs(specs, Layout(root).metrics))
+    from transferlab.runs import Layout, planned_binary_runs, planned_runs
+
+    p, layout = _params(params), Layout(root)
+    specs, binary_runs = planned_runs(p), planned_binary_runs(p)
+    grid = agg.tidy_table(specs, agg.read_runs(specs, layout.metrics))
+    binary = agg.binary_table(binary_runs, agg.read_runs(binary_runs, layout.metrics))
+    df = pd.concat([grid, binary], ignore_index=True)
     atomic_write(results, lambda tmp: df.to_parquet(tmp, index=False))
     atomic_write(results.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
-    atomic_json(agg.headline(df), metrics_out)
+    atomic_json({**agg.headline(grid), "binary": agg.binary_headline(binary)}, metrics_out)
     print(f"{results}: {len(df)} runs; {metrics_out}")
 
 
@@ -178,15 +232,21 @@ def plot(
     results: InFile,
     figures: Annotated[Path, typer.Argument(help="Folder for transfer.png and transfer_relative.png.")],
 ) -> None:
-    """Draw the paper's Figure 2 and Figure 3 from the tidy table."""
+    """Draw the paper's Figure 2 and Figure 3, and the binary study's figures, from the tidy table."""
     import pandas as pd
 
     from transferlab import plots
 
+    from transferlab import plots_binary
+
     df = pd.read_parquet(results)
-    plots.transfer_figure(df, figures / "transfer.png")
-    plots.relative_figure(df, figures / "transfer_relative.png")
-    print(f"{figures / 'transfer.png'}, {figures / 'transfer_relative.png'}")
+    grid, binary = df[df.study == "transfer"], df[df.study == "binary"]
+    drawn = {"transfer.png": lambda out: plots.transfer_figure(grid, out), "transfer_relative.png": lambda out: plots.relative_figure(grid, out)}
+    if len(binary):
+        drawn |= {"binary_beta.png": lambda out: plots_binary.beta_figure(binary, out), "binary_tradeoff.png": lambda out: plots_binary.tradeoff_figure(binary, out)}
+    for name, draw in drawn.items():
+        draw(figures / name)
+    print(", ".join(str(figures / name) for name in drawn))
 
 
 def main() -> None:

@@ -12,8 +12,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SplitId = int | str  # a seed of random halves, or "mn" / "nm" (man-made vs natural)
+SplitId = int | str  # a seed (split.method), "mn"/"nm", "classes" or "cross"
+NAMED_SPLITS = ("mn", "nm", "classes", "cross")
 DISSIMILAR_SPLITS = ("mn", "nm")
+DatasetName = Literal["synthetic", "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist", "imagenet", "imagenet100", "imagefolder"]
+FOLDER_DATASETS = ("imagenet", "imagenet100", "imagefolder")
+# Class counts known before preparing (imagefolder: whatever the folder holds).
+KNOWN_CLASS_COUNTS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "mnist": 10, "fashion_mnist": 10, "imagenet": 1000, "imagenet100": 100}
 
 
 class ConfigError(ValueError):
@@ -24,17 +29,66 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataConfig(Strict):
-    dataset: Literal["synthetic"] = "synthetic"
-    num_classes: int = Field(20, ge=4, le=1000, description="classes of the synthetic set")
-    image_size: int = Field(32, ge=16, le=256)
+class SyntheticConfig(Strict):
+    num_classes: int = Field(20, ge=4, le=1000, description="classes generated")
     train_per_class: int = Field(150, ge=2)
     test_per_class: int = Field(50, ge=1)
-    seed: int = Field(0, ge=0)
+
+
+class DataConfig(Strict):
+    dataset: DatasetName = "synthetic"
+    b_dataset: DatasetName | None = Field(None, description="cross-data-set tasks: B from this data set (split id 'cross')")
+    root: str = Field("data/raw", description="folder of the torchvision data sets' original files (download target)")
+    image_folder: str | None = Field(None, description="folder of imagenet / imagenet100 / imagefolder images")
+    download: bool = False
+    verify: bool = Field(True, description="check the published MD5 sums of the original files")
+    image_size: int = Field(32, ge=16, le=256, description="every image is resized to this (pixels per side)")
+    max_train_per_class: int | None = Field(None, ge=1, description="keep at most this many training images per class")
+    max_test_per_class: int | None = Field(None, ge=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="imagefolder without a test/ folder: share held out per class")
+    workers: int = Field(4, ge=0, description="image-decoding worker processes (folder data sets)")
+    seed: int = Field(0, ge=0, description="synthetic generation and per-class subsets")
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DataConfig":
+        if self.b_dataset == self.dataset:
+            raise _KeyError("data.b_dataset", self.b_dataset, f"a data set other than data.dataset ({self.dataset}), or null")
+        folders = [d for d in (self.dataset, self.b_dataset) if d in FOLDER_DATASETS]
+        if len(folders) > 1:
+            raise _KeyError("data.b_dataset", self.b_dataset, "at most one folder data set (imagenet, imagenet100, imagefolder) per task pair")
+        if folders and not self.image_folder:
+            raise _KeyError("data.image_folder", self.image_folder, f"the folder that holds the {folders[0]} images")
+        return self
+
+    def datasets(self) -> list[str]:
+        """The data sets to prepare: one, or A's and B's."""
+        return [self.dataset] + ([self.b_dataset] if self.b_dataset else [])
+
+    def num_classes(self) -> int | None:
+        """Classes of the prepared data set, if known before preparing it."""
+        counts = [self.synthetic.num_classes if d == "synthetic" else KNOWN_CLASS_COUNTS.get(d) for d in self.datasets()]
+        return None if None in counts else sum(counts)
 
 
 class SplitConfig(Strict):
+    method: Literal["yosinski2014", "random"] = Field("yosinski2014", description="how integer split ids (seeds) split the classes")
     fraction: float = Field(0.5, gt=0, lt=1, description="share of classes in half A (random splits)")
+    classes_a: list[str | int] = Field(default_factory=list, description="split id 'classes': A's classes (names or indices)")
+    classes_b: list[str | int] = Field(default_factory=list, description="split id 'classes': B's classes (empty: all others)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SplitConfig":
+        if self.method == "yosinski2014" and self.fraction != 0.5:
+            raise _KeyError("split.fraction", self.fraction, "0.5 with split.method yosinski2014 (the paper's halves); use method random for other fractions")
+        both = set(map(str, self.classes_a)) & set(map(str, self.classes_b))
+        if both:
+            raise _KeyError("split.classes_b", sorted(both)[0], "classes not in split.classes_a (a class cannot be in both halves)")
+        for key in ("classes_a", "classes_b"):
+            values = [str(v) for v in getattr(self, key)]
+            if len(set(values)) != len(values):
+                raise _KeyError(f"split.{key}", getattr(self, key), "unique entries")
+        return self
 
 
 class ModelConfig(Strict):
@@ -101,6 +155,53 @@ class TransferConfig(TrainConfig):
         return values
 
 
+class FinetuneConfig(TrainConfig):
+    """Fine-tuning of an A' net on B (the binary-partition study): early stopping by default."""
+
+    epochs: int = Field(5, ge=1)
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    patience: int = Field(2, ge=0)
+
+
+class BinaryConfig(Strict):
+    """The binary-partition study: auxiliary 2-way heads on A (A'), then fine-tuning on B."""
+
+    betas: list[float] = Field(default_factory=lambda: [0.0, 0.5], min_length=1, description="loss weight of the binary heads; 0 is the paired control")
+    heads: int = Field(1, ge=1, description="binary heads, each with its own random partition of A's classes")
+    partition_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    equal_halves: bool = Field(True, description="partitions into equal halves (an odd class count is refused)")
+    frozen_units: list[int] = Field(default_factory=lambda: [0], min_length=1, description="fine-tuning on B with the first k units frozen (0: none)")
+    body_lr_factor: float = Field(0.1, ge=0, description="lr factor of the transferred units when fine-tuning on B")
+    finetune: FinetuneConfig = FinetuneConfig()
+
+    @field_validator("betas", mode="before")
+    @classmethod
+    def _spelled_as_floats(cls, betas: Any) -> Any:
+        for b in betas if isinstance(betas, list) else []:
+            if isinstance(b, int) and not isinstance(b, bool):
+                raise ValueError(f"entry {b} must be written with a decimal point ({b}.0): DVC names run folders by it")
+        return betas
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, betas: list[float]) -> list[float]:
+        for b in betas:
+            if not 0 <= b <= 1:
+                raise ValueError(f"entry {b} is outside [0, 1]")
+        if len(set(betas)) != len(betas):
+            raise ValueError("entries must be unique")
+        if 0 not in betas:
+            raise ValueError("the list must include 0: the plain net on A, the paired control of every beta")
+        return betas
+
+    @field_validator("partition_seeds", "frozen_units")
+    @classmethod
+    def _unique_nonnegative(cls, values: list[int]) -> list[int]:
+        if len(set(values)) != len(values) or min(values) < 0:
+            raise ValueError("entries must be unique and >= 0")
+        return values
+
+
 class Params(Strict):
     seed: int = Field(0, ge=0)
     replicates: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -110,6 +211,7 @@ class Params(Strict):
     model: ModelConfig = ModelConfig()
     base: TrainConfig = TrainConfig()
     transfer: TransferConfig = TransferConfig()
+    binary: BinaryConfig = BinaryConfig()
 
     @field_validator("replicates", "splits")
     @classmethod
@@ -117,8 +219,8 @@ class Params(Strict):
         if len(set(values)) != len(values):
             raise ValueError("entries must be unique")
         for v in values:
-            if (isinstance(v, int) and v < 0) or (isinstance(v, str) and v not in DISSIMILAR_SPLITS):
-                raise ValueError(f"entry {v!r} is not allowed: use integers >= 0 (random seeds) or 'mn'/'nm' (splits only)")
+            if (isinstance(v, int) and v < 0) or (isinstance(v, str) and v not in NAMED_SPLITS):
+                raise ValueError(f"entry {v!r} is not allowed: use integers >= 0 (seeds) or, for splits, {', '.join(map(repr, NAMED_SPLITS))}")
         return values
 
     @model_validator(mode="after")
@@ -127,16 +229,32 @@ class Params(Strict):
 
         units = model_units(self.model.name, **self.model.options())
         depth = len(units)
-        for section in ("base", "transfer"):
-            for name in getattr(self, section).layer_lr_factors:
+        sections = {"base": self.base, "transfer": self.transfer, "binary.finetune": self.binary.finetune}
+        for section, cfg in sections.items():
+            for name in cfg.layer_lr_factors:
                 if name not in units:
                     raise _KeyError(f"{section}.layer_lr_factors.{name}", name, f"unit names of {self.model.name}: {', '.join(units)}")
         for i, n in enumerate(self.transfer.layers):
             if not 1 <= n <= depth:
                 raise _KeyError(f"transfer.layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable layers)")
-        size_a = round(self.data.num_classes * self.split.fraction)
-        if not 1 <= size_a <= self.data.num_classes - 1:
-            raise _KeyError("split.fraction", self.split.fraction, f"a fraction that leaves both halves of {self.data.num_classes} classes non-empty")
+        for i, k in enumerate(self.binary.frozen_units):
+            if k > depth:
+                raise _KeyError(f"binary.frozen_units[{i}]", k, f"0..{depth} for {self.model.name} ({depth} transferable units)")
+        classes = self.data.num_classes()
+        seeds = any(isinstance(s, int) for s in self.splits)
+        if seeds and classes and not 1 <= round(classes * self.split.fraction) <= classes - 1:
+            raise _KeyError("split.fraction", self.split.fraction, f"a fraction that leaves both halves of {classes} classes non-empty")
+        if ("cross" in self.splits) != bool(self.data.b_dataset):
+            found = self.splits if self.data.b_dataset else "cross"
+            raise _KeyError("splits", found, "['cross'] exactly when data.b_dataset is set (A from data.dataset, B from data.b_dataset)")
+        if self.data.b_dataset and len(self.splits) > 1:
+            raise _KeyError("splits", self.splits, "['cross'] alone when data.b_dataset is set")
+        if self.binary.equal_halves and classes and seeds:
+            size_a = classes // 2 if self.split.method == "yosinski2014" else round(classes * self.split.fraction)
+            if size_a % 2:
+                raise _KeyError("binary.equal_halves", True, f"false, or an even class count in A (A has {size_a} classes, which cannot be halved)")
+        if "classes" in self.splits and not self.split.classes_a:
+            raise _KeyError("split.classes_a", [], "a non-empty list of class names or indices for split id 'classes'")
         return self
 
 

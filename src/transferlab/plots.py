@@ -10,9 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
 
-from transferlab.aggregate import STATISTIC, with_base  # noqa: E402
+from transferlab.aggregate import STATISTIC, mean_interval, with_base  # noqa: E402
 
 # The paper's Figure 2 colours and markers.
 STYLE = {
@@ -24,14 +23,6 @@ STYLE = {
     "random": dict(color="#555555", marker="s"),
 }
 X_LABEL = "Layer n at which the network is chopped and retrained"
-
-
-def mean_interval(values: pd.Series) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval (0 for a single value)."""
-    v = values.dropna().to_numpy(dtype=float)
-    if len(v) < 2:
-        return float(v.mean()) if len(v) else float("nan"), 0.0
-    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
 
 
 def _mean_line(ax, df: pd.DataFrame, column: str, label: str | None, **style) -> None:
@@ -72,7 +63,7 @@ def transfer_figure(df: pd.DataFrame, out: Path) -> None:
     ax.legend(loc="lower left", fontsize=8, ncol=3)
     ax.set_title(f"Transfer by layer: {d.split.nunique()} random split(s), {d.replicate.nunique()} replicate(s)")
     ax.grid(alpha=0.3)
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def relative_figure(df: pd.DataFrame, out: Path) -> None:
@@ -94,10 +85,10 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
     ax.set_xticks(sorted(d[d.treatment != "base"].n.unique()))
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
-    _save(fig, out)
+    save_figure(fig, out)
 
 
-def _save(fig, out: Path) -> None:
+def save_figure(fig, out: Path) -> None:
     """Save a figure atomically (temp file, then rename)."""
     from transferlab.artifacts import atomic_write
 

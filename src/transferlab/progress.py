@@ -50,3 +50,14 @@ class RunProgress:
     def evaluated(self, test_top1: float) -> None:
         """After an evaluation on the held-out set."""
         self.last_test = test_top1
+
+
+def progress_iter(items, label: str):
+    """Iterate `items` (with a len) under a rich bar on a terminal; silently otherwise."""
+    from rich.progress import track
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield from items
+        return
+    yield from track(items, description=label, console=console, total=len(items))

@@ -16,7 +16,7 @@ from pathlib import Path
 from transferlab.config import Params
 
 _RUN_ID = re.compile(
-    r"^s(?P<split>\d+|mn|nm)/"
+    r"^s(?P<split>\d+|mn|nm|classes|cross)/"
     r"(?:base(?P<base>[AB])|(?P<source>[ABR])(?P<n>\d+)(?P<target>[AB])(?P<plus>\+?))"
     r"/r(?P<rep>\d+)$"
 )
@@ -80,10 +80,14 @@ class RunSpec:
         return None
 
     def seed(self, root_seed: int) -> int:
-        """A seed that differs per run id and root seed, stable across processes."""
-        import zlib
+        return seed_of(root_seed, str(self))
 
-        return zlib.crc32(f"{root_seed}:{self}".encode()) & 0x7FFFFFFF
+
+def seed_of(root_seed: int, name: str) -> int:
+    """A seed that differs per run name and root seed, stable across processes."""
+    import zlib
+
+    return zlib.crc32(f"{root_seed}:{name}".encode()) & 0x7FFFFFFF
 
 
 def planned_runs(params: Params) -> list[RunSpec]:
@@ -100,19 +104,57 @@ def planned_runs(params: Params) -> list[RunSpec]:
     return runs
 
 
+@dataclass(frozen=True, order=True)
+class BinaryRun:
+    """A run of the binary-partition study: an A' net (frozen None) or its fine-tuning on B.
+
+    s0/binA_b0.5_p0/r0       A' net, beta 0.5, partition seed 0, on A of split 0
+    s0/binB_b0.5_p0_f0/r0    that net fine-tuned on B with the first 0 units frozen
+    beta is spelled as DVC spells the params value in folder names (0.0, 0.5)."""
+
+    split: str
+    beta: float
+    partition_seed: int
+    replicate: int = 0
+    frozen: int | None = None
+
+    def __str__(self) -> str:
+        if self.frozen is None:
+            return f"s{self.split}/binA_b{self.beta!r}_p{self.partition_seed}/r{self.replicate}"
+        return f"s{self.split}/binB_b{self.beta!r}_p{self.partition_seed}_f{self.frozen}/r{self.replicate}"
+
+    @property
+    def source(self) -> "BinaryRun":
+        """The A' net that a fine-tuning run starts from."""
+        return BinaryRun(self.split, self.beta, self.partition_seed, self.replicate)
+
+
+def planned_binary_runs(params: Params) -> list[BinaryRun]:
+    """Every A' net and fine-tuning run of the binary study that params.yaml asks for."""
+    b = params.binary
+    runs = []
+    for split in params.splits:
+        for rep in params.replicates:
+            for p in b.partition_seeds:
+                for beta in b.betas:
+                    runs.append(BinaryRun(str(split), beta, p, rep))
+                    runs += [BinaryRun(str(split), beta, p, rep, k) for k in b.frozen_units]
+    return runs
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where a run's files live under the project root (dvc.yaml spells out every stage's paths)."""
 
     root: Path = Path(".")
 
-    def run_dir(self, spec: RunSpec) -> Path:
+    def run_dir(self, spec: RunSpec | BinaryRun) -> Path:
         return self.root / "data/runs" / str(spec)
 
-    def metrics(self, spec: RunSpec) -> Path:
+    def metrics(self, spec: RunSpec | BinaryRun) -> Path:
         return self.run_dir(spec) / "metrics.json"
 
-    def checkpoint(self, spec: RunSpec) -> Path:
+    def checkpoint(self, run_id: RunSpec | str) -> Path:
         # Outside every DVC/Snakemake output: engines delete a stage's outputs before
         # running it, and the in-progress checkpoint must survive that to resume.
-        return self.root / "data/checkpoints" / f"{spec}.pt"
+        return self.root / "data/checkpoints" / f"{run_id}.pt"

@@ -9,23 +9,25 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from transferlab.artifacts import atomic_json, atomic_torch_save, provenance
-from transferlab.config import Params
-from transferlab.data.dataset import PreparedDataset, TaskData, prepare_synthetic, select_classes
+from transferlab.config import Params, TrainConfig
+from transferlab.data.dataset import PreparedDataset, TaskData, prepare_dataset, select_classes
 from transferlab.data.splits import Split, make_split
 from transferlab.models import LayeredNet, create_model
-from transferlab.runs import Layout, RunSpec
+from transferlab.runs import BinaryRun, Layout, RunSpec, seed_of
 from transferlab.train import FitOptions, History, ParamGroup, fit
 from transferlab.transfer import build_treatment, param_groups
 
 
 def prepare(params: Params, out: Path) -> PreparedDataset:
-    """Generate (or later: download and convert) the data set into one tensor file."""
-    ds = prepare_synthetic(params.data)
+    """Generate, or read (and download) and convert, the data set into one tensor file."""
+    ds = prepare_dataset(params.data)
     atomic_torch_save({**ds.to_dict(), "params": params.data.model_dump(), **provenance()}, out)
     return ds
 
@@ -38,7 +40,7 @@ def load_dataset(path: Path) -> PreparedDataset:
 def split(params: Params, split_id: str, dataset: Path, out: Path) -> Split:
     """Make one class split and write it as JSON (class indices and names of A and B)."""
     ds = load_dataset(dataset)
-    s = make_split(int(split_id) if split_id.isdigit() else split_id, ds.groups, params.split.fraction)
+    s = make_split(int(split_id) if split_id.isdigit() else split_id, ds.classes, ds.groups, ds.sources, params.split)
     names = {"names_a": [ds.classes[i] for i in s.classes_a], "names_b": [ds.classes[i] for i in s.classes_b]}
     atomic_json({**s.to_dict(), **names, "dataset": ds.name, **provenance()}, out)
     return s
@@ -82,27 +84,45 @@ class _LiveLog:
         self.live.end()
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """What a training run is called, how it is seeded and trained, and its table columns."""
+
+    run_id: str
+    seed: int
+    cfg: TrainConfig
+    fields: dict
+
+
+def grid_run(params: Params, spec: RunSpec) -> RunInfo:
+    """A run of the paper's grid: a base net or a treatment."""
+    return RunInfo(str(spec), spec.seed(params.seed), params.base if spec.is_base else params.transfer, _spec_fields(spec))
+
+
 def train_run(
     params: Params,
-    spec: RunSpec,
+    run: RunInfo,
     task: TaskData,
-    model: LayeredNet,
+    model: nn.Module,
     groups: list[ParamGroup],
     model_out: Path,
     run_dir: Path,
     device: torch.device,
+    objective=None,
 ) -> History:
-    """Train one run and write its model checkpoint, metrics.json and DVCLive log."""
-    cfg = params.base if spec.is_base else params.transfer
-    seed = spec.seed(params.seed)
-    checkpoint = Layout().checkpoint(spec)  # stage commands run at the project root
-    fingerprint = json.dumps({"run": str(spec), "params": params.model_dump(mode="json"), "device": device.type}, sort_keys=True)
+    """Train one run and write its model checkpoint, metrics.json and DVCLive log.
+
+    The checkpoint holds the LayeredNet only (an A' net's binary heads are not transferred)."""
+    cfg = run.cfg
+    checkpoint = Layout().checkpoint(run.run_id)  # stage commands run at the project root
+    fingerprint = json.dumps({"run": run.run_id, "params": params.model_dump(mode="json"), "device": device.type}, sort_keys=True)
     live = _LiveLog(run_dir / "live")
-    opts = FitOptions(device, seed, checkpoint, fingerprint, label=str(spec), on_record=live)
+    opts = FitOptions(device, run.seed, checkpoint, fingerprint, label=run.run_id, on_record=live, objective=objective)
     started = time.perf_counter()
     history = fit(model, task, cfg, groups, opts)
     live.end()
-    info = {"run_id": str(spec), "seed": seed, "device": str(device), "params": params.model_dump(mode="json"), **provenance()}
+    info = {"run_id": run.run_id, "seed": run.seed, "device": str(device), "params": params.model_dump(mode="json"), **provenance()}
+    body = getattr(model, "body", model)
     atomic_torch_save(
         {
             **info,
@@ -110,14 +130,14 @@ def train_run(
             "model_options": _model_options(params),
             "num_classes": task.num_classes,
             "classes": task.classes,
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "state_dict": {k: v.cpu() for k, v in body.state_dict().items()},
         },
         model_out,
     )
     born = process_started_at()
     metrics = {
         **info,
-        **_spec_fields(spec),
+        **run.fields,
         **history.summary(cfg.best_k),
         "history": history.records,
         "wall_time_s": time.perf_counter() - started,
@@ -158,7 +178,7 @@ def train_base(params: Params, spec: RunSpec, dataset: Path, split_file: Path, m
     torch.manual_seed(spec.seed(params.seed))
     model = create_model(params.model.name, task.num_classes, **_model_options(params))
     groups = param_groups(model, 0, 1.0, params.base.layer_lr_factors)
-    return train_run(params, spec, task, model, groups, model_out, run_dir, device)
+    return train_run(params, grid_run(params, spec), task, model, groups, model_out, run_dir, device)
 
 
 def transfer(
@@ -172,4 +192,46 @@ def transfer(
     model = build_treatment(fresh, spec.n, source, spec.finetune)
     factor = params.transfer.finetune_lr_factor if source is not None else 1.0
     groups = param_groups(model, spec.n, factor, params.transfer.layer_lr_factors)
-    return train_run(params, spec, task, model, groups, model_out, run_dir, device)
+    return train_run(params, grid_run(params, spec), task, model, groups, model_out, run_dir, device)
+
+
+# --- the binary-partition study -------------------------------------------------------------
+
+
+def binary_base(params: Params, split_id: str, beta: float, partition_seed: int, replicate: int,
+                dataset: Path, split_file: Path, model_out: Path, run_dir: Path, device: torch.device) -> History:  # fmt: skip
+    """Train an A' net: A's classifier plus binary heads, loss weight beta on the heads.
+
+    Seeded like the base net on A of the same split and replicate, so that beta = 0 is that
+    net exactly and every beta shares its initialisation and batch order (paired runs)."""
+    from transferlab.binary import BinaryHeadsNet, objective, partitions
+
+    cfg = params.binary
+    task = select_classes(load_dataset(dataset), load_split(split_file).half("A"))
+    seed = RunSpec(split_id, "A", replicate=replicate).seed(params.seed)
+    torch.manual_seed(seed)
+    body = create_model(params.model.name, task.num_classes, **_model_options(params))
+    net = BinaryHeadsNet(body, partitions(task.num_classes, cfg.heads, partition_seed, cfg.equal_halves))
+    groups = [*param_groups(body, 0, 1.0, params.base.layer_lr_factors), ParamGroup(list(net.heads.parameters()), 1.0, "binary heads")]
+    fields = {"split": split_id, "treatment": "binaryA", "beta": beta, "heads": cfg.heads, "partition_seed": partition_seed, "replicate": replicate, "target": "A"}
+    run = RunInfo(str(BinaryRun(split_id, beta, partition_seed, replicate)), seed, params.base, fields)
+    return train_run(params, run, task, net, groups, model_out, run_dir, device, objective(beta, params.base.label_smoothing))
+
+
+def binary_finetune(params: Params, split_id: str, beta: float, partition_seed: int, frozen: int, replicate: int,
+                    dataset: Path, split_file: Path, source_model: Path, model_out: Path, run_dir: Path, device: torch.device) -> History:  # fmt: skip
+    """Fine-tune an A' net on B: its units copied (binary heads left behind), the first
+    `frozen` units frozen, the rest at `body_lr_factor`, a new classifier at the full rate."""
+    cfg = params.binary
+    task = select_classes(load_dataset(dataset), load_split(split_file).half("B"))
+    seed = seed_of(params.seed, f"s{split_id}/binB_f{frozen}/r{replicate}")  # shared by all betas and partitions
+    torch.manual_seed(seed)
+    model = create_model(params.model.name, task.num_classes, **_model_options(params))
+    source = load_model(source_model)
+    build_treatment(model, model.depth, source, finetune=True)
+    model.freeze(range(frozen))
+    groups = param_groups(model, model.depth, cfg.body_lr_factor, cfg.finetune.layer_lr_factors)
+    fields = {"split": split_id, "treatment": "binaryB", "beta": beta, "heads": cfg.heads, "partition_seed": partition_seed,
+              "frozen": frozen, "replicate": replicate, "target": "B"}  # fmt: skip
+    run = RunInfo(str(BinaryRun(split_id, beta, partition_seed, replicate, frozen)), seed, cfg.finetune, fields)
+    return train_run(params, run, task, model, groups, model_out, run_dir, device)

@@ -121,6 +121,8 @@ class FitOptions:
     fingerprint: str = ""  # a checkpoint is resumed only when this matches
     label: str = "train"
     on_record: Callable[[dict], None] | None = None  # called for every evaluation record
+    # (net, images, labels) -> (loss, logits); None: cross-entropy of net(images)
+    objective: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 def _rng_state(device: torch.device, gen: torch.Generator) -> dict:
@@ -246,8 +248,11 @@ def _epoch(loop: _Loop, epoch: int, progress: RunProgress) -> None:
         xb, yb = normalize(xb, loop.mean, loop.std), train_y[idx]
         loop.optimizer.set_lr_multiplier(loop.lr_at(epoch * loop.per_epoch + i))
         with autocast(device):
-            logits = net(xb)
-            loss = nn.functional.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            if loop.opts.objective is not None:
+                loss, logits = loop.opts.objective(net, xb, yb)
+            else:
+                logits = net(xb)
+                loss = nn.functional.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
         loop.optimizer.zero_grad()
         loss.backward()
         loop.optimizer.step()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -21,6 +21,7 @@ class PreparedDataset:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    sources: list[str] = field(default_factory=list)  # per class: the data set it comes from
 
     def to_dict(self) -> dict:
         """Plain dict of tensors, strings and lists (loadable with weights_only=True)."""
@@ -28,14 +29,15 @@ class PreparedDataset:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreparedDataset":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 def prepare_synthetic(cfg: DataConfig) -> PreparedDataset:
     """Generate the embedded synthetic data set described by `cfg`."""
-    recipes = synthetic.class_recipes(cfg.num_classes, cfg.seed)
-    train = synthetic.generate(cfg.num_classes, cfg.train_per_class, cfg.image_size, cfg.seed, "train")
-    test = synthetic.generate(cfg.num_classes, cfg.test_per_class, cfg.image_size, cfg.seed, "test")
+    syn = cfg.synthetic
+    recipes = synthetic.class_recipes(syn.num_classes, cfg.seed)
+    train = synthetic.generate(syn.num_classes, syn.train_per_class, cfg.image_size, cfg.seed, "train")
+    test = synthetic.generate(syn.num_classes, syn.test_per_class, cfg.image_size, cfg.seed, "test")
     return PreparedDataset(
         name="synthetic",
         classes=[r.name for r in recipes],
@@ -44,6 +46,79 @@ def prepare_synthetic(cfg: DataConfig) -> PreparedDataset:
         train_y=torch.from_numpy(train.y),
         test_x=torch.from_numpy(test.x),
         test_y=torch.from_numpy(test.y),
+        sources=["synthetic"] * syn.num_classes,
+    )
+
+
+def prepare_dataset(cfg: DataConfig) -> PreparedDataset:
+    """The data set of params `data`: one, or A's and B's side by side (cross-data-set tasks),
+    all images 3-channel at `image_size`, at most `max_*_per_class` images per class."""
+    parts = [_prepare_one(name, cfg) for name in cfg.datasets()]
+    return parts[0] if len(parts) == 1 else concat(parts)
+
+
+def _prepare_one(name: str, cfg: DataConfig) -> PreparedDataset:
+    if name == "synthetic":
+        ds = prepare_synthetic(cfg)
+    else:
+        from transferlab.data.sources import load_source
+
+        raw = load_source(name, cfg)
+        ds = PreparedDataset(
+            name, raw.classes, raw.groups,
+            conform(raw.train_x, cfg.image_size), raw.train_y, conform(raw.test_x, cfg.image_size), raw.test_y,
+            [name] * len(raw.classes),
+        )  # fmt: skip
+    return cap_per_class(ds, cfg.max_train_per_class, cfg.max_test_per_class, cfg.seed)
+
+
+def conform(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """uint8 images as 3 channels (grey repeated) of size x size (bilinear, antialiased)."""
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if tuple(x.shape[2:]) == (size, size):
+        return x.contiguous()
+    out = torch.empty((len(x), 3, size, size), dtype=torch.uint8)
+    for i in range(0, len(x), chunk):
+        xf = x[i : i + chunk].float()
+        xf = torch.nn.functional.interpolate(xf, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[i : i + chunk] = xf.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def per_class_subset(y: torch.Tensor, k: int | None, seed: int) -> torch.Tensor:
+    """Sorted indices of at most k images per class, by a seeded permutation of each class.
+    Subsets for growing k are nested: each keeps the first k of the same permutation."""
+    if k is None:
+        return torch.arange(len(y))
+    gen = torch.Generator().manual_seed(seed)
+    picked = []
+    for c in torch.unique(y).tolist():
+        idx = torch.nonzero(y == c).flatten()
+        picked.append(idx[torch.randperm(len(idx), generator=gen)][:k])
+    return torch.sort(torch.cat(picked)).values
+
+
+def cap_per_class(ds: PreparedDataset, max_train: int | None, max_test: int | None, seed: int) -> PreparedDataset:
+    tr = per_class_subset(ds.train_y, max_train, seed)
+    te = per_class_subset(ds.test_y, max_test, seed + 1)
+    return PreparedDataset(ds.name, ds.classes, ds.groups, ds.train_x[tr], ds.train_y[tr], ds.test_x[te], ds.test_y[te], ds.sources)
+
+
+def concat(parts: list[PreparedDataset]) -> PreparedDataset:
+    """Data sets side by side: classes named "<data set>:<class>", labels offset."""
+    offsets = [0]
+    for d in parts[:-1]:
+        offsets.append(offsets[-1] + len(d.classes))
+    return PreparedDataset(
+        name="+".join(d.name for d in parts),
+        classes=[f"{d.name}:{c}" for d in parts for c in d.classes],
+        groups=[g for d in parts for g in d.groups],
+        train_x=torch.cat([d.train_x for d in parts]),
+        train_y=torch.cat([d.train_y + o for d, o in zip(parts, offsets)]),
+        test_x=torch.cat([d.test_x for d in parts]),
+        test_y=torch.cat([d.test_y + o for d, o in zip(parts, offsets)]),
+        sources=[s for d in parts for s in d.sources],
     )
 
 

@@ -1,0 +1,238 @@
+"""Real data sets, read from their original files into uint8 NCHW tensors.
+
+Small-image sets go through torchvision's own classes (download with its MD5 checks, or a
+local copy of the original files); folder sets (ImageNet, any class-folder tree) are
+decoded once by worker processes, resized and centre-cropped to `image_size`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from transferlab.config import DataConfig
+from transferlab.errors import InputError
+
+
+@dataclass(frozen=True)
+class RawSet:
+    """One data set at its native resolution: uint8 (N, C, H, W) tensors, labels 0..C-1."""
+
+    name: str
+    classes: list[str]
+    groups: list[str]  # per class: "manmade", "natural" or "" (no such hierarchy)
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+def _resource(*parts: str) -> str:
+    return resources.files("transferlab").joinpath("resources", *parts).read_text()
+
+
+def cifar100_groups() -> dict[str, str]:
+    """CIFAR-100 class name -> "manmade" / "natural", from the shipped superclass table."""
+    rows = csv.DictReader(line for line in _resource("cifar100_superclasses.csv").splitlines() if not line.startswith("#"))
+    return {c: row["group"] for row in rows for c in row["classes"].split()}
+
+
+CIFAR10_MANMADE = {"airplane", "automobile", "ship", "truck"}
+
+
+def ilsvrc12_wnids() -> list[str]:
+    """The 1000 ILSVRC-2012 WordNet ids in class-index order."""
+    return _resource("ilsvrc12", "synsets.txt").split()
+
+
+def ilsvrc12_groups() -> dict[str, str]:
+    """WordNet id -> "manmade" / "natural": the paper's 551 / 449 class lists."""
+    wnids = ilsvrc12_wnids()
+    manmade = {wnids[int(i)] for i in _resource("ilsvrc12", "manmade_idx.txt").split()}
+    return {w: "manmade" if w in manmade else "natural" for w in wnids}
+
+
+def imagenet100_wnids() -> list[str]:
+    return [w for w in _resource("ilsvrc12", "imagenet100.txt").split() if w.startswith("n")]
+
+
+# --- torchvision's small-image data sets -------------------------------------------------
+
+
+def _expected_files(name: str, root: Path) -> list[Path]:
+    """The original files a local copy must hold, as torchvision lays them out."""
+    from torchvision import datasets as tvd
+
+    if name in ("cifar10", "cifar100"):
+        cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+        names = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        return [root / cls.base_folder / f for f in names]
+    if name == "svhn":
+        return [root / tvd.SVHN.split_list[s][1] for s in ("train", "test")]
+    cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
+    return [root / cls.__name__ / "raw" / Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
+
+
+def _torchvision_class(name: str, verify: bool):
+    """torchvision's class for `name`; with verify off, its MD5 check only asks that the files exist."""
+    from torchvision import datasets as tvd
+
+    cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "svhn": tvd.SVHN, "mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST}[name]
+    if verify or not hasattr(cls, "_check_integrity"):  # MNIST checks existence only; MD5 at download
+        return cls
+
+    class Unverified(cls):
+        if hasattr(cls, "meta"):  # CIFAR checks its metadata file's MD5 separately
+            meta = {**cls.meta, "md5": None}
+
+        def _check_integrity(self) -> bool:
+            return all(p.is_file() for p in _expected_files(name, Path(self.root)))
+
+    return Unverified
+
+
+def load_torchvision(name: str, cfg: DataConfig) -> RawSet:
+    """CIFAR-10/100, SVHN, MNIST or Fashion-MNIST from `cfg.root` (downloaded if asked)."""
+    root = Path(cfg.root)
+    missing = [p for p in _expected_files(name, root) if not p.is_file()]
+    if missing and not cfg.download:
+        listed = ", ".join(str(p.relative_to(root)) for p in missing)
+        raise InputError(f"{name}: {root} lacks {listed}; place the original files there or set data.download: true")
+    cls = _torchvision_class(name, cfg.verify)
+    parts = []
+    for train in (True, False):
+        kwargs = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
+        try:
+            ds = cls(str(root), download=cfg.download, **kwargs)
+        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+            raise InputError(f"{name}: {root}: {err} (the files' MD5 sums differ from the published ones; data.verify: false skips the check)") from None
+        except OSError as err:  # offline download
+            raise InputError(f"{name}: download to {root} failed ({err}); place the original files there") from None
+        parts.append(_arrays(name, ds))
+    (train_x, train_y, classes), (test_x, test_y, _) = parts
+    groups = _groups(name, classes)
+    return RawSet(name, classes, groups, train_x, train_y, test_x, test_y)
+
+
+def _arrays(name: str, ds) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """uint8 NCHW images, int64 labels and class names of a torchvision data set object."""
+    if name == "svhn":  # already NCHW; torchvision maps the digit 0's label 10 to 0
+        return torch.from_numpy(np.ascontiguousarray(ds.data)), torch.as_tensor(ds.labels, dtype=torch.int64), [str(d) for d in range(10)]
+    if name in ("mnist", "fashion_mnist"):
+        return ds.data.unsqueeze(1).contiguous(), ds.targets.to(torch.int64), list(ds.classes)
+    x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))  # CIFAR: NHWC
+    return x, torch.as_tensor(ds.targets, dtype=torch.int64), list(ds.classes)
+
+
+def _groups(name: str, classes: list[str]) -> list[str]:
+    if name == "cifar100":
+        table = cifar100_groups()
+        return [table.get(c, "") for c in classes]
+    if name == "cifar10":
+        return ["manmade" if c in CIFAR10_MANMADE else "natural" for c in classes]
+    return [""] * len(classes)
+
+
+# --- folders of images ----------------------------------------------------------------------
+
+
+def _decode(folder: Path, classes: list[str], size: int, workers: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode every image of the class sub-folders, resized (short side) and centre-cropped."""
+    from torchvision import datasets as tvd
+    from torchvision import transforms as T
+
+    class Fixed(tvd.ImageFolder):
+        def find_classes(self, directory):
+            return classes, {c: i for i, c in enumerate(classes)}
+
+    ds = Fixed(str(folder), transform=T.Compose([T.Resize(size), T.CenterCrop(size), T.PILToTensor()]))
+    loader = torch.utils.data.DataLoader(ds, batch_size=256, num_workers=workers)
+    xs, ys = [], []
+    from transferlab.progress import progress_iter
+
+    for x, y in progress_iter(loader, f"decode {folder}"):
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs), torch.cat(ys).to(torch.int64)
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _split_dirs(folder: Path) -> tuple[Path, Path | None]:
+    """(train, test) sub-folders: train/ with test/ or val/, else the folder itself and None."""
+    if (folder / "train").is_dir():
+        for test in ("test", "val"):
+            if (folder / test).is_dir():
+                return folder / "train", folder / test
+    return folder, None
+
+
+def load_image_folder(cfg: DataConfig, name: str = "imagefolder", only: list[str] | None = None) -> RawSet:
+    """A class-folder tree: train/ and test/ (or val/) sub-folders, or one folder whose
+    images are split per class by `data.test_fraction`. `only` restricts the classes."""
+    folder = Path(cfg.image_folder or "")
+    if not folder.is_dir():
+        raise InputError(f"{name}: data.image_folder {folder} is not a folder; expected class sub-folders (or train/ and val/ holding them)")
+    train_dir, test_dir = _split_dirs(folder)
+    classes = _class_dirs(train_dir) if only is None else only
+    absent = [c for c in classes if not (train_dir / c).is_dir() or (test_dir and not (test_dir / c).is_dir())]
+    if absent:
+        raise InputError(f"{name}: {folder} lacks class folders {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''} ({len(absent)} of {len(classes)})")
+    if len(classes) < 2:
+        raise InputError(f"{name}: {train_dir} holds {len(classes)} class folders, need at least 2")
+    if test_dir is not None and only is None and _class_dirs(test_dir) != classes:
+        raise InputError(f"{name}: {train_dir} and {test_dir} hold different class folders")
+    x, y = _decode(train_dir, classes, cfg.image_size, cfg.workers)
+    if test_dir is not None:
+        test_x, test_y = _decode(test_dir, classes, cfg.image_size, cfg.workers)
+        train_x, train_y = x, y
+    else:
+        from transferlab.data.dataset import stratified_holdout
+
+        keep, held = stratified_holdout(y, cfg.test_fraction, cfg.seed)
+        train_x, train_y, test_x, test_y = x[keep], y[keep], x[held], y[held]
+    return RawSet(name, classes, [""] * len(classes), train_x, train_y, test_x, test_y)
+
+
+def load_imagenet(cfg: DataConfig, subset: bool) -> RawSet:
+    """ILSVRC-2012 (or the ImageNet-100 subset) from train/ and val/ in class-folder layout.
+
+    A folder holding torchvision's ImageNet layout (devkit and the train/val archives) is
+    unpacked into that layout first by torchvision.datasets.ImageNet (with its MD5 checks)."""
+    folder = Path(cfg.image_folder or "")
+    if folder.is_dir() and not (folder / "train").is_dir() and any(folder.glob("ILSVRC2012_devkit_t12.tar*")):
+        from torchvision.datasets import ImageNet
+
+        for part in ("train", "val"):
+            ImageNet(str(folder), split=part)
+    name = "imagenet100" if subset else "imagenet"
+    groups = ilsvrc12_groups()
+    if subset:
+        wanted = sorted(imagenet100_wnids())
+    else:
+        train_dir = _split_dirs(folder)[0] if folder.is_dir() else folder
+        wanted = _class_dirs(train_dir) if train_dir.is_dir() else []
+        unknown = [w for w in wanted if w not in groups]
+        if unknown:
+            raise InputError(f"imagenet: {train_dir} has folders that are not ILSVRC-2012 WordNet ids: {', '.join(unknown[:5])}")
+    raw = load_image_folder(cfg, name, only=wanted or None)
+    return RawSet(name, raw.classes, [groups[c] for c in raw.classes], raw.train_x, raw.train_y, raw.test_x, raw.test_y)
+
+
+def load_source(name: str, cfg: DataConfig) -> RawSet:
+    """The named data set (not the synthetic one) at native resolution."""
+    if name in ("imagenet", "imagenet100"):
+        return load_imagenet(cfg, subset=name == "imagenet100")
+    if name == "imagefolder":
+        return load_image_folder(cfg)
+    if cfg.download:
+        os.makedirs(cfg.root, exist_ok=True)
+    return load_torchvision(name, cfg)

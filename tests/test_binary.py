@@ -1,0 +1,131 @@
+"""The binary-partition study: partitions, the loss, pairing with the plain net, transfer to B."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from conftest import tiny_params
+from transferlab.binary import BinaryHeadsNet, objective, partitions
+from transferlab.cli import app
+from transferlab.config import DataConfig, SyntheticConfig, TrainConfig
+from transferlab.data.dataset import prepare_synthetic, select_classes
+from transferlab.errors import InputError
+from transferlab.models import create_model
+from transferlab.train import FitOptions, ParamGroup, fit
+from transferlab.transfer import param_groups
+
+
+def test_partitions_are_balanced_deterministic_and_differ_across_seeds():
+    t = partitions(10, 3, seed=0)
+    assert t.shape == (3, 10) and (t.sum(1) == 5).all()
+    assert torch.equal(t, partitions(10, 3, seed=0))
+    assert not torch.equal(t, partitions(10, 3, seed=1))
+    assert not torch.equal(t[0], t[1])  # each head its own partition
+    assert partitions(7, 1, 0, equal_halves=False).sum() == 3
+    with pytest.raises(InputError, match=r"binary.equal_halves: found true, .*7 classes cannot be halved"):
+        partitions(7, 1, 0)
+
+
+def test_loss_is_the_weighted_sum_of_classifier_and_mean_binary_cross_entropy():
+    torch.manual_seed(0)
+    body = create_model("convnet8", 4, width=0.0625, image_size=16).eval()
+    table = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1]])
+    net = BinaryHeadsNet(body, table).eval()
+    x, y = torch.randn(6, 3, 16, 16), torch.tensor([0, 1, 2, 3, 2, 0])
+    loss, logits = net.loss(x, y, beta=0.3)
+    f = x
+    for layer in body.layers:
+        f = layer(f)
+    ce = torch.nn.functional.cross_entropy(body.head(f), y)
+    b0 = torch.nn.functional.cross_entropy(net.heads[0](f), torch.tensor([0, 0, 1, 1, 1, 0]))
+    b1 = torch.nn.functional.cross_entropy(net.heads[1](f), torch.tensor([0, 1, 0, 1, 0, 0]))
+    assert torch.allclose(loss, 0.7 * ce + 0.3 * (b0 + b1) / 2)
+    assert torch.equal(logits, net(x))
+
+
+def _task():
+    ds = prepare_synthetic(DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=8, train_per_class=16, test_per_class=4)))
+    return select_classes(ds, [0, 1, 2, 3])
+
+
+def test_beta_zero_trains_exactly_like_the_plain_net():
+    task, cfg = _task(), TrainConfig(epochs=2, batch_size=16)
+    opts = FitOptions(torch.device("cpu"), seed=5)
+
+    torch.manual_seed(5)
+    plain = create_model("convnet8", 4, width=0.0625, image_size=16)
+    fit(plain, task, cfg, param_groups(plain, 0, 1.0), opts)
+
+    torch.manual_seed(5)
+    body = create_model("convnet8", 4, width=0.0625, image_size=16)
+    net = BinaryHeadsNet(body, partitions(4, 2, 0))
+    groups = [*param_groups(body, 0, 1.0), ParamGroup(list(net.heads.parameters()), 1.0, "heads")]
+    fit(net, task, cfg, groups, FitOptions(torch.device("cpu"), seed=5, objective=objective(0.0, 0.0)))
+    for (name, a), b in zip(plain.state_dict().items(), body.state_dict().values()):
+        assert torch.equal(a, b), name
+
+    torch.manual_seed(5)
+    other = BinaryHeadsNet(create_model("convnet8", 4, width=0.0625, image_size=16), partitions(4, 2, 0))
+    fit(other, task, cfg, groups_of(other), FitOptions(torch.device("cpu"), seed=5, objective=objective(0.5, 0.0)))
+    assert not torch.equal(other.body.layers[0][0].weight, body.layers[0][0].weight)  # beta > 0 does change training
+
+
+def groups_of(net: BinaryHeadsNet) -> list[ParamGroup]:
+    return [*param_groups(net.body, 0, 1.0), ParamGroup(list(net.heads.parameters()), 1.0, "heads")]
+
+
+def test_stages_drop_the_heads_and_fine_tune_with_the_configured_rates(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = tiny_params(**{"binary.frozen_units": [2], "binary.finetune.epochs": 2})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    def run(*args):
+        result = CliRunner().invoke(app, [*args, "--params", "params.yaml"])
+        assert result.exit_code == 0, result.output
+
+    run("prepare", "ds.pt")
+    run("split", "--split", "0", "ds.pt", "s0.json")
+    run("binary-base", "--beta", "0.5", "--device", "cpu", "ds.pt", "s0.json", "a.pt", "runA")
+    state = torch.load("a.pt", weights_only=True)
+    assert not any("heads" in k or "partition" in k for k in state["state_dict"])
+    run("binary-finetune", "--beta", "0.5", "--frozen", "2", "--device", "cpu", "--source-model", "a.pt", "ds.pt", "s0.json", "b.pt", "runB")
+    metrics = yaml.safe_load(open("runB/metrics.json"))
+    assert metrics["run_id"] == "s0/binB_b0.5_p0_f2/r0" and metrics["frozen"] == 2 and "test_top1_at_best_val" in metrics
+    tuned = torch.load("b.pt", weights_only=True)["state_dict"]
+    # frozen units stayed the A' net's, fine-tuned ones moved
+    assert torch.equal(tuned["layers.0.0.weight"], state["state_dict"]["layers.0.0.weight"])
+    assert not torch.equal(tuned["layers.2.0.weight"], state["state_dict"]["layers.2.0.weight"])
+
+
+def test_fine_tuning_groups_put_the_body_at_the_reduced_rate():
+    from transferlab.transfer import build_treatment
+
+    src, model = create_model("convnet8", 4, width=0.0625, image_size=16), create_model("convnet8", 3, width=0.0625, image_size=16)
+    build_treatment(model, model.depth, src, finetune=True)
+    model.freeze(range(2))
+    groups = {g.lr_factor: g for g in param_groups(model, model.depth, 0.1)}
+    assert set(groups) == {0.1, 1.0}
+    head = {id(p) for p in model.head.parameters()}
+    assert {id(p) for p in groups[1.0].params} == head
+    frozen = {id(p) for i in range(2) for p in model.layers[i].parameters()}
+    assert not frozen & {id(p) for g in groups.values() for p in g.params}
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"binary.betas": [0.0, 1.5]}, "binary.betas: found [0.0, 1.5], entry 1.5 is outside [0, 1]"),
+        ({"binary.betas": [0.5]}, "binary.betas: found [0.5], the list must include 0"),
+        ({"binary.betas": [0, 0.5]}, "binary.betas: found [0, 0.5], entry 0 must be written with a decimal point"),
+        ({"binary.heads": 0}, "binary.heads: found 0, Input should be greater than or equal to 1"),
+        ({"data.synthetic.num_classes": 6}, "binary.equal_halves: found True, allowed: false, or an even class count in A (A has 3 classes"),
+        ({"binary.frozen_units": [8]}, "binary.frozen_units[0]: found 8, allowed: 0..7 for convnet8"),
+    ],
+)
+def test_bad_binary_values_give_one_line(tmp_path, overrides, expected):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(**overrides)))
+    result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
+    assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1, result.output
