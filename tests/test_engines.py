@@ -62,13 +62,19 @@ def dvc_repo(tmp_path_factory) -> tuple[Path, str]:
 
 def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     repo, log = dvc_repo
-    # prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings, aggregate, plot
-    assert len(stages_run(log)) == 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 2
-    for fig in ("transfer.png", "transfer_relative.png", "binary_beta.png", "binary_tradeoff.png"):
+    # prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings, analyze, aggregate, plot
+    assert len(stages_run(log)) == 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 1 + 2
+    for fig in ("transfer.png", "transfer_relative.png", "binary_beta.png", "binary_tradeoff.png", "probe.png", "cka.png", "estimates.png"):
         assert (repo / "reports/figures" / fig).read_bytes()[:4] == b"\x89PNG"
     df = pd.read_parquet(repo / "reports/results.parquet")
-    assert len(df) == 12 + 4 and set(df.treatment) == {"base", "BnB", "AnB", "BnB+", "AnB+", "random", "binaryA", "binaryB"}
+    runs = df[df.study != "analysis"]
+    assert len(runs) == 12 + 4 and set(runs.treatment) == {"base", "BnB", "AnB", "BnB+", "AnB+", "random", "binaryA", "binaryB"}
+    analysis = df[df.study == "analysis"]
+    # per source and unit: 2 probes and 3 estimates; CKA 7 x 7; CKA to baseB for 10 transfer nets x 7 units
+    assert len(analysis) == 2 * 7 * 5 + 7 * 7 + 10 * 7
+    assert set(analysis.method) == {"probe_logreg", "probe_svm", "logme", "leep", "hscore", "cka", "cka_to_base"}
     metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert metrics["analysis"]["cka_estimator"].startswith("linear CKA, unbiased")
     assert {"base_top1", "anb_plus_gain", "anb_drop_top", "bnb_dip", "random_drop_top"} <= set(metrics)
     assert {"b_gain", "b_gain_ci95", "a_loss", "pairs", "b_gain_by_split"} <= set(metrics["binary"]["beta_0p5"])
     run = json.loads((repo / "data/runs/s0/A7B+/r0/metrics.json").read_text())
@@ -99,8 +105,9 @@ def test_an_experiment_reruns_only_what_its_change_touches(dvc_repo):
     sh(repo, "git", "commit", "-qm", "results")
     log = sh(repo, "dvc", "exp", "run", "-S", "transfer.epochs=2")
     ran = stages_run(log)
-    assert ran and all(s.startswith(("transfer@", "finetune@", "control@")) or s in ("aggregate", "plot") for s in ran), ran
-    assert len([s for s in ran if "@" in s]) == 10
+    # the analysis reruns too: it compares every transfer net with its base
+    assert ran and all(s.startswith(("transfer@", "finetune@", "control@", "analyze@")) or s in ("aggregate", "plot") for s in ran), ran
+    assert len([s for s in ran if "@" in s]) == 10 + 1
     shown = json.loads(sh(repo, "dvc", "exp", "show", "--json"))
     text = json.dumps(shown)
     assert '"epochs": 2' in text and "anb_plus_gain" in text and "base_top1" in text

@@ -174,3 +174,44 @@ def binary_headline(df: pd.DataFrame) -> dict:
             "b_gain_by_split": {f"s{k}": float(v) for k, v in g.groupby("split").b_gain.mean().items()},
         }
     return out
+
+
+# --- the per-layer analysis --------------------------------------------------------------------
+
+ANALYSIS_METHODS = ("probe_logreg", "probe_svm", "logme", "leep", "hscore")
+
+
+def analysis_table(params, path_of) -> pd.DataFrame:
+    """Rows (method, source, n, m, value) of every analysis params.yaml asks for."""
+    missing = [str(path_of(str(s), r)) for s in params.splits for r in params.replicates if not Path(path_of(str(s), r)).is_file()]
+    if missing:
+        raise MissingRunError(f"{len(missing)} analysis file(s) asked for by params.yaml are missing: {', '.join(missing[:3])}")
+    rows = []
+    for split in params.splits:
+        for rep in params.replicates:
+            data = json.loads(Path(path_of(str(split), rep)).read_text())
+            rows += [{"study": "analysis", "split": str(split), "split_kind": split_kind(str(split)), "replicate": rep, **r} for r in data["rows"]]
+    return pd.DataFrame(rows)
+
+
+def analysis_headline(analysis: pd.DataFrame, grid: pd.DataFrame) -> dict:
+    """Per method: Spearman rank correlation across units between its value (baseA's features)
+    and the AnB top-1 the grid measured, per split and replicate; mean and 95% half-width."""
+    from scipy.stats import spearmanr
+
+    from transferlab.analysis.cka import ESTIMATOR
+
+    out: dict = {"cka_estimator": ESTIMATOR}
+    anb = grid[grid.treatment == "AnB"]
+    for method in ANALYSIS_METHODS:
+        rhos = []
+        for (split, rep), rows in analysis[(analysis.method == method) & (analysis.source == "A")].groupby(["split", "replicate"]):
+            measured = anb[(anb.split == split) & (anb.replicate == rep)].groupby("n")[STATISTIC].mean()
+            both = rows.set_index("n").value.to_frame().join(measured, how="inner")
+            if len(both) >= 2 and both.value.nunique() > 1 and both[STATISTIC].nunique() > 1:  # else undefined
+                rhos.append(float(spearmanr(both.value, both[STATISTIC]).statistic))
+        if rhos:
+            mean, half = mean_interval(rhos)
+            out[f"spearman_{method}"] = mean
+            out[f"spearman_{method}_ci95"] = half
+    return out

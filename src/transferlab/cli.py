@@ -202,6 +202,27 @@ def binary_finetune(
 
 @app.command()
 @fail_cleanly
+def analyze(
+    dataset: InFile,
+    split_file: InFile,
+    models: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder of the split's nets (data/models/s0).")],
+    out: OutPath,
+    split_id: SplitOpt = "0",
+    replicate: RepOpt = 0,
+    device: DeviceOpt = "auto",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Per unit of baseA and baseB: linear probes, LogME, LEEP, H-score for B; CKA between units."""
+    p = _params(params)
+    from transferlab.analysis.stage import analyze as run_analysis
+    from transferlab.devices import choose_device
+
+    result = run_analysis(p, split_id, replicate, dataset, split_file, models, out, choose_device(device))
+    print(f"{out}: {len(result['rows'])} values")
+
+
+@app.command()
+@fail_cleanly
 def aggregate(
     results: Annotated[Path, typer.Argument(help="The tidy table (.parquet; a .csv is written beside it).")],
     metrics_out: Annotated[Path, typer.Argument(help="Headline metrics (JSON) for dvc exp show.")],
@@ -219,10 +240,12 @@ def aggregate(
     specs, binary_runs = planned_runs(p), planned_binary_runs(p)
     grid = agg.tidy_table(specs, agg.read_runs(specs, layout.metrics))
     binary = agg.binary_table(binary_runs, agg.read_runs(binary_runs, layout.metrics))
-    df = pd.concat([grid, binary], ignore_index=True)
+    analysis = agg.analysis_table(p, layout.analysis)
+    df = pd.concat([grid, binary, analysis], ignore_index=True)
     atomic_write(results, lambda tmp: df.to_parquet(tmp, index=False))
     atomic_write(results.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
-    atomic_json({**agg.headline(grid), "binary": agg.binary_headline(binary)}, metrics_out)
+    headline = {**agg.headline(grid), "binary": agg.binary_headline(binary), "analysis": agg.analysis_headline(analysis, grid)}
+    atomic_json(headline, metrics_out)
     print(f"{results}: {len(df)} runs; {metrics_out}")
 
 
@@ -230,9 +253,9 @@ def aggregate(
 @fail_cleanly
 def plot(
     results: InFile,
-    figures: Annotated[Path, typer.Argument(help="Folder for transfer.png and transfer_relative.png.")],
+    figures: Annotated[Path, typer.Argument(help="Folder of the figures (PNG).")],
 ) -> None:
-    """Draw the paper's Figure 2 and Figure 3, and the binary study's figures, from the tidy table."""
+    """Draw the paper's Figures 2 and 3, the binary study's and the analysis' figures."""
     import pandas as pd
 
     from transferlab import plots
@@ -240,10 +263,18 @@ def plot(
     from transferlab import plots_binary
 
     df = pd.read_parquet(results)
-    grid, binary = df[df.study == "transfer"], df[df.study == "binary"]
+    from transferlab import plots_analysis
+
+    grid, binary, analysis = (df[df.study == s] for s in ("transfer", "binary", "analysis"))
     drawn = {"transfer.png": lambda out: plots.transfer_figure(grid, out), "transfer_relative.png": lambda out: plots.relative_figure(grid, out)}
     if len(binary):
         drawn |= {"binary_beta.png": lambda out: plots_binary.beta_figure(binary, out), "binary_tradeoff.png": lambda out: plots_binary.tradeoff_figure(binary, out)}
+    if len(analysis):
+        drawn |= {
+            "probe.png": lambda out: plots_analysis.probe_figure(analysis, grid, out),
+            "cka.png": lambda out: plots_analysis.cka_figure(analysis, out),
+            "estimates.png": lambda out: plots_analysis.estimates_figure(analysis, grid, out),
+        }
     for name, draw in drawn.items():
         draw(figures / name)
     print(", ".join(str(figures / name) for name in drawn))

@@ -202,6 +202,15 @@ class BinaryConfig(Strict):
         return values
 
 
+class AnalysisConfig(Strict):
+    """Per-layer analysis of baseA and baseB: linear probes, CKA, transferability estimates."""
+
+    probe_c: float = Field(10.0, gt=0, description="inverse regularisation of the linear probes (L2-normalised features)")
+    augment_copies: int = Field(0, ge=0, description="CNNaug: randomly cropped and flipped copies of B's training images added before extraction")
+    max_train_per_class: int | None = Field(100, ge=2, description="training images per class used for probes and estimates (null: all)")
+    cka_batch_size: int = Field(500, ge=4, description="minibatch of the unbiased CKA estimator")
+
+
 class Params(Strict):
     seed: int = Field(0, ge=0)
     replicates: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -212,6 +221,7 @@ class Params(Strict):
     base: TrainConfig = TrainConfig()
     transfer: TransferConfig = TransferConfig()
     binary: BinaryConfig = BinaryConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
 
     @field_validator("replicates", "splits")
     @classmethod

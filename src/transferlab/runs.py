@@ -154,6 +154,9 @@ class Layout:
     def metrics(self, spec: RunSpec | BinaryRun) -> Path:
         return self.run_dir(spec) / "metrics.json"
 
+    def analysis(self, split: str, replicate: int) -> Path:
+        return self.root / "data/analysis" / f"s{split}" / f"r{replicate}.json"
+
     def checkpoint(self, run_id: RunSpec | str) -> Path:
         # Outside every DVC/Snakemake output: engines delete a stage's outputs before
         # running it, and the in-progress checkpoint must survive that to resume.

@@ -131,6 +131,8 @@ def train_run(
             "num_classes": task.num_classes,
             "classes": task.classes,
             "state_dict": {k: v.cpu() for k, v in body.state_dict().items()},
+            "input_mean": history.input_stats[0],  # the normalisation, for feature extraction later
+            "input_std": history.input_stats[1],
         },
         model_out,
     )

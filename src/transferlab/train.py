@@ -30,6 +30,7 @@ class History:
 
     records: list[dict] = field(default_factory=list)
     first_step_at: float | None = None  # wall clock (time.time()) after the first optimiser step
+    input_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # the normalisation used (mean, std)
 
     def summary(self, best_k: int) -> dict:
         """Final and best top-1, and the paper's statistic: the mean of the k best evaluations."""
@@ -271,6 +272,7 @@ def _epoch(loop: _Loop, epoch: int, progress: RunProgress) -> None:
 def fit(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[ParamGroup], opts: FitOptions) -> History:
     """Train `model` on `task` with SGD; evaluate on the task's test part; checkpoint each epoch."""
     loop = _setup(model, task, cfg, groups, opts)
+    loop.history.input_stats = (loop.mean.cpu(), loop.std.cpu())
     start_epoch = _resume(loop)
     model.train()
     with RunProgress(opts.label, cfg.epochs, loop.per_epoch, start_epoch) as progress:

@@ -1,0 +1,35 @@
+"""Activations of every unit of a LayeredNet, in batches under inference mode: conv maps
+global-average pooled, fc activations as they are."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from transferlab.data.batches import normalize
+from transferlab.models.layered import LayeredNet
+
+
+def pooled(h: torch.Tensor) -> torch.Tensor:
+    return h.mean(dim=(2, 3)) if h.dim() == 4 else h.flatten(1)
+
+
+@torch.inference_mode()
+def unit_features(model: LayeredNet, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device, batch_size: int = 500) -> list[np.ndarray]:
+    """Per unit (index n - 1), float32 features (N, width) of uint8 images x."""
+    model.eval().to(device)
+    out: list[list[torch.Tensor]] = [[] for _ in range(model.depth)]
+    for start in range(0, len(x), batch_size):
+        h = normalize(x[start : start + batch_size].to(device), mean.to(device), std.to(device))
+        for i, layer in enumerate(model.layers):
+            h = layer(h)
+            out[i].append(pooled(h).float().cpu())
+    return [torch.cat(parts).numpy() for parts in out]
+
+
+@torch.inference_mode()
+def logits(model: LayeredNet, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device, batch_size: int = 500) -> np.ndarray:
+    """The net's own classifier outputs (for LEEP with the source head)."""
+    model.eval().to(device)
+    parts = [model(normalize(x[s : s + batch_size].to(device), mean.to(device), std.to(device))).float().cpu() for s in range(0, len(x), batch_size)]
+    return torch.cat(parts).numpy()

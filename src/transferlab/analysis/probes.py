@@ -1,0 +1,39 @@
+"""Off-the-shelf features: L2-normalised activations of one unit, a linear classifier on top
+(DeCAF, Razavian et al. 2014), fitted with scikit-learn."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+
+
+def probe_top1(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, kind: str, c: float) -> float:
+    """Top-1 on the test part of a multinomial logistic regression ("logreg") or a linear SVM
+    ("svm") fitted on L2-normalised training features."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    clf = LogisticRegression(C=c, max_iter=2000) if kind == "logreg" else LinearSVC(C=c, max_iter=5000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the cap on iterations is the budget
+        clf.fit(l2_normalize(train_x), train_y)
+    return float(np.mean(clf.predict(l2_normalize(test_x)) == test_y))
+
+
+def source_probabilities(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray, c: float) -> np.ndarray:
+    """A source-label distribution theta(x) from one unit: a logistic regression fitted on the
+    source task's features, applied to the target images (LEEP needs source predictions)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=c, max_iter=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(l2_normalize(train_x), train_y)
+    return clf.predict_proba(l2_normalize(x))

@@ -1,0 +1,101 @@
+"""CKA, LogME, LEEP, H-score and linear probes against direct computations and hand values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+from scipy.stats import multivariate_normal, ortho_group
+
+from transferlab.analysis.cka import cka_matrix, hsic1, linear_cka
+from transferlab.analysis.estimates import h_score, leep, logme
+from transferlab.analysis.probes import probe_top1
+
+rng = np.random.default_rng(0)
+
+
+def test_cka_of_a_representation_with_itself_is_one():
+    x = rng.normal(size=(200, 30))
+    assert linear_cka(x, x, batch_size=50) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_cka_is_invariant_to_orthogonal_transforms_and_isotropic_scaling():
+    x, y = rng.normal(size=(120, 20)), rng.normal(size=(120, 15))
+    y = y + x[:, :15]  # related representations
+    q = ortho_group.rvs(20, random_state=1)
+    base = linear_cka(x, y)
+    assert linear_cka(x @ q, y) == pytest.approx(base, abs=1e-10)
+    assert linear_cka(3.7 * x, 0.2 * y) == pytest.approx(base, abs=1e-10)
+    assert 0 < base < 1
+
+
+def test_unbiased_hsic_matches_a_direct_float64_computation():
+    """HSIC_1 written out with explicit sums over index tuples (Song et al. 2012, Eq. 5)."""
+    x, y = rng.normal(size=(9, 4)), rng.normal(size=(9, 3))
+    k, l = x @ x.T, y @ y.T  # noqa: E741
+    n = len(k)
+    kt, lt = k - np.diag(np.diag(k)), l - np.diag(np.diag(l))
+    term1 = sum(kt[i, j] * lt[j, i] for i in range(n) for j in range(n))
+    term2 = sum(kt[i, j] for i in range(n) for j in range(n)) * sum(lt[i, j] for i in range(n) for j in range(n)) / ((n - 1) * (n - 2))
+    term3 = 2 / (n - 2) * sum(kt[i, j] * lt[j, m] for i in range(n) for j in range(n) for m in range(n))
+    assert hsic1(k, l) == pytest.approx((term1 + term2 - term3) / (n * (n - 3)), rel=1e-12)
+
+
+def test_minibatch_cka_approaches_the_biased_full_batch_value_on_large_samples():
+    x = rng.normal(size=(4000, 10))
+    y = x @ rng.normal(size=(10, 8)) + rng.normal(size=(4000, 8))
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    biased = np.linalg.norm(yc.T @ xc) ** 2 / (np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc))
+    assert linear_cka(x, y, batch_size=1000) == pytest.approx(biased, abs=0.02)
+    assert cka_matrix([x, y], [x]).shape == (2, 1)
+
+
+def _evidence(f: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:
+    """log p(y | F, alpha, beta) of the Bayesian linear model, directly: y ~ N(0, I/beta + F F^T/alpha)."""
+    cov = np.eye(len(y)) / beta + f @ f.T / alpha
+    return multivariate_normal(np.zeros(len(y)), cov).logpdf(y)
+
+
+def test_logme_equals_the_directly_maximised_evidence():
+    f = rng.normal(size=(40, 5))
+    labels = (f[:, 0] + 0.5 * rng.normal(size=40) > 0).astype(int)
+    expected = []
+    for k in (0, 1):
+        y = (labels == k).astype(float)
+        best = minimize(lambda p: -_evidence(f, y, np.exp(p[0]), np.exp(p[1])), x0=[0.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+        expected.append(-best.fun / len(y))
+    assert logme(f, labels) == pytest.approx(np.mean(expected), abs=1e-4)
+
+
+def test_logme_ranks_informative_features_above_noise():
+    labels = rng.integers(0, 3, 300)
+    informative = np.eye(3)[labels] + 0.1 * rng.normal(size=(300, 3))
+    assert logme(informative, labels) > logme(rng.normal(size=(300, 3)), labels)
+
+
+def test_leep_on_a_hand_computed_case():
+    theta = np.array([[0.8, 0.2], [0.4, 0.6]])
+    y = np.array([0, 1])
+    # P(y, z) = theta row of each sample / n: P(0, .) = (0.4, 0.1), P(1, .) = (0.2, 0.3)
+    # P(z) = (0.6, 0.4); P(y | z): P(0|0) = 2/3, P(0|1) = 1/4, P(1|0) = 1/3, P(1|1) = 3/4
+    # sample 0: 2/3 * 0.8 + 1/4 * 0.2 = 0.58333...; sample 1: 1/3 * 0.4 + 3/4 * 0.6 = 0.58333...
+    p0 = 2 / 3 * 0.8 + 1 / 4 * 0.2
+    p1 = 1 / 3 * 0.4 + 3 / 4 * 0.6
+    assert leep(theta, y) == pytest.approx((np.log(p0) + np.log(p1)) / 2, rel=1e-12)
+
+
+def test_h_score_on_a_hand_computed_case():
+    # f = 0, 2, 4, 6 with labels 0, 0, 1, 1: var(f) = 5, class means 1, 1, 5, 5 with variance 4
+    assert h_score(np.array([[0.0], [2.0], [4.0], [6.0]]), np.array([0, 0, 1, 1])) == pytest.approx(0.8, rel=1e-12)
+    # a second dimension with class means 0 but correlated with the first: cov(f) = [[5, -1], [-1, 1]],
+    # inverse [[1, 1], [1, 5]] / 4, cov of class means [[4, 0], [0, 0]]: trace = 4 / 4 = 1
+    f = np.array([[0.0, 1.0], [2.0, -1.0], [4.0, 1.0], [6.0, -1.0]])
+    assert h_score(f, np.array([0, 0, 1, 1])) == pytest.approx(1.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["logreg", "svm"])
+def test_probes_reach_one_on_linearly_separable_features(kind):
+    y = np.repeat(np.arange(3), 30)
+    centres = np.array([[5, 0, 0, 1], [0, 5, 0, 1], [0, 0, 5, 1]], dtype=float)
+    x = centres[y] + 0.3 * rng.normal(size=(90, 4))
+    assert probe_top1(x[::2], y[::2], x[1::2], y[1::2], kind, c=10.0) == 1.0
