@@ -17,6 +17,8 @@ def tiny_params(**overrides) -> dict:
     p["data"]["synthetic"].update(num_classes=8, train_per_class=24, test_per_class=8)
     p["base"].update(epochs=1, batch_size=32)
     p["transfer"].update(epochs=1, batch_size=32, layers=[1, 7])
+    p["strategies"].update(names=["classifier", "finetune_top"], images_per_class=[5], cut_layers=[2])
+    p["strategies"]["train"].update(epochs=1, batch_size=32)
     for key, value in overrides.items():
         *sections, name = key.split(".")
         target = p

@@ -62,13 +62,18 @@ def dvc_repo(tmp_path_factory) -> tuple[Path, str]:
 
 def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     repo, log = dvc_repo
-    # prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings, analyze, aggregate, plot
-    assert len(stages_run(log)) == 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 1 + 2
-    for fig in ("transfer.png", "transfer_relative.png", "binary_beta.png", "binary_tradeoff.png", "probe.png", "cka.png", "estimates.png"):
+    # prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings, 2 strategies, 1 cut,
+    # analyze, aggregate, plot
+    assert len(stages_run(log)) == 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 2 + 1 + 1 + 2
+    figures = ("transfer", "transfer_relative", "binary_beta", "binary_tradeoff", "probe", "cka", "estimates", "strategies", "cut")
+    for fig in (f"{name}.png" for name in figures):
         assert (repo / "reports/figures" / fig).read_bytes()[:4] == b"\x89PNG"
     df = pd.read_parquet(repo / "reports/results.parquet")
     runs = df[df.study != "analysis"]
-    assert len(runs) == 12 + 4 and set(runs.treatment) == {"base", "BnB", "AnB", "BnB+", "AnB+", "random", "binaryA", "binaryB"}
+    assert len(runs) == 12 + 4 + 3
+    assert set(runs.treatment) == {"base", "BnB", "AnB", "BnB+", "AnB+", "random", "binaryA", "binaryB", "strategy:classifier", "strategy:finetune_top", "cut"}
+    assert "**similar**" in (repo / "reports/tables/take_home.md").read_text()
+    assert "| 2 | conv2 |" in (repo / "reports/tables/cut.md").read_text()
     analysis = df[df.study == "analysis"]
     # per source and unit: 2 probes and 3 estimates; CKA 7 x 7; CKA to baseB for 10 transfer nets x 7 units
     assert len(analysis) == 2 * 7 * 5 + 7 * 7 + 10 * 7

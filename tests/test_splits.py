@@ -70,5 +70,7 @@ def test_make_split_dispatches_on_the_id_and_method():
     assert make_split("3", *args, SplitConfig(method="random", fraction=0.3)) == random_split(10, 3, 0.3)
     assert make_split("nm", *args, SplitConfig()).classes_a == [5, 6, 7, 8, 9]
     assert make_split("classes", *args, SplitConfig(classes_a=["c1"])).classes_a == [1]
+    every = make_split("all", *args, SplitConfig())
+    assert every.classes_a == every.classes_b == list(range(10))
     with pytest.raises(InputError, match="unknown split id"):
         make_split("xy", *args, SplitConfig())

@@ -215,3 +215,96 @@ def analysis_headline(analysis: pd.DataFrame, grid: pd.DataFrame) -> dict:
             out[f"spearman_{method}"] = mean
             out[f"spearman_{method}_ci95"] = half
     return out
+
+
+# --- strategies and the cut study ----------------------------------------------------------------
+
+SIMILARITY = {"random": "similar", "manmade_natural": "different", "cross": "different"}
+CUT_KEYS = ("parameters", "size_bytes", "peak_memory_bytes", "peak_memory_method", "latency_s_per_image", "latency_batch")
+
+
+def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
+    """One row per strategy or cut run; `top1` is the paper's statistic on B's test images."""
+    rows = []
+    for r, m in zip(runs, metrics):
+        kind = split_kind(r.split)
+        rows.append(
+            {
+                "run_id": str(r),
+                "study": "strategies" if r.name != "cut" else "cut",
+                "split": r.split,
+                "split_kind": kind,
+                "similarity": SIMILARITY.get(kind, kind),
+                "replicate": r.replicate,
+                "treatment": "cut" if r.name == "cut" else f"strategy:{r.name}",
+                "strategy": r.name,
+                "images_per_class": str(r.images_per_class),
+                "n": r.n,
+                "target": "B",
+                "top1": m[STATISTIC],
+                **{k: m.get(k) for k in ROW_KEYS},
+                **{k: m.get(k) for k in CUT_KEYS if r.name == "cut"},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def volume_order(values) -> list[str]:
+    """Images-per-class labels from little to lots ("all" last)."""
+    return sorted(set(values), key=lambda v: float("inf") if v == "all" else int(v))
+
+
+def take_home(df: pd.DataFrame) -> str:
+    """The lecture's 2x2 table, measured: the best strategy per (similarity, data volume) cell,
+    its margin over the runner-up (paired over splits and replicates, 95% half-width)."""
+    from transferlab.strategies import LECTURE_ADVICE
+
+    s = df[df.study == "strategies"]
+    volumes = volume_order(s.images_per_class) if len(s) else []
+    columns = {"little": volumes[0] if volumes else None, "lots": volumes[-1] if volumes else None}
+    lines = [
+        "# Which strategy when: measured (top-1 on B, mean of the k best evaluations)",
+        "",
+        f"Data volume: little = {columns['little']} images per class, lots = {columns['lots']}. Similarity: random splits are similar, man-made/natural and cross-data-set splits different.",
+        "",
+        "| | little data | lots of data |",
+        "|---|---|---|",
+    ]
+    for similarity in ("similar", "different"):
+        cells = [_cell(s[(s.similarity == similarity) & (s.images_per_class == str(columns[v]))], LECTURE_ADVICE[(similarity, v)], similarity) for v in ("little", "lots")]
+        lines.append(f"| **{similarity}** | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(rows: pd.DataFrame, advice: str, similarity: str) -> str:
+    if rows.empty:
+        hint = "add mn or nm to splits" if similarity == "different" else "add a seed to splits"
+        return f"not measured ({hint}); lecture: {advice}"
+    means = rows.groupby("strategy").top1.mean().sort_values(ascending=False)
+    best = means.index[0]
+    if len(means) < 2:
+        return f"**{best}** {means.iloc[0]:.3f}; lecture: {advice}"
+    second = means.index[1]
+    paired = rows.pivot_table(index=["split", "replicate"], columns="strategy", values="top1")
+    margin, half = mean_interval(paired[best] - paired[second])
+    return f"**{best}** {means.iloc[0]:.3f}, {margin:+.3f} ± {half:.3f} over {second} ({len(paired)} pair(s)); lecture: {advice}"
+
+
+def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
+    """Per n: parameters, size on disk, peak inference memory, latency, top-1 on B."""
+    c = df[df.study == "cut"]
+    lines = [
+        "# baseA cut after unit n, with pooling and a new classifier, fine-tuned on B",
+        "",
+        "| n | unit | parameters | size (MB) | peak memory (MB) | latency (ms / image) | top-1 on B |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n, g in c.groupby("n"):
+        name = unit_names[int(n) - 1] if int(n) <= len(unit_names) else ""
+        lines.append(
+            f"| {int(n)} | {name} | {int(g.parameters.iloc[0]):,} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
+            f"| {1e3 * g.latency_s_per_image.median():.3f} | {g.top1.mean():.3f} |"
+        )
+    if len(c):
+        lines += ["", f"Peak memory: {c.peak_memory_method.iloc[0]}; latency: median of timed batches of {int(c.latency_batch.iloc[0])} after warm-up, on {c.device.iloc[0]}."]
+    return "\n".join(lines) + "\n"

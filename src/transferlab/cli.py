@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="The experiment configuration.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="'auto' (a free GPU slot, else the CPU), 'cpu', 'cuda:1', ...")]
-SplitOpt = Annotated[str, typer.Option("--split", help="Split id: a seed (0, 1, ...), 'mn', 'nm', 'classes' or 'cross'.")]
+SplitOpt = Annotated[str, typer.Option("--split", help="Split id: a seed (0, 1, ...), 'mn', 'nm', 'classes', 'cross' or 'all'.")]
 RepOpt = Annotated[int, typer.Option("--replicate", min=0, help="Replicate number.")]
 InFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Input file.")]
 OutPath = Annotated[Path, typer.Argument(help="Output path.")]
@@ -46,6 +46,15 @@ def _params(path: Path) -> Params:
     return load_params(path)
 
 
+def _check_n(p: Params, n: int) -> None:
+    """--n must name one of the model's units."""
+    from transferlab.models import model_units
+
+    depth = len(model_units(p.model.name, **p.model.options()))
+    if n > depth:
+        raise InputError(f"--n {n}: allowed 1..{depth} for {p.model.name}")
+
+
 def _spec(split: str, target: str, source: str | None = None, n: int = 0, finetune: bool = False, replicate: int = 0):
     from transferlab.runs import RunSpec
 
@@ -59,14 +68,16 @@ def _spec(split: str, target: str, source: str | None = None, n: int = 0, finetu
 @fail_cleanly
 def plan(params: ParamsOpt = Path("params.yaml"), ids: Annotated[bool, typer.Option("--ids/--no-ids", help="List every run id.")] = True) -> None:
     """Validate params.yaml and list the runs it asks for, without training anything."""
-    from transferlab.runs import planned_binary_runs, planned_runs
+    from transferlab.runs import planned_binary_runs, planned_runs, planned_strategy_runs
 
     p = _params(params)
-    runs, binary = planned_runs(p), planned_binary_runs(p)
+    runs, binary, strategies = planned_runs(p), planned_binary_runs(p), planned_strategy_runs(p)
     counts = Counter(r.treatment for r in runs) + Counter("binary A'" if r.frozen is None else "binary on B" for r in binary)
-    print(f"{params}: valid. {len(runs) + len(binary)} runs: " + ", ".join(f"{t} {c}" for t, c in counts.items()))
+    counts += Counter("cut" if r.name == "cut" else "strategy" for r in strategies)
+    total = len(runs) + len(binary) + len(strategies)
+    print(f"{params}: valid. {total} runs: " + ", ".join(f"{t} {c}" for t, c in counts.items()))
     if ids:
-        for r in [*runs, *binary]:
+        for r in [*runs, *binary, *strategies]:
             print(f"  {r}")
 
 
@@ -122,7 +133,7 @@ def transfer(
     model_out: OutPath,
     run_dir: RunDirArg,
     split_id: SplitOpt = "0",
-    source: Annotated[str, typer.Option("--source", help="A or B: copy from that base net; R: random control.")] = "A",
+    source: Annotated[str, typer.Option("--source", help="A or B: copy from that base net; R: random control; P: a pretrained net.")] = "A",
     target: Annotated[str, typer.Option("--target", help="The half to train on: A or B.")] = "B",
     n: Annotated[int, typer.Option("--n", min=1, help="Number of layers copied (or kept random).")] = 1,
     finetune: Annotated[bool, typer.Option("--finetune/--frozen", help="Fine-tune the copied layers (AnB+) or freeze them (AnB).")] = False,
@@ -135,17 +146,90 @@ def transfer(
     p = _params(params)
     spec = _spec(split_id, target, source, n, finetune, replicate)
     if (source == "R") != (source_model is None):
-        raise InputError("--source-model is required for --source A/B and not allowed for --source R")
-    from transferlab.models import model_units
-
-    depth = len(model_units(p.model.name, **p.model.options()))
-    if n > depth:
-        raise InputError(f"--n {n}: allowed 1..{depth} for {p.model.name}")
+        raise InputError("--source-model is required for --source A/B/P and not allowed for --source R")
+    _check_n(p, n)
     from transferlab import stages
     from transferlab.devices import choose_device
 
     history = stages.transfer(p, spec, dataset, split_file, source_model, model_out, run_dir, choose_device(device))
     print(f"{spec}: top-1 {history.records[-1]['test_top1']:.4f}")
+
+
+@app.command()
+@fail_cleanly
+def pretrained(
+    out: OutPath,
+    weights: Annotated[str, typer.Option("--weights", help="torchvision weight name of model.name, e.g. IMAGENET1K_V1 or DEFAULT.")] = "DEFAULT",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Turn torchvision's published ImageNet weights of model.name into a source net (P)."""
+    from transferlab import stages
+
+    p = _params(params)
+    classes = stages.pretrained(p, weights, out)
+    print(f"{out}: {p.model.name} {weights}, {len(classes)} classes")
+
+
+SourceModelOpt = Annotated[Path, typer.Option("--source-model", exists=True, dir_okay=False, help="Checkpoint of the source net (baseA).")]
+
+
+@app.command()
+@fail_cleanly
+def strategy(
+    dataset: InFile,
+    split_file: InFile,
+    model_out: OutPath,
+    run_dir: RunDirArg,
+    source_model: SourceModelOpt,
+    name: Annotated[str, typer.Option("--name", help="classifier, extra_fc, finetune_top or finetune_all.")],
+    images_per_class: Annotated[str, typer.Option("--images-per-class", help="B's training images per class, or 'all'.")] = "all",
+    split_id: SplitOpt = "0",
+    replicate: RepOpt = 0,
+    device: DeviceOpt = "auto",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Train one transfer strategy from baseA on (a subset of) B."""
+    from transferlab.strategies import STRATEGIES
+
+    p = _params(params)
+    if name not in STRATEGIES:
+        raise InputError(f"--name {name}: allowed {', '.join(STRATEGIES)}")
+    if images_per_class != "all" and not (images_per_class.isdigit() and int(images_per_class) >= 1):
+        raise InputError(f"--images-per-class {images_per_class}: allowed a number >= 1 or 'all'")
+    from transferlab import strategy_stages
+    from transferlab.devices import choose_device
+    from transferlab.runs import StrategyRun
+
+    k = images_per_class if images_per_class == "all" else int(images_per_class)
+    run = StrategyRun(split_id, name, k, 0, replicate)
+    history = strategy_stages.strategy(p, run, dataset, split_file, source_model, model_out, run_dir, choose_device(device))
+    print(f"{run}: top-1 {history.records[-1]['test_top1']:.4f}")
+
+
+@app.command()
+@fail_cleanly
+def cut(
+    dataset: InFile,
+    split_file: InFile,
+    model_out: OutPath,
+    run_dir: RunDirArg,
+    source_model: SourceModelOpt,
+    n: Annotated[int, typer.Option("--n", min=1, help="Keep units 1..n.")] = 1,
+    split_id: SplitOpt = "0",
+    replicate: RepOpt = 0,
+    device: DeviceOpt = "auto",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Cut baseA after unit n, add pooling and a classifier, fine-tune on B, measure its cost."""
+    p = _params(params)
+    _check_n(p, n)
+    from transferlab import strategy_stages
+    from transferlab.devices import choose_device
+    from transferlab.runs import StrategyRun
+
+    run = StrategyRun(split_id, "cut", "all", n, replicate)
+    history = strategy_stages.cut(p, run, dataset, split_file, source_model, model_out, run_dir, choose_device(device))
+    print(f"{run}: top-1 {history.records[-1]['test_top1']:.4f}")
 
 
 BetaOpt = Annotated[float, typer.Option("--beta", min=0.0, max=1.0, help="Loss weight of the binary heads (0: the plain net).")]
@@ -234,14 +318,19 @@ def aggregate(
     from transferlab.artifacts import atomic_json, atomic_write
     import pandas as pd
 
-    from transferlab.runs import Layout, planned_binary_runs, planned_runs
+    from transferlab.models import model_units
+    from transferlab.runs import Layout, planned_binary_runs, planned_runs, planned_strategy_runs
 
     p, layout = _params(params), Layout(root)
-    specs, binary_runs = planned_runs(p), planned_binary_runs(p)
+    specs, binary_runs, strategy_runs = planned_runs(p), planned_binary_runs(p), planned_strategy_runs(p)
     grid = agg.tidy_table(specs, agg.read_runs(specs, layout.metrics))
     binary = agg.binary_table(binary_runs, agg.read_runs(binary_runs, layout.metrics))
+    strategies = agg.strategy_table(strategy_runs, agg.read_runs(strategy_runs, layout.metrics))
     analysis = agg.analysis_table(p, layout.analysis)
-    df = pd.concat([grid, binary, analysis], ignore_index=True)
+    df = pd.concat([grid, binary, strategies, analysis], ignore_index=True)
+    tables = results.parent / "tables"
+    atomic_write(tables / "take_home.md", lambda tmp: tmp.write_text(agg.take_home(strategies)))
+    atomic_write(tables / "cut.md", lambda tmp: tmp.write_text(agg.cut_table(strategies, model_units(p.model.name, **p.model.options()))))
     atomic_write(results, lambda tmp: df.to_parquet(tmp, index=False))
     atomic_write(results.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
     headline = {**agg.headline(grid), "binary": agg.binary_headline(binary), "analysis": agg.analysis_headline(analysis, grid)}
@@ -265,6 +354,8 @@ def plot(
     df = pd.read_parquet(results)
     from transferlab import plots_analysis
 
+    from transferlab import plots_strategies
+
     grid, binary, analysis = (df[df.study == s] for s in ("transfer", "binary", "analysis"))
     drawn = {"transfer.png": lambda out: plots.transfer_figure(grid, out), "transfer_relative.png": lambda out: plots.relative_figure(grid, out)}
     if len(binary):
@@ -275,6 +366,10 @@ def plot(
             "cka.png": lambda out: plots_analysis.cka_figure(analysis, out),
             "estimates.png": lambda out: plots_analysis.estimates_figure(analysis, grid, out),
         }
+    if (df.study == "strategies").any():
+        drawn["strategies.png"] = lambda out: plots_strategies.strategies_figure(df, out)
+    if (df.study == "cut").any():
+        drawn["cut.png"] = lambda out: plots_strategies.cut_figure(df, out)
     for name, draw in drawn.items():
         draw(figures / name)
     print(", ".join(str(figures / name) for name in drawn))

@@ -12,8 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SplitId = int | str  # a seed (split.method), "mn"/"nm", "classes" or "cross"
-NAMED_SPLITS = ("mn", "nm", "classes", "cross")
+SplitId = int | str  # a seed (split.method), "mn"/"nm", "classes", "cross" or "all"
+NAMED_SPLITS = ("mn", "nm", "classes", "cross", "all")
 DISSIMILAR_SPLITS = ("mn", "nm")
 DatasetName = Literal["synthetic", "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist", "imagenet", "imagenet100", "imagefolder"]
 FOLDER_DATASETS = ("imagenet", "imagenet100", "imagefolder")
@@ -211,6 +211,39 @@ class AnalysisConfig(Strict):
     cka_batch_size: int = Field(500, ge=4, description="minibatch of the unbiased CKA estimator")
 
 
+class PretrainedConfig(Strict):
+    """Source nets with published ImageNet weights (torchvision) instead of trained base nets."""
+
+    weights: list[str] = Field(default_factory=list, max_length=1, description="[] or one torchvision weight name of model.name, e.g. [IMAGENET1K_V1] or [DEFAULT]")
+    cache: str | None = Field(None, description="folder of the weight files (null: torchvision's cache, $TORCH_HOME/hub/checkpoints)")
+
+
+class StrategiesConfig(Strict):
+    """Which strategy when (by data volume and similarity), and baseA cut at unit n, on B."""
+
+    names: list[Literal["classifier", "extra_fc", "finetune_top", "finetune_all"]] = Field(
+        default_factory=lambda: ["classifier", "extra_fc", "finetune_top", "finetune_all"], description="strategies to run ([]: none)"
+    )
+    images_per_class: list[int | Literal["all"]] = Field(default_factory=lambda: [10, "all"], description="B's training images per class (nested subsets)")
+    top_units: int = Field(2, ge=1, description="finetune_top / finetune_all: the top k units at top_lr_factor")
+    top_lr_factor: float = Field(0.1, ge=0)
+    lower_lr_factor: float = Field(0.01, ge=0, description="finetune_all: the units below the top k")
+    extra_fc: list[int] = Field(default_factory=lambda: [256], min_length=1, max_length=2, description="widths of the new fully connected layers of extra_fc")
+    cut_layers: list[int] = Field(default_factory=lambda: [2, 4, 7], description="cut study: keep units 1..n of baseA ([]: none)")
+    latency_batch: int = Field(64, ge=1)
+    latency_repeats: int = Field(20, ge=3)
+    train: TrainConfig = TrainConfig(epochs=10, batch_size=64)
+
+    @field_validator("names", "images_per_class", "cut_layers")
+    @classmethod
+    def _unique(cls, values: list) -> list:
+        if len(set(map(str, values))) != len(values):
+            raise ValueError("entries must be unique")
+        if any(isinstance(v, int) and v < 1 for v in values):
+            raise ValueError("entries must be >= 1")
+        return values
+
+
 class Params(Strict):
     seed: int = Field(0, ge=0)
     replicates: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -222,6 +255,8 @@ class Params(Strict):
     transfer: TransferConfig = TransferConfig()
     binary: BinaryConfig = BinaryConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    pretrained: PretrainedConfig = PretrainedConfig()
+    strategies: StrategiesConfig = StrategiesConfig()
 
     @field_validator("replicates", "splits")
     @classmethod
@@ -239,7 +274,7 @@ class Params(Strict):
 
         units = model_units(self.model.name, **self.model.options())
         depth = len(units)
-        sections = {"base": self.base, "transfer": self.transfer, "binary.finetune": self.binary.finetune}
+        sections = {"base": self.base, "transfer": self.transfer, "binary.finetune": self.binary.finetune, "strategies.train": self.strategies.train}
         for section, cfg in sections.items():
             for name in cfg.layer_lr_factors:
                 if name not in units:
@@ -247,6 +282,18 @@ class Params(Strict):
         for i, n in enumerate(self.transfer.layers):
             if not 1 <= n <= depth:
                 raise _KeyError(f"transfer.layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable layers)")
+        if self.pretrained.weights:
+            from transferlab.models.pretrained import weight_names
+
+            allowed = weight_names(self.model.name)
+            if self.pretrained.weights[0] not in allowed:
+                what = f"one of {', '.join(allowed)} for {self.model.name}" if allowed else f"[] ({self.model.name} has no torchvision weights)"
+                raise _KeyError("pretrained.weights[0]", self.pretrained.weights[0], what)
+        for i, n in enumerate(self.strategies.cut_layers):
+            if n > depth:
+                raise _KeyError(f"strategies.cut_layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable units)")
+        if self.strategies.top_units > depth:
+            raise _KeyError("strategies.top_units", self.strategies.top_units, f"1..{depth} for {self.model.name}")
         for i, k in enumerate(self.binary.frozen_units):
             if k > depth:
                 raise _KeyError(f"binary.frozen_units[{i}]", k, f"0..{depth} for {self.model.name} ({depth} transferable units)")

@@ -21,6 +21,8 @@ STYLE = {
     "AnB": dict(color="#c81e1e", marker="D"),
     "AnB+": dict(color="#ff9999", marker="P"),
     "random": dict(color="#555555", marker="s"),
+    "PnB": dict(color="#2a9d4b", marker="^"),
+    "PnB+": dict(color="#8fd19e", marker="v"),
 }
 X_LABEL = "Layer n at which the network is chopped and retrained"
 
@@ -50,7 +52,7 @@ def transfer_figure(df: pd.DataFrame, out: Path) -> None:
     base = d[d.treatment == "base"]
     ax.axhline(base[STATISTIC].mean(), color="black", linestyle="--", linewidth=0.8, label="base (mean)")
     _scatter(ax, base.assign(n=0), STATISTIC, "base", 0.0, rng)
-    offsets = {"BnB": -0.15, "BnB+": -0.05, "AnB": 0.05, "AnB+": 0.15}
+    offsets = {"BnB": -0.15, "BnB+": -0.05, "AnB": 0.05, "AnB+": 0.15, "PnB": 0.25, "PnB+": 0.3}
     for treatment, offset in offsets.items():
         t = d[d.treatment == treatment]
         if len(t):

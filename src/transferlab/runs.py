@@ -4,6 +4,7 @@
     s0/A3B/r0      first 3 layers from baseA, frozen, rest trained on B  (AnB)
     s0/B3B+/r0     first 3 layers from baseB, fine-tuned, trained on B  (BnB+)
     s0/R3B/r0      first 3 layers at random initialisation, frozen      (random control)
+    s0/P3B+/r0     first 3 layers of a pretrained torchvision net, fine-tuned (PnB+)
     smn/A3B/r0     the same on the man-made (A) / natural (B) split
 """
 
@@ -16,8 +17,8 @@ from pathlib import Path
 from transferlab.config import Params
 
 _RUN_ID = re.compile(
-    r"^s(?P<split>\d+|mn|nm|classes|cross)/"
-    r"(?:base(?P<base>[AB])|(?P<source>[ABR])(?P<n>\d+)(?P<target>[AB])(?P<plus>\+?))"
+    r"^s(?P<split>\d+|mn|nm|classes|cross|all)/"
+    r"(?:base(?P<base>[AB])|(?P<source>[ABRP])(?P<n>\d+)(?P<target>[AB])(?P<plus>\+?))"
     r"/r(?P<rep>\d+)$"
 )
 
@@ -36,8 +37,8 @@ class RunSpec:
     def __post_init__(self) -> None:
         if self.target not in ("A", "B"):
             raise ValueError(f"target must be 'A' or 'B', found {self.target!r}")
-        if self.source is not None and (self.source not in ("A", "B", "R") or self.n < 1):
-            raise ValueError(f"a transfer run needs a source A, B or R and n >= 1, found {self.source!r}, {self.n}")
+        if self.source is not None and (self.source not in ("A", "B", "R", "P") or self.n < 1):
+            raise ValueError(f"a transfer run needs a source A, B, R or P and n >= 1, found {self.source!r}, {self.n}")
         if self.source == "R" and self.finetune:
             raise ValueError("the random control keeps its layers frozen (no '+')")
 
@@ -70,6 +71,8 @@ class RunSpec:
             return "base"
         if self.source == "R":
             return "random"
+        if self.source == "P":
+            return "PnB" + ("+" if self.finetune else "")
         return ("BnB" if self.source == self.target else "AnB") + ("+" if self.finetune else "")
 
     @property
@@ -101,6 +104,8 @@ def planned_runs(params: Params) -> list[RunSpec]:
                     for source in ("B" if target == "B" else "A", "A" if target == "B" else "B"):
                         runs += [RunSpec(str(split), target, source, n, ft, rep) for ft in (False, True)]
                     runs.append(RunSpec(str(split), target, "R", n, False, rep))
+                    if params.pretrained.weights:
+                        runs += [RunSpec(str(split), target, "P", n, ft, rep) for ft in (False, True)]
     return runs
 
 
@@ -143,15 +148,45 @@ def planned_binary_runs(params: Params) -> list[BinaryRun]:
 
 
 @dataclass(frozen=True)
+class StrategyRun:
+    """A run of the strategies study or the cut study, from baseA of its split, on B.
+
+    s0/strat-finetune_top-i10/r0   finetune_top with 10 training images per class
+    s0/cut4/r0                     units 1..4 of baseA, pooling, a new classifier"""
+
+    split: str
+    name: str  # a strategy, or "cut"
+    images_per_class: int | str = "all"
+    n: int = 0
+    replicate: int = 0
+
+    def __str__(self) -> str:
+        if self.name == "cut":
+            return f"s{self.split}/cut{self.n}/r{self.replicate}"
+        return f"s{self.split}/strat-{self.name}-i{self.images_per_class}/r{self.replicate}"
+
+
+def planned_strategy_runs(params: Params) -> list[StrategyRun]:
+    """Every strategy and cut run that params.yaml asks for."""
+    s = params.strategies
+    runs = []
+    for split in params.splits:
+        for rep in params.replicates:
+            runs += [StrategyRun(str(split), name, k, 0, rep) for name in s.names for k in s.images_per_class]
+            runs += [StrategyRun(str(split), "cut", "all", n, rep) for n in s.cut_layers]
+    return runs
+
+
+@dataclass(frozen=True)
 class Layout:
     """Where a run's files live under the project root (dvc.yaml spells out every stage's paths)."""
 
     root: Path = Path(".")
 
-    def run_dir(self, spec: RunSpec | BinaryRun) -> Path:
+    def run_dir(self, spec: RunSpec | BinaryRun | StrategyRun) -> Path:
         return self.root / "data/runs" / str(spec)
 
-    def metrics(self, spec: RunSpec | BinaryRun) -> Path:
+    def metrics(self, spec: RunSpec | BinaryRun | StrategyRun) -> Path:
         return self.run_dir(spec) / "metrics.json"
 
     def analysis(self, split: str, replicate: int) -> Path:

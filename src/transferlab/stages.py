@@ -109,6 +109,7 @@ def train_run(
     run_dir: Path,
     device: torch.device,
     objective=None,
+    input_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> History:
     """Train one run and write its model checkpoint, metrics.json and DVCLive log.
 
@@ -117,7 +118,7 @@ def train_run(
     checkpoint = Layout().checkpoint(run.run_id)  # stage commands run at the project root
     fingerprint = json.dumps({"run": run.run_id, "params": params.model_dump(mode="json"), "device": device.type}, sort_keys=True)
     live = _LiveLog(run_dir / "live")
-    opts = FitOptions(device, run.seed, checkpoint, fingerprint, label=run.run_id, on_record=live, objective=objective)
+    opts = FitOptions(device, run.seed, checkpoint, fingerprint, label=run.run_id, on_record=live, objective=objective, input_stats=input_stats)
     started = time.perf_counter()
     history = fit(model, task, cfg, groups, opts)
     live.end()
@@ -194,7 +195,33 @@ def transfer(
     model = build_treatment(fresh, spec.n, source, spec.finetune)
     factor = params.transfer.finetune_lr_factor if source is not None else 1.0
     groups = param_groups(model, spec.n, factor, params.transfer.layer_lr_factors)
-    return train_run(params, grid_run(params, spec), task, model, groups, model_out, run_dir, device)
+    stats = None
+    if spec.source == "P":  # a pretrained net's units expect the normalisation it was trained with
+        state = torch.load(source_model, map_location="cpu", weights_only=True)
+        stats = (state["input_mean"], state["input_std"])
+    return train_run(params, grid_run(params, spec), task, model, groups, model_out, run_dir, device, input_stats=stats)
+
+
+def pretrained(params: Params, weights: str, out: Path) -> list[str]:
+    """Convert torchvision's published weights of model.name into a source-net checkpoint."""
+    from transferlab.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_pretrained
+
+    net, classes = load_pretrained(params.model.name, weights, params.pretrained.cache, params.data.verify, params.data.download)
+    atomic_torch_save(
+        {
+            "run_id": f"pretrained/{params.model.name}/{weights}",
+            "model_name": params.model.name,
+            "model_options": _model_options(params),
+            "num_classes": len(classes),
+            "classes": classes,
+            "state_dict": net.state_dict(),
+            "input_mean": torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+            "input_std": torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+            **provenance(),
+        },
+        out,
+    )
+    return classes
 
 
 # --- the binary-partition study -------------------------------------------------------------

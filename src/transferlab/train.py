@@ -124,6 +124,7 @@ class FitOptions:
     on_record: Callable[[dict], None] | None = None  # called for every evaluation record
     # (net, images, labels) -> (loss, logits); None: cross-entropy of net(images)
     objective: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    input_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std); None: the training images'
 
 
 def _rng_state(device: torch.device, gen: torch.Generator) -> dict:
@@ -182,7 +183,7 @@ def _setup(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[Para
         keep, val = stratified_holdout(task.train_y, cfg.val_fraction, opts.seed)
         data |= {"train_x": task.train_x[keep], "train_y": task.train_y[keep], "val_x": task.train_x[val], "val_y": task.train_y[val]}
     data = {k: v.to(device) for k, v in data.items()}
-    mean, std = channel_stats(data["train_x"])
+    mean, std = (s.to(device) for s in opts.input_stats) if opts.input_stats else channel_stats(data["train_x"])
     per_epoch = steps_per_epoch(len(data["train_x"]), cfg.batch_size)
     net = torch.compile(model) if cfg.compile else model
     return _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, net, mean, std, per_epoch)

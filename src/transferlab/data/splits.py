@@ -109,4 +109,7 @@ def make_split(split_id: int | str, classes: list[str], groups: list[str], sourc
         return by_classes(classes, cfg.classes_a, cfg.classes_b)
     if split_id == "cross":
         return by_source(sources)
-    raise InputError(f"unknown split id {split_id!r}: use a seed (0, 1, ...), 'mn', 'nm', 'classes' or 'cross'")
+    if split_id == "all":  # A = B = every class: for sources from outside the data set (pretrained)
+        every = list(range(len(classes)))
+        return Split("all", "all", None, every, every)
+    raise InputError(f"unknown split id {split_id!r}: use a seed (0, 1, ...), 'mn', 'nm', 'classes', 'cross' or 'all'")

@@ -1,0 +1,83 @@
+"""Pretrained torchvision sources: weight files found, checked, regrouped, and transferred from."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from torchvision import models as tvm
+from typer.testing import CliRunner
+
+from conftest import tiny_params
+from transferlab.cli import app
+from transferlab.errors import InputError
+from transferlab.models.pretrained import load_pretrained, weights_path
+
+
+@pytest.fixture
+def weight_file(tmp_path):
+    """A resnet18 weight file where torchvision's cache would hold IMAGENET1K_V1 (random
+    weights: the real file cannot be downloaded here, so its hash check must be off)."""
+    torch.manual_seed(0)
+    reference = tvm.resnet18(weights=None)
+    path, _ = weights_path("resnet18", "IMAGENET1K_V1", str(tmp_path / "cache"))
+    path.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path)
+    return reference.eval(), path
+
+
+def test_loaded_weights_give_the_torchvision_models_output(weight_file):
+    reference, path = weight_file
+    net, classes = load_pretrained("resnet18", "IMAGENET1K_V1", str(path.parent), verify=False)
+    x = torch.randn(2, 3, 64, 64)
+    assert len(classes) == 1000 and net.unit_names == ["stem", "layer1", "layer2", "layer3", "layer4"]
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x), reference(x))
+
+
+def test_weight_file_errors_name_the_file(weight_file, tmp_path):
+    _, path = weight_file
+    with pytest.raises(InputError, match=r"SHA-256 .* differs from the published f37072fd"):
+        load_pretrained("resnet18", "IMAGENET1K_V1", str(path.parent), verify=True)
+    with pytest.raises(InputError, match=r"pretrained: .*empty/resnet18-f37072fd.pth is missing; download https://download.pytorch.org/models/resnet18-f37072fd.pth"):
+        load_pretrained("resnet18", "IMAGENET1K_V1", str(tmp_path / "empty"))
+    with pytest.raises(InputError, match="mobilenet_v1 has no torchvision weights"):
+        load_pretrained("mobilenet_v1", "DEFAULT", None)
+
+
+def test_params_name_the_allowed_weights(tmp_path):
+    params = tiny_params(**{"pretrained.weights": ["IMAGENET1K_V1"]})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
+    assert result.exit_code == 2 and "pretrained.weights[0]: found 'IMAGENET1K_V1', allowed: [] (convnet8 has no torchvision weights)" in result.output
+    params["model"]["name"] = "resnet18"
+    params["pretrained"]["weights"] = ["V9"]
+    params["transfer"]["layers"] = [1, 5]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
+    assert result.exit_code == 2 and "allowed: one of DEFAULT, IMAGENET1K_V1 for resnet18" in result.output
+
+
+def test_a_pretrained_source_transfers_through_the_commands(weight_file, tmp_path, monkeypatch):
+    _, path = weight_file
+    monkeypatch.chdir(tmp_path)
+    params = tiny_params(**{"model.name": "resnet18", "transfer.layers": [2], "pretrained.weights": ["IMAGENET1K_V1"], "pretrained.cache": str(path.parent), "data.verify": False})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    def run(*args):
+        result = CliRunner().invoke(app, [*args, "--params", "params.yaml"])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "s0/P2B+/r0" in run("plan")
+    run("pretrained", "--weights", "IMAGENET1K_V1", "p.pt")
+    run("prepare", "ds.pt")
+    run("split", "--split", "0", "ds.pt", "s0.json")
+    run("transfer", "--source", "P", "--n", "2", "--frozen", "--device", "cpu", "--source-model", "p.pt", "ds.pt", "s0.json", "t.pt", "run")
+    source, tuned = torch.load("p.pt", weights_only=True), torch.load("t.pt", weights_only=True)
+    for key in [k for k in source["state_dict"] if k.startswith(("layers.0.", "layers.1."))]:
+        assert torch.equal(source["state_dict"][key], tuned["state_dict"][key]), key  # frozen copies
+    assert torch.allclose(tuned["input_mean"].flatten(), torch.tensor([0.485, 0.456, 0.406]))  # ImageNet normalisation kept
+    assert json.loads(open("run/metrics.json").read())["treatment"] == "PnB"

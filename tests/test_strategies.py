@@ -1,0 +1,77 @@
+"""Strategies freeze and train what they say; subsets are nested; the cut net and its costs."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from transferlab.config import DataConfig, SyntheticConfig, TrainConfig
+from transferlab.data.dataset import prepare_synthetic, select_classes
+from transferlab.models import create_model
+from transferlab.strategies import CutNet, apply_strategy, latency_per_image, parameter_count, peak_memory
+from transferlab.strategy_stages import subset
+from transferlab.train import FitOptions, fit
+
+
+def test_subsets_are_balanced_and_nested():
+    ds = prepare_synthetic(DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=6, train_per_class=30, test_per_class=2)))
+    task = select_classes(ds, [0, 2, 4])
+    small, large = subset(task, 5, seed=1), subset(task, 12, seed=1)
+    assert torch.bincount(small.train_y).tolist() == [5, 5, 5] and torch.bincount(large.train_y).tolist() == [12, 12, 12]
+    rows = lambda t: {tuple(x.flatten()[:40].tolist()) for x in t.train_x}  # noqa: E731
+    assert rows(small) <= rows(large)
+    assert subset(task, "all", 1) is task
+
+
+# (strategy, units that must stay unchanged, units that must change)
+CASES = [("classifier", range(7), []), ("extra_fc", range(7), []), ("finetune_top", range(5), [5, 6]), ("finetune_all", [], range(7))]
+
+
+@pytest.mark.parametrize("name, fixed, moved", CASES)
+def test_each_strategy_trains_exactly_the_units_it_says(name, fixed, moved):
+    torch.manual_seed(0)
+    ds = prepare_synthetic(DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=4, train_per_class=16, test_per_class=4)))
+    task = select_classes(ds, [0, 1, 2, 3])
+    model = create_model("convnet8", 4, width=0.0625, image_size=16)
+    groups = apply_strategy(model, name, top_units=2, top_factor=0.1, lower_factor=0.01, extra_fc=[32])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, task, TrainConfig(epochs=1, batch_size=16), groups, FitOptions(torch.device("cpu"), seed=0))
+    after = model.state_dict()
+    changed = lambda i: any(not torch.equal(before[k], after[k]) for k in before if k.startswith(f"layers.{i}."))  # noqa: E731
+    assert not any(changed(i) for i in fixed)  # parameters and BatchNorm statistics
+    assert all(changed(i) for i in moved)
+    assert {g.lr_factor for g in groups} == {"classifier": {1.0}, "extra_fc": {1.0}, "finetune_top": {1.0, 0.1}, "finetune_all": {1.0, 0.1, 0.01}}[name]
+    if name == "extra_fc":
+        assert sum(isinstance(m, nn.Linear) for m in model.head.modules()) == 2
+
+
+def test_cut_net_parameters_are_the_sum_of_its_parts():
+    source = create_model("convnet8", 10, width=0.125)
+    cut = CutNet(source, 3, num_classes=5)
+    units = sum(parameter_count(layer) for layer in list(source.layers)[:3])
+    assert parameter_count(cut) == units + source.widths[2] * 5 + 5
+    assert cut(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
+    peak, how = peak_memory(cut, torch.zeros(4, 3, 32, 32))
+    assert peak > 4 * parameter_count(cut) and how.startswith("cpu_estimate")
+
+
+class _SlowStart(nn.Module):
+    """Slow for its first calls (like cuDNN autotuning or lazy initialisation), fast after."""
+
+    def __init__(self, slow_calls: int) -> None:
+        super().__init__()
+        self.calls, self.slow_calls = 0, slow_calls
+
+    def forward(self, x):
+        self.calls += 1
+        time.sleep(0.2 if self.calls <= self.slow_calls else 0.001)
+        return x
+
+
+def test_latency_excludes_warm_up():
+    net = _SlowStart(slow_calls=3)
+    per_image = latency_per_image(net, torch.zeros(10, 3), repeats=5, warmup=3)
+    assert per_image < 0.05 / 10 and net.calls == 8
