@@ -136,9 +136,8 @@ def _keys(d: dict, prefix: str = "") -> set[str]:
 def test_presets_are_complete_valid_and_documented(preset):
     from transferlab.config import load_params
 
-    p = load_params(preset)
+    load_params(preset)
     raw = yaml.safe_load(preset.read_text())
     assert _keys(raw) == _keys(yaml.safe_load((ROOT / "params.yaml").read_text()))  # every key spelled out, for dvc.yaml
     header = preset.read_text().split("\n\n")[0]
-    assert header.startswith("#") and "GPU" in header and "Needs" in header
-    assert p.data.dataset != "synthetic"
+    assert header.startswith("#") and ("GPU" in header or "CPU" in header) and "Needs" in header  # what it costs, what it needs

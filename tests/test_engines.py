@@ -75,8 +75,9 @@ def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     assert "**similar**" in (repo / "reports/tables/take_home.md").read_text()
     assert "| 2 | conv2 |" in (repo / "reports/tables/cut.md").read_text()
     analysis = df[df.study == "analysis"]
-    # per source and unit: 2 probes and 3 estimates; CKA 7 x 7; CKA to baseB for 10 transfer nets x 7 units
-    assert len(analysis) == 2 * 7 * 5 + 7 * 7 + 10 * 7
+    # per source (baseA, baseB, the A' net of beta 0.5) and unit: 2 probes and 3 estimates; CKA 7 x 7;
+    # CKA to baseB for 10 transfer nets x 7 units
+    assert len(analysis) == 3 * 7 * 5 + 7 * 7 + 10 * 7 and "A'0.5" in set(analysis.source)
     assert set(analysis.method) == {"probe_logreg", "probe_svm", "logme", "leep", "hscore", "cka", "cka_to_base"}
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["analysis"]["cka_estimator"].startswith("linear CKA, unbiased")
@@ -122,7 +123,7 @@ def test_a_beta_sweep_experiment_trains_only_the_new_beta(dvc_repo):
     repo, _ = dvc_repo
     log = sh(repo, "dvc", "exp", "run", "-S", "binary.betas=[0.0,0.25]")
     ran = stages_run(log)
-    assert {s for s in ran if "@" in s} == {"binary-base@0-0.25-0-0", "binary-finetune@0-0.25-0-0-0"}, ran
+    assert {s for s in ran if "@" in s} == {"binary-base@0-0.25-0-0", "binary-finetune@0-0.25-0-0-0", "analyze@0-0"}, ran
     text = json.dumps(json.loads(sh(repo, "dvc", "exp", "show", "--json")))
     assert "beta_0p25" in text and "b_gain_by_split" in text
 

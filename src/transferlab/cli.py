@@ -291,17 +291,18 @@ def analyze(
     split_file: InFile,
     models: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder of the split's nets (data/models/s0).")],
     out: OutPath,
+    binary_models: Annotated[Path | None, typer.Option("--binary-models", help="Folder of the split's A' nets (data/binary/s0).")] = None,
     split_id: SplitOpt = "0",
     replicate: RepOpt = 0,
     device: DeviceOpt = "auto",
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Per unit of baseA and baseB: linear probes, LogME, LEEP, H-score for B; CKA between units."""
+    """Per unit of baseA, baseB (and A' nets): probes, LogME, LEEP, H-score for B; CKA between units."""
     p = _params(params)
     from transferlab.analysis.stage import analyze as run_analysis
     from transferlab.devices import choose_device
 
-    result = run_analysis(p, split_id, replicate, dataset, split_file, models, out, choose_device(device))
+    result = run_analysis(p, split_id, replicate, dataset, split_file, models, out, choose_device(device), binary_models)
     print(f"{out}: {len(result['rows'])} values")
 
 

@@ -209,6 +209,7 @@ class AnalysisConfig(Strict):
     augment_copies: int = Field(0, ge=0, description="CNNaug: randomly cropped and flipped copies of B's training images added before extraction")
     max_train_per_class: int | None = Field(100, ge=2, description="training images per class used for probes and estimates (null: all)")
     cka_batch_size: int = Field(500, ge=4, description="minibatch of the unbiased CKA estimator")
+    binary_sources: bool = Field(True, description="also analyse the binary study's A' nets (beta > 0)")
 
 
 class PretrainedConfig(Strict):

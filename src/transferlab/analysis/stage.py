@@ -38,7 +38,18 @@ def _input_stats(state: dict, task: TaskData) -> tuple[torch.Tensor, torch.Tenso
     return channel_stats(task.train_x)
 
 
-def analyze(params: Params, split_id: str, replicate: int, dataset: Path, split_file: Path, models: Path, out: Path, device: torch.device) -> dict:
+def _sources(params: Params, models: Path, binary_models: Path | None, replicate: int) -> list[tuple[str, Path, str]]:
+    """(name, checkpoint, the half it was trained on): baseA, baseB, and the binary study's A'
+    nets of every beta > 0 (first partition seed) when asked for."""
+    out = [(h, models / f"base{h}" / f"r{replicate}.pt", h) for h in ("A", "B")]
+    if params.analysis.binary_sources and binary_models is not None:
+        p = params.binary.partition_seeds[0]
+        out += [(f"A'{b:g}", binary_models / f"binA_b{b!r}_p{p}" / f"r{replicate}.pt", "A") for b in params.binary.betas if b > 0]
+    return out
+
+
+def analyze(params: Params, split_id: str, replicate: int, dataset: Path, split_file: Path, models: Path, out: Path, device: torch.device,
+            binary_models: Path | None = None) -> dict:  # fmt: skip
     """Write the analysis of one split and replicate as JSON rows (method, source, n, m, value)."""
     from transferlab.stages import load_dataset, load_model, load_split
 
@@ -52,15 +63,14 @@ def analyze(params: Params, split_id: str, replicate: int, dataset: Path, split_
     own = {h: _images(tasks[h], "train", cfg.max_train_per_class, params.seed) for h in ("A", "B")}  # each source's own task
     rows: list[dict] = []
     test_features = {}
-    for source in ("A", "B"):
-        path = models / f"base{source}" / f"r{replicate}.pt"
+    for source, path, half in _sources(params, models, binary_models, replicate):
         state = torch.load(path, map_location="cpu", weights_only=True)
-        net, (mean, std) = load_model(path), _input_stats(state, tasks[source])
+        net, (mean, std) = load_model(path), _input_stats(state, tasks[half])
         fb_train = unit_features(net, b_train_x, mean, std, device)
         fb_test = test_features[source] = unit_features(net, b_test_x, mean, std, device)
-        own_x, own_y = own[source]
+        own_x, own_y = own[half]
         fs_train = unit_features(net, own_x, mean, std, device)
-        for i in progress_iter(range(net.depth), f"analyse base{source}"):
+        for i in progress_iter(range(net.depth), f"analyse {source}"):
             values = {
                 "probe_logreg": probes.probe_top1(fb_train[i], b_train_y, fb_test[i], b_test_y, "logreg", cfg.probe_c),
                 "probe_svm": probes.probe_top1(fb_train[i], b_train_y, fb_test[i], b_test_y, "svm", cfg.probe_c),

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
-from transferlab.models import small_nets, torchvision_nets
+from transferlab.models import small_nets
 from transferlab.models.convnet8 import convnet8
 from transferlab.models.layered import LayeredNet
 
+
+def _torchvision(name: str) -> Callable[..., LayeredNet]:
+    """A builder from torchvision_nets, imported on first use: importing torchvision pulls in
+    torch._dynamo (about 2 s), which every run of the other models would otherwise pay."""
+
+    def build(*args, **kwargs) -> LayeredNet:
+        return getattr(importlib.import_module("transferlab.models.torchvision_nets"), name)(*args, **kwargs)
+
+    return build
+
+
 _REGISTRY: dict[str, Callable[..., LayeredNet]] = {
     "convnet8": convnet8,
-    "densenet_bc": torchvision_nets.densenet_bc,
+    "densenet_bc": _torchvision("densenet_bc"),
     "wrn": small_nets.wrn,
     "mobilenet_v1": small_nets.mobilenet_v1,
-    "resnet18": torchvision_nets.resnet18,
-    "resnet50": torchvision_nets.resnet50,
-    "densenet121": torchvision_nets.densenet121,
-    "mobilenet_v2": torchvision_nets.mobilenet_v2,
+    "resnet18": _torchvision("resnet18"),
+    "resnet50": _torchvision("resnet50"),
+    "densenet121": _torchvision("densenet121"),
+    "mobilenet_v2": _torchvision("mobilenet_v2"),
 }
 
 
