@@ -99,3 +99,24 @@ def test_probes_reach_one_on_linearly_separable_features(kind):
     centres = np.array([[5, 0, 0, 1], [0, 5, 0, 1], [0, 0, 5, 1]], dtype=float)
     x = centres[y] + 0.3 * rng.normal(size=(90, 4))
     assert probe_top1(x[::2], y[::2], x[1::2], y[1::2], kind, c=10.0) == 1.0
+
+
+def test_source_rows_take_leep_from_a_probe_per_unit_or_from_a_foreign_nets_own_head():
+    import torch
+
+    from transferlab.analysis.stage import source_rows
+    from transferlab.config import AnalysisConfig
+    from transferlab.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model("convnet8", 5, width=0.0625, image_size=16)
+    x = torch.randint(0, 255, (24, 3, 16, 16), dtype=torch.uint8)
+    y = np.repeat(np.arange(3), 8)
+    mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.25)
+    b_data = (x, y, x[:12], y[:12])
+    own_rows, features = source_rows("A", net, mean, std, b_data, (x, y), AnalysisConfig(), torch.device("cpu"))
+    assert len(features) == 7 and sum(r["method"] == "leep" for r in own_rows) == 7
+    foreign, _ = source_rows("P", net, mean, std, b_data, None, AnalysisConfig(), torch.device("cpu"))
+    leep_rows = [r for r in foreign if r["method"] == "leep"]
+    assert [r["n"] for r in leep_rows] == [7] and leep_rows[0]["value"] < 0  # a log-likelihood
+    assert {r["method"] for r in foreign} == {"probe_logreg", "probe_svm", "logme", "hscore", "leep"}

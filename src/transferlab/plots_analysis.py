@@ -39,6 +39,9 @@ def probe_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
             _mean_by_n(ax, rows, f"{method.split('_')[1]} probe on base{source} features", color=color)
     for source, rows in analysis[(analysis.method == "probe_logreg") & analysis.source.str.startswith("A'")].groupby("source"):
         _mean_by_n(ax, rows, f"logreg probe on {source} features (binary study)", color="#7b3294", linestyle=":")
+    pretrained = analysis[(analysis.method == "probe_logreg") & (analysis.source == "P")]
+    if len(pretrained):
+        _mean_by_n(ax, pretrained, "logreg probe on the pretrained net's features", color="#2a9d4b", linestyle="-.")
     _grid_lines(ax, grid)
     ax.set(xlabel="Unit n whose features are probed (or at which the net is chopped)", ylabel="Top-1 on B", title="Off-the-shelf features vs trained transfer")
     ax.legend(fontsize=8)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from transferlab.analysis import cka, estimates, probes
-from transferlab.analysis.features import unit_features
+from transferlab.analysis.features import logits, unit_features
 from transferlab.artifacts import atomic_json, provenance
 from transferlab.config import Params
 from transferlab.data.batches import channel_stats, random_crop_flip
@@ -38,14 +38,45 @@ def _input_stats(state: dict, task: TaskData) -> tuple[torch.Tensor, torch.Tenso
     return channel_stats(task.train_x)
 
 
-def _sources(params: Params, models: Path, binary_models: Path | None, replicate: int) -> list[tuple[str, Path, str]]:
-    """(name, checkpoint, the half it was trained on): baseA, baseB, and the binary study's A'
-    nets of every beta > 0 (first partition seed) when asked for."""
-    out = [(h, models / f"base{h}" / f"r{replicate}.pt", h) for h in ("A", "B")]
+def _sources(params: Params, models: Path, binary_models: Path | None, replicate: int) -> list[tuple[str, Path, str | None]]:
+    """(name, checkpoint, the half it was trained on): baseA, baseB, the binary study's A'
+    nets of every beta > 0 (first partition seed) when asked for, and the pretrained net
+    (trained on neither half) when params name one; it sits in data/models/pretrained."""
+    out: list[tuple[str, Path, str | None]] = [(h, models / f"base{h}" / f"r{replicate}.pt", h) for h in ("A", "B")]
     if params.analysis.binary_sources and binary_models is not None:
         p = params.binary.partition_seeds[0]
         out += [(f"A'{b:g}", binary_models / f"binA_b{b!r}_p{p}" / f"r{replicate}.pt", "A") for b in params.binary.betas if b > 0]
+    out += [("P", models.parent / "pretrained" / f"{w}.pt", None) for w in params.pretrained.weights]
     return out
+
+
+def source_rows(name: str, net, mean, std, b_data: tuple, own: tuple | None, cfg, device) -> list[dict]:
+    """Probes and estimates of every unit of one source net for task B. LEEP needs the source
+    task's label distribution: for nets trained on a half, a probe on that half's features at
+    each unit; for a net trained elsewhere (pretrained), its own classifier, at the top unit only."""
+    b_train_x, b_train_y, b_test_x, b_test_y = b_data
+    fb_train = unit_features(net, b_train_x, mean, std, device)
+    fb_test = unit_features(net, b_test_x, mean, std, device)
+    fs_train = unit_features(net, own[0], mean, std, device) if own is not None else None
+    rows = []
+    for i in progress_iter(range(net.depth), f"analyse {name}"):
+        values = {
+            "probe_logreg": probes.probe_top1(fb_train[i], b_train_y, fb_test[i], b_test_y, "logreg", cfg.probe_c),
+            "probe_svm": probes.probe_top1(fb_train[i], b_train_y, fb_test[i], b_test_y, "svm", cfg.probe_c),
+            "logme": estimates.logme(fb_train[i], b_train_y),
+            "hscore": estimates.h_score(fb_train[i], b_train_y),
+        }
+        if fs_train is not None:
+            values["leep"] = estimates.leep(probes.source_probabilities(fs_train[i], own[1], fb_train[i], cfg.probe_c), b_train_y)
+        elif i == net.depth - 1:
+            values["leep"] = estimates.leep(softmax(logits(net, b_train_x, mean, std, device)), b_train_y)
+        rows += [{"method": k, "source": name, "n": i + 1, "m": 0, "value": v} for k, v in values.items()]
+    return rows, fb_test
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def analyze(params: Params, split_id: str, replicate: int, dataset: Path, split_file: Path, models: Path, out: Path, device: torch.device,
@@ -65,21 +96,10 @@ def analyze(params: Params, split_id: str, replicate: int, dataset: Path, split_
     test_features = {}
     for source, path, half in _sources(params, models, binary_models, replicate):
         state = torch.load(path, map_location="cpu", weights_only=True)
-        net, (mean, std) = load_model(path), _input_stats(state, tasks[half])
-        fb_train = unit_features(net, b_train_x, mean, std, device)
-        fb_test = test_features[source] = unit_features(net, b_test_x, mean, std, device)
-        own_x, own_y = own[half]
-        fs_train = unit_features(net, own_x, mean, std, device)
-        for i in progress_iter(range(net.depth), f"analyse {source}"):
-            values = {
-                "probe_logreg": probes.probe_top1(fb_train[i], b_train_y, fb_test[i], b_test_y, "logreg", cfg.probe_c),
-                "probe_svm": probes.probe_top1(fb_train[i], b_train_y, fb_test[i], b_test_y, "svm", cfg.probe_c),
-                "logme": estimates.logme(fb_train[i], b_train_y),
-                "hscore": estimates.h_score(fb_train[i], b_train_y),
-                # LEEP needs the source task's label distribution at this unit: a probe on the source task
-                "leep": estimates.leep(probes.source_probabilities(fs_train[i], own_y, fb_train[i], cfg.probe_c), b_train_y),
-            }
-            rows += [{"method": k, "source": source, "n": i + 1, "m": 0, "value": v} for k, v in values.items()]
+        net, (mean, std) = load_model(path), _input_stats(state, tasks[half or "B"])
+        b_data = (b_train_x, b_train_y, b_test_x, b_test_y)
+        source_part, test_features[source] = source_rows(source, net, mean, std, b_data, own[half] if half else None, cfg, device)
+        rows += source_part
     # CKA on the same held-out images (B's test part): every unit of baseA against every unit of baseB
     matrix = cka.cka_matrix(test_features["A"], test_features["B"], cfg.cka_batch_size)
     rows += [{"method": "cka", "source": "A-B", "n": i + 1, "m": j + 1, "value": float(v)} for (i, j), v in np.ndenumerate(matrix)]
