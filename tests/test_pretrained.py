@@ -81,3 +81,7 @@ def test_a_pretrained_source_transfers_through_the_commands(weight_file, tmp_pat
         assert torch.equal(source["state_dict"][key], tuned["state_dict"][key]), key  # frozen copies
     assert torch.allclose(tuned["input_mean"].flatten(), torch.tensor([0.485, 0.456, 0.406]))  # ImageNet normalisation kept
     assert json.loads(open("run/metrics.json").read())["treatment"] == "PnB"
+    assert "s0/cutP2/r0" in run("plan")
+    run("cut", "--source", "P", "--n", "2", "--device", "cpu", "--source-model", "p.pt", "ds.pt", "s0.json", "c.pt", "cutrun")
+    cut = json.loads(open("cutrun/metrics.json").read())
+    assert cut["run_id"] == "s0/cutP2/r0" and cut["source"] == "P" and cut["parameters"] < 1_000_000 and cut["latency_s_per_image"] > 0

@@ -238,6 +238,7 @@ def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
                 "replicate": r.replicate,
                 "treatment": "cut" if r.name == "cut" else f"strategy:{r.name}",
                 "strategy": r.name,
+                "source": r.source,
                 "images_per_class": str(r.images_per_class),
                 "n": r.n,
                 "target": "B",
@@ -299,10 +300,10 @@ def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
         "| n | unit | parameters | size (MB) | peak memory (MB) | latency (ms / image) | top-1 on B |",
         "|---|---|---|---|---|---|---|",
     ]
-    for n, g in c.groupby("n"):
+    for (source, n), g in c.groupby(["source", "n"]):
         name = unit_names[int(n) - 1] if int(n) <= len(unit_names) else ""
         lines.append(
-            f"| {int(n)} | {name} | {int(g.parameters.iloc[0]):,} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
+            f"| {int(n)} | {name}{' (pretrained)' if source == 'P' else ''} | {int(g.parameters.iloc[0]):,} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
             f"| {1e3 * g.latency_s_per_image.median():.3f} | {g.top1.mean():.3f} |"
         )
     if len(c):

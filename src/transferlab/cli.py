@@ -215,19 +215,22 @@ def cut(
     run_dir: RunDirArg,
     source_model: SourceModelOpt,
     n: Annotated[int, typer.Option("--n", min=1, help="Keep units 1..n.")] = 1,
+    source: Annotated[str, typer.Option("--source", help="A: --source-model is baseA; P: the pretrained net.")] = "A",
     split_id: SplitOpt = "0",
     replicate: RepOpt = 0,
     device: DeviceOpt = "auto",
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Cut baseA after unit n, add pooling and a classifier, fine-tune on B, measure its cost."""
+    """Cut baseA (or the pretrained net) after unit n, add pooling and a classifier, fine-tune on B, measure its cost."""
     p = _params(params)
     _check_n(p, n)
+    if source not in ("A", "P"):
+        raise InputError(f"--source {source}: allowed A or P")
     from transferlab import strategy_stages
     from transferlab.devices import choose_device
     from transferlab.runs import StrategyRun
 
-    run = StrategyRun(split_id, "cut", "all", n, replicate)
+    run = StrategyRun(split_id, "cut", "all", n, replicate, source)
     history = strategy_stages.cut(p, run, dataset, split_file, source_model, model_out, run_dir, choose_device(device))
     print(f"{run}: top-1 {history.records[-1]['test_top1']:.4f}")
 

@@ -36,12 +36,14 @@ def strategies_figure(df: pd.DataFrame, out: Path) -> None:
 def cut_figure(df: pd.DataFrame, out: Path) -> None:
     """Top-1 on B against parameters of the net cut after unit n."""
     c = df[df.study == "cut"]
-    g = c.groupby("n").agg(parameters=("parameters", "first"), top1=("top1", "mean")).reset_index()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    ax.plot(g.parameters, g.top1, marker="o", color="#1f3fbf")
-    for _, row in g.iterrows():
-        ax.annotate(f"n={int(row.n)}", (row.parameters, row.top1), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    for (source, part), color in zip(c.groupby("source"), ("#1f3fbf", "#2a9d4b")):
+        g = part.groupby("n").agg(parameters=("parameters", "first"), top1=("top1", "mean")).reset_index()
+        ax.plot(g.parameters, g.top1, marker="o", color=color, label="baseA" if source == "A" else "pretrained")
+        for _, row in g.iterrows():
+            ax.annotate(f"n={int(row.n)}", (row.parameters, row.top1), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.legend(fontsize=8)
     ax.set_xscale("log")
-    ax.set(xlabel="parameters of the cut net", ylabel="top-1 on B", title="Cutting baseA after unit n")
+    ax.set(xlabel="parameters of the cut net", ylabel="top-1 on B", title="Cutting a net after unit n")
     ax.grid(alpha=0.3)
     save_figure(fig, out)

@@ -149,20 +149,22 @@ def planned_binary_runs(params: Params) -> list[BinaryRun]:
 
 @dataclass(frozen=True)
 class StrategyRun:
-    """A run of the strategies study or the cut study, from baseA of its split, on B.
+    """A run of the strategies study or the cut study, on B.
 
-    s0/strat-finetune_top-i10/r0   finetune_top with 10 training images per class
-    s0/cut4/r0                     units 1..4 of baseA, pooling, a new classifier"""
+    s0/strat-finetune_top-i10/r0   finetune_top from baseA with 10 training images per class
+    s0/cut4/r0                     units 1..4 of baseA, pooling, a new classifier
+    s0/cutP4/r0                    the same from the pretrained net"""
 
     split: str
     name: str  # a strategy, or "cut"
     images_per_class: int | str = "all"
     n: int = 0
     replicate: int = 0
+    source: str = "A"  # "A" (baseA) or "P" (the pretrained net; cut study only)
 
     def __str__(self) -> str:
         if self.name == "cut":
-            return f"s{self.split}/cut{self.n}/r{self.replicate}"
+            return f"s{self.split}/cut{'P' if self.source == 'P' else ''}{self.n}/r{self.replicate}"
         return f"s{self.split}/strat-{self.name}-i{self.images_per_class}/r{self.replicate}"
 
 
@@ -174,6 +176,8 @@ def planned_strategy_runs(params: Params) -> list[StrategyRun]:
         for rep in params.replicates:
             runs += [StrategyRun(str(split), name, k, 0, rep) for name in s.names for k in s.images_per_class]
             runs += [StrategyRun(str(split), "cut", "all", n, rep) for n in s.cut_layers]
+            if params.pretrained.weights:
+                runs += [StrategyRun(str(split), "cut", "all", n, rep, "P") for n in s.cut_layers]
     return runs
 
 

@@ -54,8 +54,12 @@ def cut(params: Params, run: StrategyRun, dataset: Path, split_file: Path, sourc
     torch.manual_seed(seed)
     net = CutNet(load_model(source_model), run.n, task.num_classes)
     groups = [ParamGroup(list(net.head.parameters()), 1.0, "new"), ParamGroup(list(net.units.parameters()), cfg.top_lr_factor, "copied")]
-    fields = {"split": run.split, "treatment": "cut", "n": run.n, "replicate": run.replicate, "target": "B"}
-    history = train_run(params, RunInfo(str(run), seed, cfg.train, fields), task, net, groups, model_out, run_dir, device)
+    fields = {"split": run.split, "treatment": "cut", "n": run.n, "replicate": run.replicate, "target": "B", "source": run.source}
+    stats = None
+    if run.source == "P":  # the pretrained units expect the normalisation they were trained with
+        state = torch.load(source_model, map_location="cpu", weights_only=True)
+        stats = (state["input_mean"], state["input_std"])
+    history = train_run(params, RunInfo(str(run), seed, cfg.train, fields), task, net, groups, model_out, run_dir, device, input_stats=stats)
     x = task.test_x[: cfg.latency_batch].to(device).float().div(255).contiguous(memory_format=torch.channels_last)
     net.to(device)
     peak, how = peak_memory(net, x)
