@@ -42,4 +42,4 @@ bench: setup
 	$(BIN)/python benchmarks/schedule_sim.py
 
 clean:
-	rm -rf data/prepared data/splits data/models data/runs data/checkpoints reports/results.* reports/metrics.json reports/figures .snakemake
+	rm -rf data/prepared data/splits data/models data/runs data/checkpoints data/binary data/strategies data/features data/analysis reports/results.* reports/metrics.json reports/figures .snakemake

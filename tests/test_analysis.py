@@ -104,6 +104,7 @@ def test_probes_reach_one_on_linearly_separable_features(kind):
 def test_source_rows_take_leep_from_a_probe_per_unit_or_from_a_foreign_nets_own_head():
     import torch
 
+    from transferlab.analysis.extract import source_arrays
     from transferlab.analysis.stage import source_rows
     from transferlab.config import AnalysisConfig
     from transferlab.models import create_model
@@ -114,9 +115,19 @@ def test_source_rows_take_leep_from_a_probe_per_unit_or_from_a_foreign_nets_own_
     y = np.repeat(np.arange(3), 8)
     mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.25)
     b_data = (x, y, x[:12], y[:12])
-    own_rows, features = source_rows("A", net, mean, std, b_data, (x, y), AnalysisConfig(), torch.device("cpu"))
-    assert len(features) == 7 and sum(r["method"] == "leep" for r in own_rows) == 7
-    foreign, _ = source_rows("P", net, mean, std, b_data, None, AnalysisConfig(), torch.device("cpu"))
+    own = source_arrays(net, mean, std, b_data, (x, y), torch.device("cpu"))
+    assert [own[f"b_test_{n}"].shape[0] for n in range(1, 8)] == [12] * 7 and own["own_train_7"].shape == own["b_train_7"].shape
+    own_rows = source_rows("A", own, 7, AnalysisConfig())
+    assert sum(r["method"] == "leep" for r in own_rows) == 7
+    foreign = source_rows("P", source_arrays(net, mean, std, b_data, None, torch.device("cpu")), 7, AnalysisConfig())
     leep_rows = [r for r in foreign if r["method"] == "leep"]
     assert [r["n"] for r in leep_rows] == [7] and leep_rows[0]["value"] < 0  # a log-likelihood
     assert {r["method"] for r in foreign} == {"probe_logreg", "probe_svm", "logme", "hscore", "leep"}
+
+
+def test_the_analysis_reads_the_feature_cache_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, transferlab.analysis.stage; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -63,8 +63,8 @@ def dvc_repo(tmp_path_factory) -> tuple[Path, str]:
 def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     repo, log = dvc_repo
     # prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings, 2 strategies, 1 cut,
-    # analyze, aggregate, plot
-    assert len(stages_run(log)) == 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 2 + 1 + 1 + 2
+    # features, analyze, aggregate, plot
+    assert len(stages_run(log)) == 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2
     figures = ("transfer", "transfer_relative", "binary_beta", "binary_tradeoff", "probe", "cka", "estimates", "strategies", "cut")
     for fig in (f"{name}.png" for name in figures):
         assert (repo / "reports/figures" / fig).read_bytes()[:4] == b"\x89PNG"
@@ -112,8 +112,8 @@ def test_an_experiment_reruns_only_what_its_change_touches(dvc_repo):
     log = sh(repo, "dvc", "exp", "run", "-S", "transfer.epochs=2")
     ran = stages_run(log)
     # the analysis reruns too: it compares every transfer net with its base
-    assert ran and all(s.startswith(("transfer@", "finetune@", "control@", "analyze@")) or s in ("aggregate", "plot") for s in ran), ran
-    assert len([s for s in ran if "@" in s]) == 10 + 1
+    assert ran and all(s.startswith(("transfer@", "finetune@", "control@", "features@", "analyze@")) or s in ("aggregate", "plot") for s in ran), ran
+    assert len([s for s in ran if "@" in s]) == 10 + 2
     shown = json.loads(sh(repo, "dvc", "exp", "show", "--json"))
     text = json.dumps(shown)
     assert '"epochs": 2' in text and "anb_plus_gain" in text and "base_top1" in text
@@ -123,9 +123,25 @@ def test_a_beta_sweep_experiment_trains_only_the_new_beta(dvc_repo):
     repo, _ = dvc_repo
     log = sh(repo, "dvc", "exp", "run", "-S", "binary.betas=[0.0,0.25]")
     ran = stages_run(log)
-    assert {s for s in ran if "@" in s} == {"binary-base@0-0.25-0-0", "binary-finetune@0-0.25-0-0-0", "analyze@0-0"}, ran
+    assert {s for s in ran if "@" in s} == {"binary-base@0-0.25-0-0", "binary-finetune@0-0.25-0-0-0", "features@0-0", "analyze@0-0"}, ran
     text = json.dumps(json.loads(sh(repo, "dvc", "exp", "show", "--json")))
     assert "beta_0p25" in text and "b_gain_by_split" in text
+
+
+def test_a_probe_setting_reruns_the_analysis_on_the_feature_cache_only(dvc_repo):
+    repo, _ = dvc_repo
+    index = json.loads((repo / "data/features/s0/r0/index.json").read_text())
+    names = [s["name"] for s in index["sources"]]  # baseA, baseB and the A' net of the beta > 0 in params
+    assert names[:2] == ["A", "B"] and len(names) == 3 and names[2].startswith("A'") and len(index["transfer"]) == 10
+    params = repo / "params.yaml"
+    before = params.read_text()
+    changed = yaml.safe_load(before)
+    changed["analysis"]["probe_c"] = 1.0
+    try:
+        params.write_text(yaml.safe_dump(changed))
+        assert set(json.loads(sh(repo, "dvc", "status", "--json"))) == {"analyze@0-0"}
+    finally:
+        params.write_text(before)
 
 
 def test_after_snakemake_dvc_status_is_clean(tmp_path):

@@ -28,6 +28,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temp folder beside `path`; put it in place of `path` only if the block succeeds."""
+    import shutil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     """Write a file through `write(tmp_path)`, then rename it into place."""
     with atomic_path(path) as tmp:
@@ -60,6 +75,6 @@ def git_revision(cwd: Path | None = None) -> str:
 
 def provenance() -> dict[str, str]:
     """Package version and git revision, for every artifact."""
-    import torch
+    from importlib.metadata import version  # not torch.__version__: table-only stages never import torch
 
-    return {"transferlab_version": __version__, "git_revision": git_revision(), "torch_version": str(torch.__version__)}
+    return {"transferlab_version": __version__, "git_revision": git_revision(), "torch_version": version("torch")}

@@ -1,0 +1,133 @@
+"""The `features` stage: activations of every unit of the analysed nets on task B's images,
+cached as NumPy archives (a DVC output). The `analyze` stage fits its probes and estimates
+on this cache, so changing only its own settings (analysis.probe_c, cka_batch_size) reruns
+no net.
+
+Folder layout (one per split and replicate):
+    index.json              what is there: sources, transfer nets, depth
+    <source file>.npz       b_train_<n>, b_test_<n> (and own_train_<n> or logits_b_train), labels
+    transfer/<run>.npz      b_test_<n> of a transfer net on B (for CKA against baseB)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from transferlab.analysis.features import logits, unit_features
+from transferlab.artifacts import atomic_dir, provenance
+from transferlab.config import Params
+from transferlab.data.batches import channel_stats, random_crop_flip
+from transferlab.data.dataset import TaskData, per_class_subset, select_classes
+from transferlab.progress import progress_iter
+from transferlab.runs import planned_runs
+
+
+@dataclass(frozen=True)
+class Source:
+    """A net whose units are analysed: its name in the table, cache file and checkpoint, and
+    the half it was trained on (None: trained elsewhere, e.g. the pretrained net)."""
+
+    name: str
+    file: str
+    checkpoint: Path
+    half: str | None
+
+
+def sources(params: Params, models: Path, binary_models: Path | None, replicate: int) -> list[Source]:
+    """baseA, baseB, the binary study's A' nets of every beta > 0 (first partition seed) when
+    asked for, and the pretrained net when params name one (it sits in data/models/pretrained)."""
+    out = [Source(h, f"base{h}", models / f"base{h}" / f"r{replicate}.pt", h) for h in ("A", "B")]
+    if params.analysis.binary_sources and binary_models is not None:
+        p = params.binary.partition_seeds[0]
+        out += [Source(f"A'{b:g}", f"binA_b{b!r}", binary_models / f"binA_b{b!r}_p{p}" / f"r{replicate}.pt", "A") for b in params.binary.betas if b > 0]
+    out += [Source("P", f"pretrained_{w}", models.parent / "pretrained" / f"{w}.pt", None) for w in params.pretrained.weights]
+    return out
+
+
+def _images(task: TaskData, part: str, per_class: int | None, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    x, y = (task.train_x, task.train_y) if part == "train" else (task.test_x, task.test_y)
+    keep = per_class_subset(y, per_class, seed)
+    return x[keep], y[keep].numpy()
+
+
+def augmented(x: torch.Tensor, y: np.ndarray, copies: int, padding: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """The "CNNaug" variant: the training images plus `copies` randomly cropped and flipped copies."""
+    gen = torch.Generator().manual_seed(seed)
+    xs = [x] + [random_crop_flip(x, padding, gen) for _ in range(copies)]
+    return torch.cat(xs), np.tile(y, copies + 1)
+
+
+def _net(path: Path, task: TaskData):
+    """The net of a checkpoint and the input normalisation it was trained with."""
+    from transferlab.stages import load_model
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    stats = (state["input_mean"], state["input_std"]) if "input_mean" in state else channel_stats(task.train_x)
+    return load_model(path), stats
+
+
+def _per_unit(prefix: str, features: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return {f"{prefix}_{i + 1}": f for i, f in enumerate(features)}
+
+
+def source_arrays(net, mean, std, b_data: tuple, own: tuple | None, device: torch.device) -> dict[str, np.ndarray]:
+    """Every unit's features of B's training and test images, and what LEEP needs of the source
+    task: its own training images' features (a net trained on a half) or the net's own
+    classifier outputs on B's training images (a net trained elsewhere)."""
+    b_train_x, b_train_y, b_test_x, b_test_y = b_data
+    arrays = {
+        "b_train_y": b_train_y,
+        "b_test_y": b_test_y,
+        **_per_unit("b_train", unit_features(net, b_train_x, mean, std, device)),
+        **_per_unit("b_test", unit_features(net, b_test_x, mean, std, device)),
+    }
+    if own is not None:
+        arrays |= {"own_y": own[1], **_per_unit("own_train", unit_features(net, own[0], mean, std, device))}
+    else:
+        arrays["logits_b_train"] = logits(net, b_train_x, mean, std, device)
+    return arrays
+
+
+def extract(params: Params, split_id: str, replicate: int, dataset: Path, split_file: Path, models: Path, out: Path, device: torch.device,
+            binary_models: Path | None = None) -> dict:  # fmt: skip
+    """Write the feature cache of one split and replicate; return its index."""
+    from transferlab.stages import load_dataset, load_split
+
+    cfg = params.analysis
+    ds, split = load_dataset(dataset), load_split(split_file)
+    tasks = {h: select_classes(ds, split.half(h)) for h in ("A", "B")}
+    b_train_x, b_train_y = _images(tasks["B"], "train", cfg.max_train_per_class, params.seed)
+    if cfg.augment_copies:
+        b_train_x, b_train_y = augmented(b_train_x, b_train_y, cfg.augment_copies, params.base.crop_padding, params.seed)
+    b_test_x, b_test_y = _images(tasks["B"], "test", None, params.seed)
+    b_data = (b_train_x, b_train_y, b_test_x, b_test_y)
+    own = {h: _images(tasks[h], "train", cfg.max_train_per_class, params.seed) for h in ("A", "B")}  # each source's own task
+    index = {"split": split_id, "replicate": replicate, "sources": [], "transfer": [], **provenance()}
+    with atomic_dir(out) as tmp:
+        for src in sources(params, models, binary_models, replicate):
+            net, (mean, std) = _net(src.checkpoint, tasks[src.half or "B"])
+            arrays = source_arrays(net, mean, std, b_data, own[src.half] if src.half else None, device)
+            np.savez(tmp / f"{src.file}.npz", **arrays)
+            index["sources"].append({"name": src.name, "file": f"{src.file}.npz", "half": src.half})
+            index["depth"] = net.depth
+        index["transfer"] = _transfer_features(params, split_id, replicate, models, b_test_x, tasks["B"], tmp, device)
+        (tmp / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return index
+
+
+def _transfer_features(params: Params, split_id: str, replicate: int, models: Path, x: torch.Tensor, task: TaskData, out: Path, device) -> list[dict]:
+    """B's test features of every transfer net on B, for CKA against the same unit of baseB."""
+    specs = [s for s in planned_runs(params) if s.split == split_id and s.replicate == replicate and not s.is_base and s.target == "B"]
+    (out / "transfer").mkdir()
+    entries = []
+    for spec in progress_iter(specs, "features of the transfer nets"):
+        run = str(spec).split("/")[1]  # e.g. A3B+
+        net, (mean, std) = _net(models / run / f"r{replicate}.pt", task)
+        np.savez(out / "transfer" / f"{run}.npz", **_per_unit("b_test", unit_features(net, x, mean, std, device)))
+        entries.append({"treatment": spec.treatment, "n": spec.n, "file": f"transfer/{run}.npz"})
+    return entries
