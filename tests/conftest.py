@@ -28,6 +28,19 @@ def tiny_params(**overrides) -> dict:
     return p
 
 
+def command_runner(params_file: Path):
+    """Run `transferlab <args> --params params_file` in-process and check that it succeeded."""
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    def run(*args: str) -> None:
+        result = CliRunner().invoke(app, [*args, "--params", str(params_file)])
+        assert result.exit_code == 0, result.output
+
+    return run
+
+
 @pytest.fixture
 def tiny_params_file(tmp_path: Path) -> Path:
     path = tmp_path / "params.yaml"

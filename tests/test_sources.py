@@ -7,7 +7,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import tiny_params
+from conftest import command_runner, tiny_params
 from formats import label_of, write_cifar, write_image_folder, write_mnist, write_svhn
 from transferlab.cli import app
 from transferlab.config import DataConfig, SplitConfig
@@ -154,10 +154,7 @@ def test_a_cross_data_set_task_trains_and_transfers_through_the_commands(tmp_pat
     write_svhn(tmp_path / "raw", per_class=2)
     params = tiny_params(**{"data.dataset": "cifar100", "data.b_dataset": "svhn", "data.root": str(tmp_path / "raw"), "data.verify": False, "splits": ["cross"]})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-
-    def run(*args):
-        result = CliRunner().invoke(app, [*args, "--params", str(tmp_path / "params.yaml")])
-        assert result.exit_code == 0, result.output
+    run = command_runner(tmp_path / "params.yaml")
 
     ds, split, base = tmp_path / "ds.pt", tmp_path / "scross.json", tmp_path / "baseA.pt"
     run("prepare", str(ds))

@@ -47,6 +47,7 @@ class DataConfig(Strict):
     max_test_per_class: int | None = Field(None, ge=1)
     test_fraction: float = Field(0.2, gt=0, lt=1, description="imagefolder without a test/ folder: share held out per class")
     workers: int = Field(4, ge=0, description="image-decoding worker processes (folder data sets)")
+    storage: Literal["tensor", "files"] = Field("tensor", description="tensor: decode once into one uint8 tensor (a resized cache); files: decode from the files every epoch (folder data sets)")
     seed: int = Field(0, ge=0, description="synthetic generation and per-class subsets")
     synthetic: SyntheticConfig = SyntheticConfig()
 
@@ -59,6 +60,8 @@ class DataConfig(Strict):
             raise _KeyError("data.b_dataset", self.b_dataset, "at most one folder data set (imagenet, imagenet100, imagefolder) per task pair")
         if folders and not self.image_folder:
             raise _KeyError("data.image_folder", self.image_folder, f"the folder that holds the {folders[0]} images")
+        if self.storage == "files" and (self.dataset not in FOLDER_DATASETS or self.b_dataset):
+            raise _KeyError("data.storage", self.storage, f"tensor, or files with a folder data set ({', '.join(FOLDER_DATASETS)}) and no data.b_dataset")
         return self
 
     def datasets(self) -> list[str]:

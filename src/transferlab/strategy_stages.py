@@ -9,6 +9,7 @@ import torch
 from transferlab.artifacts import atomic_json
 from transferlab.config import Params
 from transferlab.data.dataset import TaskData, per_class_subset, select_classes
+from transferlab.data.files import as_tensor
 from transferlab.models import create_model
 from transferlab.runs import StrategyRun, seed_of
 from transferlab.stages import RunInfo, load_dataset, load_model, load_split, train_run, _model_options
@@ -60,7 +61,7 @@ def cut(params: Params, run: StrategyRun, dataset: Path, split_file: Path, sourc
         state = torch.load(source_model, map_location="cpu", weights_only=True)
         stats = (state["input_mean"], state["input_std"])
     history = train_run(params, RunInfo(str(run), seed, cfg.train, fields), task, net, groups, model_out, run_dir, device, input_stats=stats)
-    x = task.test_x[: cfg.latency_batch].to(device).float().div(255).contiguous(memory_format=torch.channels_last)
+    x = as_tensor(task.test_x[: cfg.latency_batch]).to(device).float().div(255).contiguous(memory_format=torch.channels_last)
     net.to(device)
     peak, how = peak_memory(net, x)
     metrics_path = run_dir / "metrics.json"

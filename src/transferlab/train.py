@@ -19,7 +19,8 @@ from torch import nn
 from transferlab.artifacts import atomic_torch_save
 from transferlab.config import TrainConfig
 from transferlab.data.batches import channel_stats, normalize, random_crop_flip, steps_per_epoch, train_batches
-from transferlab.data.dataset import TaskData, stratified_holdout
+from transferlab.data.dataset import Images, TaskData, stratified_holdout
+from transferlab.data.files import ImageFiles
 from transferlab.progress import RunProgress
 from transferlab.sgd import SGD
 
@@ -97,17 +98,27 @@ def autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def _in_order(x: Images, batch_size: int, device: torch.device):
+    """(uint8 images on `device`, their positions) in order: slices of a tensor, or decoded files."""
+    if isinstance(x, ImageFiles):
+        for xb, pos in x.batches(batch_size, augment=False, pin=device.type == "cuda"):
+            yield xb.to(device, non_blocking=True), pos.to(device)
+        return
+    for start in range(0, len(x), batch_size):
+        yield x[start : start + batch_size], torch.arange(start, min(start + batch_size, len(x)), device=device)
+
+
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch_size: int = 1000) -> float:
-    """Top-1 accuracy of `model` on uint8 images x (on the model's device)."""
+def evaluate(model: nn.Module, x: Images, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of `model` on uint8 images x (on the model's device, or files)."""
     was_training = model.training
     model.eval()
-    device = x.device
+    device = y.device
     correct = 0
-    for start in range(0, len(x), batch_size):
+    for xb, pos in _in_order(x, batch_size, device):
         with autocast(device):
-            logits = model(normalize(x[start : start + batch_size], mean, std))
-        correct += (logits.argmax(1) == y[start : start + batch_size]).sum().item()
+            logits = model(normalize(xb, mean, std))
+        correct += (logits.argmax(1) == y[pos]).sum().item()
     model.train(was_training)
     return correct / max(1, len(x))
 
@@ -182,11 +193,34 @@ def _setup(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[Para
     if cfg.val_fraction > 0:
         keep, val = stratified_holdout(task.train_y, cfg.val_fraction, opts.seed)
         data |= {"train_x": task.train_x[keep], "train_y": task.train_y[keep], "val_x": task.train_x[val], "val_y": task.train_y[val]}
-    data = {k: v.to(device) for k, v in data.items()}
-    mean, std = (s.to(device) for s in opts.input_stats) if opts.input_stats else channel_stats(data["train_x"])
+    data = {k: v if isinstance(v, ImageFiles) else v.to(device) for k, v in data.items()}  # files stay on disk
+    mean, std = (s.to(device) for s in opts.input_stats) if opts.input_stats else _stats(data["train_x"], opts.seed, device)
     per_epoch = steps_per_epoch(len(data["train_x"]), cfg.batch_size)
     net = torch.compile(model) if cfg.compile else model
     return _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, net, mean, std, per_epoch)
+
+
+def _stats(x: Images, seed: int, device: torch.device, sample: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of the training images (of a seeded sample of image files)."""
+    if isinstance(x, ImageFiles):
+        pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:sample]
+        return tuple(s.to(device) for s in channel_stats(x[pick].decode()))
+    return channel_stats(x)
+
+
+def _train_batches(loop: _Loop, epoch: int):
+    """(uint8 images on the device, labels) of one epoch: index gathers from a device-side
+    permutation with crop and flip on the device, or decoded files augmented by the workers."""
+    x, y, cfg, device = loop.data["train_x"], loop.data["train_y"], loop.cfg, loop.opts.device
+    if isinstance(x, ImageFiles):
+        # seeded per epoch (shuffle and the workers' augmentation), so that a resumed run repeats it
+        gen = torch.Generator().manual_seed(loop.opts.seed * 1000 + epoch)
+        batches = x.batches(cfg.batch_size, cfg.augment, gen, pin=device.type == "cuda")
+        for _, (xb, pos) in zip(range(loop.per_epoch), batches):
+            yield xb.to(device, non_blocking=True), y[pos.to(device)]
+        return
+    for idx in train_batches(len(x), cfg.batch_size, loop.gen, device):
+        yield (random_crop_flip(x[idx], cfg.crop_padding, loop.gen) if cfg.augment else x[idx]), y[idx]
 
 
 def _resume(loop: _Loop) -> int:
@@ -242,12 +276,10 @@ def _record(loop: _Loop, epoch: int, i: int, seen: int, correct: int, loss_sum: 
 def _epoch(loop: _Loop, epoch: int, progress: RunProgress) -> None:
     """One pass over the training set: device-side batches, augmentation, SGD steps."""
     net, cfg, device = loop.net, loop.cfg, loop.opts.device
-    train_x, train_y = loop.data["train_x"], loop.data["train_y"]
     eval_every = max(1, loop.per_epoch // cfg.evals_per_epoch)
     seen, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
-    for i, idx in enumerate(train_batches(len(train_x), cfg.batch_size, loop.gen, device)):
-        xb = random_crop_flip(train_x[idx], cfg.crop_padding, loop.gen) if cfg.augment else train_x[idx]
-        xb, yb = normalize(xb, loop.mean, loop.std), train_y[idx]
+    for i, (xb, yb) in enumerate(_train_batches(loop, epoch)):
+        xb = normalize(xb, loop.mean, loop.std)
         loop.optimizer.set_lr_multiplier(loop.lr_at(epoch * loop.per_epoch + i))
         with autocast(device):
             if loop.opts.objective is not None:
@@ -260,9 +292,9 @@ def _epoch(loop: _Loop, epoch: int, progress: RunProgress) -> None:
         loop.optimizer.step()
         if loop.history.first_step_at is None:
             loop.history.first_step_at = time.time()
-        seen += len(idx)
+        seen += len(yb)
         correct += (logits.argmax(1) == yb).sum().item()
-        loss_sum += loss.item() * len(idx)
+        loss_sum += loss.item() * len(yb)
         ips = seen / (time.perf_counter() - t0)
         progress.step(epoch, loss_sum / seen, correct / seen, ips)
         n_eval = (i + 1) // eval_every

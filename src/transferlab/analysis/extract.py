@@ -23,6 +23,7 @@ from transferlab.artifacts import atomic_dir, provenance
 from transferlab.config import Params
 from transferlab.data.batches import channel_stats, random_crop_flip
 from transferlab.data.dataset import TaskData, per_class_subset, select_classes
+from transferlab.data.files import as_tensor
 from transferlab.progress import progress_iter
 from transferlab.runs import planned_runs
 
@@ -52,7 +53,7 @@ def sources(params: Params, models: Path, binary_models: Path | None, replicate:
 def _images(task: TaskData, part: str, per_class: int | None, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     x, y = (task.train_x, task.train_y) if part == "train" else (task.test_x, task.test_y)
     keep = per_class_subset(y, per_class, seed)
-    return x[keep], y[keep].numpy()
+    return as_tensor(x[keep]), y[keep].numpy()  # image files decoded at the held-out transform
 
 
 def augmented(x: torch.Tensor, y: np.ndarray, copies: int, padding: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -67,7 +68,7 @@ def _net(path: Path, task: TaskData):
     from transferlab.stages import load_model
 
     state = torch.load(path, map_location="cpu", weights_only=True)
-    stats = (state["input_mean"], state["input_std"]) if "input_mean" in state else channel_stats(task.train_x)
+    stats = (state["input_mean"], state["input_std"]) if "input_mean" in state else channel_stats(as_tensor(task.train_x))
     return load_model(path), stats
 
 

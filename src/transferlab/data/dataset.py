@@ -8,28 +8,39 @@ import torch
 
 from transferlab.config import DataConfig
 from transferlab.data import synthetic
+from transferlab.data.files import ImageFiles
+
+Images = torch.Tensor | ImageFiles  # uint8 (N, 3, H, W) in memory, or files decoded while training
 
 
 @dataclass(frozen=True)
 class PreparedDataset:
-    """Train and test images as uint8 NCHW tensors with int64 labels 0..C-1."""
+    """Train and test images as uint8 NCHW tensors (or ImageFiles) with int64 labels 0..C-1."""
 
     name: str
     classes: list[str]
     groups: list[str]  # per class: "manmade" or "natural"
-    train_x: torch.Tensor
+    train_x: Images
     train_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: Images
     test_y: torch.Tensor
     sources: list[str] = field(default_factory=list)  # per class: the data set it comes from
 
     def to_dict(self) -> dict:
         """Plain dict of tensors, strings and lists (loadable with weights_only=True)."""
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        for key in ("train_x", "test_x"):
+            if isinstance(d[key], ImageFiles):
+                d[key] = {"files": d[key].to_dict()}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreparedDataset":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        d = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        for key in ("train_x", "test_x"):
+            if isinstance(d[key], dict):
+                d[key] = ImageFiles.from_dict(d[key]["files"])
+        return cls(**d)
 
 
 def prepare_synthetic(cfg: DataConfig) -> PreparedDataset:
@@ -72,8 +83,11 @@ def _prepare_one(name: str, cfg: DataConfig) -> PreparedDataset:
     return cap_per_class(ds, cfg.max_train_per_class, cfg.max_test_per_class, cfg.seed)
 
 
-def conform(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
-    """uint8 images as 3 channels (grey repeated) of size x size (bilinear, antialiased)."""
+def conform(x: Images, size: int, chunk: int = 4096) -> Images:
+    """uint8 images as 3 channels (grey repeated) of size x size (bilinear, antialiased).
+    Image files are made so when they are decoded."""
+    if isinstance(x, ImageFiles):
+        return x
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     if tuple(x.shape[2:]) == (size, size):
@@ -127,9 +141,9 @@ class TaskData:
     """One task (a half of a split): images of its classes, labels re-indexed 0..k-1."""
 
     classes: list[str]
-    train_x: torch.Tensor
+    train_x: Images
     train_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: Images
     test_y: torch.Tensor
 
     @property
@@ -142,7 +156,7 @@ def select_classes(ds: PreparedDataset, class_indices: list[int]) -> TaskData:
     lookup = torch.full((len(ds.classes),), -1, dtype=torch.int64)
     lookup[torch.tensor(class_indices)] = torch.arange(len(class_indices))
 
-    def pick(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def pick(x: Images, y: torch.Tensor) -> tuple[Images, torch.Tensor]:
         keep = lookup[y] >= 0
         return x[keep], lookup[y[keep]]
 

@@ -22,7 +22,8 @@ from transferlab.errors import InputError
 
 @dataclass(frozen=True)
 class RawSet:
-    """One data set at its native resolution: uint8 (N, C, H, W) tensors, labels 0..C-1."""
+    """One data set at its native resolution: uint8 (N, C, H, W) tensors (or, for folder sets
+    with storage "files", ImageFiles), labels 0..C-1."""
 
     name: str
     classes: list[str]
@@ -162,6 +163,17 @@ def _decode(folder: Path, classes: list[str], size: int, workers: int) -> tuple[
     return torch.cat(xs), torch.cat(ys).to(torch.int64)
 
 
+def _read(folder: Path, classes: list[str], cfg: DataConfig):
+    """The images of the class sub-folders: decoded once into a tensor (storage "tensor"), or
+    their file list, decoded while training (storage "files")."""
+    if cfg.storage == "files":
+        from transferlab.data.files import ImageFiles, list_files
+
+        paths, y = list_files(folder, classes)
+        return ImageFiles(str(folder.resolve()), tuple(paths), cfg.image_size, cfg.workers), y
+    return _decode(folder, classes, cfg.image_size, cfg.workers)
+
+
 def _class_dirs(folder: Path) -> list[str]:
     return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
@@ -190,9 +202,9 @@ def load_image_folder(cfg: DataConfig, name: str = "imagefolder", only: list[str
         raise InputError(f"{name}: {train_dir} holds {len(classes)} class folders, need at least 2")
     if test_dir is not None and only is None and _class_dirs(test_dir) != classes:
         raise InputError(f"{name}: {train_dir} and {test_dir} hold different class folders")
-    x, y = _decode(train_dir, classes, cfg.image_size, cfg.workers)
+    x, y = _read(train_dir, classes, cfg)
     if test_dir is not None:
-        test_x, test_y = _decode(test_dir, classes, cfg.image_size, cfg.workers)
+        test_x, test_y = _read(test_dir, classes, cfg)
         train_x, train_y = x, y
     else:
         from transferlab.data.dataset import stratified_holdout
