@@ -122,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     device = choose_device(args.device)
     data = DataConfig()
-    task = select_classes(prepare_synthetic(data), list(range(data.num_classes)))
+    task = select_classes(prepare_synthetic(data), list(range(data.synthetic.num_classes)))
     cfg = TrainConfig(epochs=args.epochs)
     steps = args.epochs * (len(task.train_y) // cfg.batch_size)
     results: dict[str, list[float]] = {"trainer": [], "limit": [], "reference": []}

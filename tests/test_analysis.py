@@ -105,7 +105,7 @@ def test_source_rows_take_leep_from_a_probe_per_unit_or_from_a_foreign_nets_own_
     import torch
 
     from transferlab.analysis.extract import source_arrays
-    from transferlab.analysis.stage import source_rows
+    from transferlab.analysis.stage import source_rows, unit_tasks
     from transferlab.config import AnalysisConfig
     from transferlab.models import create_model
 
@@ -117,9 +117,9 @@ def test_source_rows_take_leep_from_a_probe_per_unit_or_from_a_foreign_nets_own_
     b_data = (x, y, x[:12], y[:12])
     own = source_arrays(net, mean, std, b_data, (x, y), torch.device("cpu"))
     assert [own[f"b_test_{n}"].shape[0] for n in range(1, 8)] == [12] * 7 and own["own_train_7"].shape == own["b_train_7"].shape
-    own_rows = source_rows("A", own, 7, AnalysisConfig())
-    assert sum(r["method"] == "leep" for r in own_rows) == 7
-    foreign = source_rows("P", source_arrays(net, mean, std, b_data, None, torch.device("cpu")), 7, AnalysisConfig())
+    own_rows = source_rows(unit_tasks("A", own, 7), AnalysisConfig())
+    assert sum(r["method"] == "leep" for r in own_rows) == 7 and [r["n"] for r in own_rows[::5]] == list(range(1, 8))
+    foreign = source_rows(unit_tasks("P", source_arrays(net, mean, std, b_data, None, torch.device("cpu")), 7), AnalysisConfig())
     leep_rows = [r for r in foreign if r["method"] == "leep"]
     assert [r["n"] for r in leep_rows] == [7] and leep_rows[0]["value"] < 0  # a log-likelihood
     assert {r["method"] for r in foreign} == {"probe_logreg", "probe_svm", "logme", "hscore", "leep"}

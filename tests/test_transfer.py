@@ -28,10 +28,16 @@ def _snapshot(module):
     return {k: v.clone() for k, v in module.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_forward_shape_and_depth(name):
-    model = create_model(name, 7, image_size=32)
-    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+# The input sizes each architecture is used at: the 32 px nets of the CIFAR studies, and the
+# ImageNet nets at 224 px (data.storage: files) as well as on small images.
+SIZES = {"densenet_bc": (32,), "wrn": (32,), "convnet8": (32, 64, 224)}
+
+
+@pytest.mark.parametrize("name, size", [(n, s) for n in list_models() for s in SIZES.get(n, (32, 224))])
+def test_forward_shape_and_depth(name, size):
+    model = create_model(name, 7, image_size=size).eval()
+    with torch.inference_mode():
+        assert model(torch.randn(2, 3, size, size)).shape == (2, 7)
     assert len(model.unit_names) == model.depth == len(model.widths)
 
 

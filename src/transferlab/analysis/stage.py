@@ -25,26 +25,49 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def source_rows(name: str, arrays, depth: int, cfg: AnalysisConfig) -> list[dict]:
-    """Probes and estimates of every unit of one source net for task B. LEEP needs the source
-    task's label distribution: for nets trained on a half, a probe on that half's features at
-    each unit; for a net trained elsewhere (pretrained), its own classifier, at the top unit only."""
-    b_train_y, b_test_y = arrays["b_train_y"], arrays["b_test_y"]
+def unit_values(train, b_train_y, test, b_test_y, own_train, own_y, logits_b_train, cfg: AnalysisConfig) -> dict[str, float]:
+    """Probes and estimates of one unit's features for task B. LEEP needs the source task's
+    label distribution: a probe on the source task's own features of this unit (own_train),
+    or the source net's own classifier outputs (logits_b_train, a net trained elsewhere)."""
+    values = {
+        "probe_logreg": probes.probe_top1(train, b_train_y, test, b_test_y, "logreg", cfg.probe_c),
+        "probe_svm": probes.probe_top1(train, b_train_y, test, b_test_y, "svm", cfg.probe_c),
+        "logme": estimates.logme(train, b_train_y),
+        "hscore": estimates.h_score(train, b_train_y),
+    }
+    if own_train is not None:
+        values["leep"] = estimates.leep(probes.source_probabilities(own_train, own_y, train, cfg.probe_c), b_train_y)
+    elif logits_b_train is not None:
+        values["leep"] = estimates.leep(softmax(logits_b_train), b_train_y)
+    return values
+
+
+def unit_tasks(name: str, arrays, depth: int) -> list[tuple[str, int, tuple]]:
+    """(source, n, arguments of unit_values) for every unit of one source net; a net trained
+    elsewhere gets LEEP from its own classifier at the top unit only."""
     own = "own_y" in arrays
+    tasks = []
+    for n in range(1, depth + 1):
+        logits = arrays["logits_b_train"] if not own and n == depth else None
+        args = (arrays[f"b_train_{n}"], arrays["b_train_y"], arrays[f"b_test_{n}"], arrays["b_test_y"],
+                arrays[f"own_train_{n}"] if own else None, arrays["own_y"] if own else None, logits)  # fmt: skip
+        tasks.append((name, n, args))
+    return tasks
+
+
+def source_rows(tasks: list[tuple[str, int, tuple]], cfg: AnalysisConfig) -> list[dict]:
+    """Rows (method, source, n, m, value) of every unit task.
+
+    With one BLAS thread: these fits are small (a few thousand images by a few hundred
+    features), and the default analysis took 7.3 s so against 22.9 s with two threads on two
+    cores (thread start-up and sync on tiny matrix products), and 12.7 s in two processes."""
+    from threadpoolctl import threadpool_limits
+
     rows = []
-    for n in progress_iter(range(1, depth + 1), f"analyse {name}"):
-        train, test = arrays[f"b_train_{n}"], arrays[f"b_test_{n}"]
-        values = {
-            "probe_logreg": probes.probe_top1(train, b_train_y, test, b_test_y, "logreg", cfg.probe_c),
-            "probe_svm": probes.probe_top1(train, b_train_y, test, b_test_y, "svm", cfg.probe_c),
-            "logme": estimates.logme(train, b_train_y),
-            "hscore": estimates.h_score(train, b_train_y),
-        }
-        if own:
-            values["leep"] = estimates.leep(probes.source_probabilities(arrays[f"own_train_{n}"], arrays["own_y"], train, cfg.probe_c), b_train_y)
-        elif n == depth:
-            values["leep"] = estimates.leep(softmax(arrays["logits_b_train"]), b_train_y)
-        rows += [{"method": k, "source": name, "n": n, "m": 0, "value": v} for k, v in values.items()]
+    with threadpool_limits(1):
+        for name, n, args in progress_iter(tasks, "probes and estimates"):
+            values = unit_values(*args, cfg)
+            rows += [{"method": k, "source": name, "n": n, "m": 0, "value": v} for k, v in values.items()]
     return rows
 
 
@@ -52,12 +75,12 @@ def analyze(cfg: AnalysisConfig, features: Path, out: Path) -> dict:
     """Write the analysis of one split and replicate as JSON rows (method, source, n, m, value)."""
     index = json.loads((features / "index.json").read_text())
     depth = index["depth"]
-    rows: list[dict] = []
-    test_features = {}
+    tasks, test_features = [], {}
     for src in index["sources"]:
-        with np.load(features / src["file"]) as arrays:
-            rows += source_rows(src["name"], arrays, depth, cfg)
-            test_features[src["name"]] = _units(arrays, "b_test", depth)
+        arrays = dict(np.load(features / src["file"]))
+        tasks += unit_tasks(src["name"], arrays, depth)
+        test_features[src["name"]] = _units(arrays, "b_test", depth)
+    rows = source_rows(tasks, cfg)
     # CKA on the same held-out images (B's test part): every unit of baseA against every unit of baseB
     matrix = cka.cka_matrix(test_features["A"], test_features["B"], cfg.cka_batch_size)
     rows += [{"method": "cka", "source": "A-B", "n": i + 1, "m": j + 1, "value": float(v)} for (i, j), v in np.ndenumerate(matrix)]

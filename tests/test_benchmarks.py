@@ -1,0 +1,39 @@
+"""The benchmark scripts still run against the current code (their figures are not checked:
+speed is measured by the scripts, not by tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from schedule_sim import Job, jobs, kind, simulate  # noqa: E402
+
+from transferlab.config import Params  # noqa: E402
+
+
+def test_every_run_of_the_default_pipeline_is_a_job_with_its_input():
+    pipeline = {j.run_id: j for j in jobs(Params())}
+    assert len(pipeline) == 52
+    assert pipeline["s0/A3B+/r0"].after == "s0/baseA/r0" and pipeline["s0/R3B/r0"].after is None
+    assert pipeline["s0/binB_b0.5_p0_f0/r0"].after == "s0/binA_b0.5_p0/r0" and pipeline["s0/cut4/r0"].after == "s0/baseA/r0"
+    assert {kind(r) for r in ("s0/binA_b0.5_p0/r0", "s0/binB_b0.0_p0_f2/r0", "s0/strat-classifier-i10/r0")} == {"binaryA", "binaryB_f2", "strat-classifier-i10"}
+
+
+def test_the_simulation_waits_for_inputs_and_counts_busy_time():
+    pipeline = [Job("base", "base", None), Job("a", "t", "base"), Job("b", "t", "base"), Job("r", "t", None)]
+    seconds = {"base": 4.0, "t": 1.0}
+    assert simulate(pipeline, seconds, 1) == {"gpus": 1, "jobs": 4, "makespan_s": 7.0, "utilisation": 1.0}
+    # two GPUs: base and r start at once; a and b wait for base (t = 4), then run side by side
+    assert simulate(pipeline, seconds, 2) == {"gpus": 2, "jobs": 4, "makespan_s": 5.0, "utilisation": 0.7}
+
+
+def test_trainer_throughput_runs_and_writes_its_ratios(tmp_path):
+    out = tmp_path / "tp.json"
+    script = ROOT / "benchmarks" / "trainer_throughput.py"
+    subprocess.run([sys.executable, str(script), "--rounds", "1", "--epochs", "1", "--workers", "1", "--out", str(out)], check=True, capture_output=True)
+    result = json.loads(out.read_text())
+    assert set(result["images_per_s"]) == {"trainer", "limit", "reference"} and result["trainer_over_limit"] > 0
