@@ -288,7 +288,8 @@ def _cell(rows: pd.DataFrame, advice: str, similarity: str) -> str:
     second = means.index[1]
     paired = rows.pivot_table(index=["split", "replicate"], columns="strategy", values="top1")
     margin, half = mean_interval(paired[best] - paired[second])
-    return f"**{best}** {means.iloc[0]:.3f}, {margin:+.3f} ± {half:.3f} over {second} ({len(paired)} pair(s)); lecture: {advice}"
+    spread = f"± {half:.3f}" if len(paired) > 1 else "(no interval from 1 pair: add replicates or splits)"
+    return f"**{best}** {means.iloc[0]:.3f}, {margin:+.3f} {spread} over {second} ({len(paired)} pair(s)); lecture: {advice}"
 
 
 def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
