@@ -73,6 +73,14 @@ def test_figures_are_drawn(table, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
+def test_the_papers_curves_come_from_its_per_network_results():
+    ref = plots.paper_deltas().set_index(["series", "n"]).delta
+    # the reference README's means: AnB at n = 7 is 0.5425 against the random halves' base 0.6251
+    assert ref["AnB, random splits (similar)", 7] == pytest.approx(0.5425 - 0.6251, abs=1e-3)
+    assert ref["AnB, random splits (similar)", 1] == pytest.approx(0.6282 - 0.6251, abs=1e-3)
+    assert len(ref) == 3 * 7 and (ref.xs("random, frozen layers (control)") < 0).all()
+
+
 def test_table_and_plot_code_do_not_import_torch():
     import subprocess
     import sys

@@ -68,10 +68,29 @@ def transfer_figure(df: pd.DataFrame, out: Path) -> None:
     save_figure(fig, out)
 
 
+def paper_deltas() -> pd.DataFrame:
+    """The paper's own Figure 3 (ImageNet, CaffeNet), from the shipped per-network results: per
+    series and n, the mean top-1 minus the mean of the base nets it is compared with (random
+    halves: their eight base nets; man-made/natural: each half's own base; random weights: the
+    1000-class base)."""
+    from importlib import resources
+
+    with resources.files("transferlab").joinpath("resources", "yosinski2014_imagenet_top1.csv").open() as f:
+        ref = pd.read_csv(f)
+    base = ref[ref.treatment == "base"].groupby(["experiment", "target"]).top1.mean()
+    ref = ref[ref.treatment != "base"].assign(delta=lambda r: r.top1 - base.loc[list(zip(r.experiment, r.target))].to_numpy())
+    series = {"AnB, random splits (similar)": ("random_halves", "AnB"), "AnB, man-made/natural split (dissimilar)": ("manmade_natural", "AnB"),
+              "random, frozen layers (control)": ("full_1000", "random_frozen")}  # fmt: skip
+    parts = [ref[(ref.experiment == e) & (ref.treatment == t)].groupby("n").delta.mean().reset_index().assign(series=name) for name, (e, t) in series.items()]
+    return pd.concat(parts, ignore_index=True)
+
+
 def relative_figure(df: pd.DataFrame, out: Path) -> None:
-    """Figure 3 of the paper: drop relative to the base net, random vs dissimilar splits vs random layers."""
+    """Figure 3 of the paper: drop relative to the base net, random vs dissimilar splits vs random
+    layers; the paper's own ImageNet curves drawn thin and dashed beside them."""
     d = with_base(df)
     fig, ax = plt.subplots(figsize=(8, 5))
+    paper = paper_deltas()
     series = [
         (d[(d.treatment == "AnB") & (d.split_kind == "random")], "AnB, random splits (similar)", "#c81e1e"),
         (d[(d.treatment == "AnB") & (d.split_kind == "manmade_natural")], "AnB, man-made/natural split (dissimilar)", "#e69f00"),
@@ -81,6 +100,8 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
         if len(part):
             ax.scatter(part.n, part.delta, s=14, color=color, alpha=0.5)
             _mean_line(ax, part, "delta", label, color=color, linewidth=1.8, marker="o")
+            ref = paper[paper.series == label]
+            ax.plot(ref.n, ref.delta, color=color, linestyle=":", linewidth=1.2, label=f"the paper (ImageNet): {label}")
     ax.axhline(0, color="black", linestyle="--", linewidth=0.8)
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel("Top-1 minus the base net's top-1")
