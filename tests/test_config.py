@@ -141,3 +141,22 @@ def test_presets_are_complete_valid_and_documented(preset):
     assert _keys(raw) == _keys(yaml.safe_load((ROOT / "params.yaml").read_text()))  # every key spelled out, for dvc.yaml
     header = preset.read_text().split("\n\n")[0]
     assert header.startswith("#") and ("GPU" in header or "CPU" in header) and "Needs" in header  # what it costs, what it needs
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train-base", "--bogus"], "error: transferlab train-base: No such option: --bogus (see transferlab train-base --help)"),
+        (["train-base"], "error: transferlab train-base: Missing argument 'dataset'. (see transferlab train-base --help)"),
+        (["split", "nofile.pt", "out.json"], "error: transferlab split: Invalid value for 'dataset': file 'nofile.pt' does not exist. (see transferlab split --help)"),
+        (["nosuchcmd"], "error: transferlab: No such command 'nosuchcmd'. (see transferlab --help)"),
+    ],
+)
+def test_usage_errors_of_the_real_command_are_one_line_and_exit_2(tmp_path, args, expected):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = Path(sys.executable).parent / "transferlab"  # the console script users run
+    proc = subprocess.run([str(command), *args], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == expected and not proc.stdout

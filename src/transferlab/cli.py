@@ -394,6 +394,25 @@ def plot(
     print(", ".join(str(figures / name) for name in drawn))
 
 
+def _run_app() -> int:
+    """Run the command; return its exit code. A usage error (unknown option, missing or bad
+    argument) becomes one line on stderr and exit code 2, like every other bad input."""
+    try:
+        code = app(standalone_mode=False)  # click returns the exit code instead of exiting
+        return code if isinstance(code, int) else 0
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 1
+    except Exception as err:  # click's UsageError family, as vendored by Typer: duck-typed
+        if not callable(getattr(err, "format_message", None)) or not hasattr(err, "exit_code"):
+            raise
+        ctx = getattr(err, "ctx", None)
+        command = ctx.command_path if ctx is not None else "transferlab"
+        if err.format_message():  # (no arguments at all: the help was shown instead)
+            print(f"error: {command}: {err.format_message()} (see {command} --help)", file=sys.stderr)
+        return err.exit_code
+
+
 def main() -> None:
     """Console-script entry point.
 
@@ -403,13 +422,7 @@ def main() -> None:
     import logging
     import os
 
-    try:
-        app()
-        code = 0
-    except SystemExit as done:  # Typer (click standalone mode) always ends with one
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        if done.code is not None and not isinstance(done.code, int):
-            print(done.code, file=sys.stderr)
+    code = _run_app()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
