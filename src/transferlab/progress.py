@@ -52,12 +52,12 @@ class RunProgress:
         self.last_test = test_top1
 
 
-def progress_iter(items, label: str):
-    """Iterate `items` (with a len) under a rich bar on a terminal; silently otherwise."""
+def progress_iter(items, label: str, total: int | None = None):
+    """Iterate `items` (with a len, or a given total) under a rich bar on a terminal; silently otherwise."""
     from rich.progress import track
 
     console = Console(stderr=True)
     if not console.is_terminal:
         yield from items
         return
-    yield from track(items, description=label, console=console, total=len(items))
+    yield from track(items, description=label, console=console, total=len(items) if total is None else total)

@@ -54,12 +54,18 @@ def _model_options(params: Params) -> dict:
     return {**params.model.options(), "image_size": params.data.image_size}
 
 
-def load_model(path: Path) -> LayeredNet:
-    """Rebuild a trained net from its checkpoint (weights_only: no code is unpickled)."""
+def load_checkpoint(path: Path) -> tuple[LayeredNet, dict]:
+    """A trained net rebuilt from its checkpoint, and the checkpoint itself (its run, classes
+    and input normalisation); weights_only: no code is unpickled."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = create_model(state["model_name"], state["num_classes"], **state["model_options"])
     model.load_state_dict(state["state_dict"])
-    return model
+    return model, state
+
+
+def load_model(path: Path) -> LayeredNet:
+    """Rebuild a trained net from its checkpoint."""
+    return load_checkpoint(path)[0]
 
 
 class _LiveLog:
@@ -191,14 +197,12 @@ def transfer(
     task = select_classes(load_dataset(dataset), load_split(split_file).half(spec.target))
     torch.manual_seed(spec.seed(params.seed))
     fresh = create_model(params.model.name, task.num_classes, **_model_options(params))
-    source = load_model(source_model) if source_model is not None else None
+    source, state = load_checkpoint(source_model) if source_model is not None else (None, {})
     model = build_treatment(fresh, spec.n, source, spec.finetune)
     factor = params.transfer.finetune_lr_factor if source is not None else 1.0
     groups = param_groups(model, spec.n, factor, params.transfer.layer_lr_factors)
-    stats = None
-    if spec.source == "P":  # a pretrained net's units expect the normalisation it was trained with
-        state = torch.load(source_model, map_location="cpu", weights_only=True)
-        stats = (state["input_mean"], state["input_std"])
+    # a pretrained net's units expect the normalisation it was trained with
+    stats = (state["input_mean"], state["input_std"]) if spec.source == "P" else None
     return train_run(params, grid_run(params, spec), task, model, groups, model_out, run_dir, device, input_stats=stats)
 
 

@@ -12,7 +12,7 @@ from transferlab.data.dataset import TaskData, per_class_subset, select_classes
 from transferlab.data.files import as_tensor
 from transferlab.models import create_model
 from transferlab.runs import StrategyRun, seed_of
-from transferlab.stages import RunInfo, load_dataset, load_model, load_split, train_run, _model_options
+from transferlab.stages import RunInfo, load_checkpoint, load_dataset, load_model, load_split, train_run, _model_options
 from transferlab.strategies import CutNet, apply_strategy, latency_per_image, parameter_count, peak_memory
 from transferlab.train import History, ParamGroup
 from transferlab.transfer import copy_layers
@@ -53,13 +53,12 @@ def cut(params: Params, run: StrategyRun, dataset: Path, split_file: Path, sourc
     task = _target(params, run, dataset, split_file)
     seed = seed_of(params.seed, str(run))
     torch.manual_seed(seed)
-    net = CutNet(load_model(source_model), run.n, task.num_classes)
+    source, state = load_checkpoint(source_model)
+    net = CutNet(source, run.n, task.num_classes)
     groups = [ParamGroup(list(net.head.parameters()), 1.0, "new"), ParamGroup(list(net.units.parameters()), cfg.top_lr_factor, "copied")]
     fields = {"split": run.split, "treatment": "cut", "n": run.n, "replicate": run.replicate, "target": "B", "source": run.source}
-    stats = None
-    if run.source == "P":  # the pretrained units expect the normalisation they were trained with
-        state = torch.load(source_model, map_location="cpu", weights_only=True)
-        stats = (state["input_mean"], state["input_std"])
+    # the pretrained units expect the normalisation they were trained with
+    stats = (state["input_mean"], state["input_std"]) if run.source == "P" else None
     history = train_run(params, RunInfo(str(run), seed, cfg.train, fields), task, net, groups, model_out, run_dir, device, input_stats=stats)
     x = as_tensor(task.test_x[: cfg.latency_batch]).to(device).float().div(255).contiguous(memory_format=torch.channels_last)
     net.to(device)

@@ -65,11 +65,11 @@ def augmented(x: torch.Tensor, y: np.ndarray, copies: int, padding: int, seed: i
 
 def _net(path: Path, task: TaskData):
     """The net of a checkpoint and the input normalisation it was trained with."""
-    from transferlab.stages import load_model
+    from transferlab.stages import load_checkpoint
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    net, state = load_checkpoint(path)
     stats = (state["input_mean"], state["input_std"]) if "input_mean" in state else channel_stats(as_tensor(task.train_x))
-    return load_model(path), stats
+    return net, stats
 
 
 def _per_unit(prefix: str, features: list[np.ndarray]) -> dict[str, np.ndarray]:

@@ -51,11 +51,13 @@ class ImageFiles:
     def from_dict(cls, d: dict) -> "ImageFiles":
         return cls(d["root"], tuple(d["paths"]), d["size"], d["workers"])
 
-    def batches(self, batch_size: int, augment: bool, generator: torch.Generator | None = None, pin: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, batch_size: int, augment: bool, generator: torch.Generator | None = None, pin: bool = False,
+                resize: float = EVAL_RESIZE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
         """(uint8 images (B, 3, size, size), their positions in this list) per batch; shuffled
-        when a generator is given (which also seeds the workers' augmentation)."""
+        when a generator is given (which also seeds the workers' augmentation). Without
+        augmentation the short side is resized to size * resize, then centre-cropped."""
         loader = torch.utils.data.DataLoader(
-            _Decoded(self, augment),
+            _Decoded(self, augment, resize),
             batch_size=batch_size,
             shuffle=generator is not None,
             generator=generator,
@@ -65,16 +67,19 @@ class ImageFiles:
         )
         yield from loader
 
-    def decode(self, batch_size: int = 256) -> torch.Tensor:
+    def decode(self, batch_size: int = 256, resize: float = EVAL_RESIZE, label: str = "decode") -> torch.Tensor:
         """Every image at the held-out transform, as one uint8 tensor (N, 3, size, size)."""
-        parts = [x for x, _ in self.batches(batch_size, augment=False)]
+        from transferlab.progress import progress_iter
+
+        loader = self.batches(batch_size, augment=False, resize=resize)
+        parts = [x for x, _ in progress_iter(loader, label, total=-(-len(self) // batch_size))]
         return torch.cat(parts) if parts else torch.empty((0, 3, self.size, self.size), dtype=torch.uint8)
 
 
 class _Decoded(torch.utils.data.Dataset):
     """One image file -> (uint8 (3, size, size), its position)."""
 
-    def __init__(self, files: ImageFiles, augment: bool) -> None:
+    def __init__(self, files: ImageFiles, augment: bool, resize: float) -> None:
         from torchvision import transforms as T
 
         self.files = files
@@ -82,7 +87,7 @@ class _Decoded(torch.utils.data.Dataset):
         if augment:
             self.transform = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.PILToTensor()])
         else:
-            self.transform = T.Compose([T.Resize(round(size * EVAL_RESIZE)), T.CenterCrop(size), T.PILToTensor()])
+            self.transform = T.Compose([T.Resize(round(size * resize)), T.CenterCrop(size), T.PILToTensor()])
 
     def __len__(self) -> int:
         return len(self.files)

@@ -143,35 +143,15 @@ def _groups(name: str, classes: list[str]) -> list[str]:
 # --- folders of images ----------------------------------------------------------------------
 
 
-def _decode(folder: Path, classes: list[str], size: int, workers: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode every image of the class sub-folders, resized (short side) and centre-cropped."""
-    from torchvision import datasets as tvd
-    from torchvision import transforms as T
-
-    class Fixed(tvd.ImageFolder):
-        def find_classes(self, directory):
-            return classes, {c: i for i, c in enumerate(classes)}
-
-    ds = Fixed(str(folder), transform=T.Compose([T.Resize(size), T.CenterCrop(size), T.PILToTensor()]))
-    loader = torch.utils.data.DataLoader(ds, batch_size=256, num_workers=workers)
-    xs, ys = [], []
-    from transferlab.progress import progress_iter
-
-    for x, y in progress_iter(loader, f"decode {folder}"):
-        xs.append(x)
-        ys.append(y)
-    return torch.cat(xs), torch.cat(ys).to(torch.int64)
-
-
 def _read(folder: Path, classes: list[str], cfg: DataConfig):
-    """The images of the class sub-folders: decoded once into a tensor (storage "tensor"), or
-    their file list, decoded while training (storage "files")."""
-    if cfg.storage == "files":
-        from transferlab.data.files import ImageFiles, list_files
+    """The images of the class sub-folders: their file list, decoded while training (storage
+    "files"), or decoded once into a tensor, the short side resized to image_size and
+    centre-cropped (storage "tensor": the resized cache)."""
+    from transferlab.data.files import ImageFiles, list_files
 
-        paths, y = list_files(folder, classes)
-        return ImageFiles(str(folder.resolve()), tuple(paths), cfg.image_size, cfg.workers), y
-    return _decode(folder, classes, cfg.image_size, cfg.workers)
+    paths, y = list_files(folder, classes)
+    files = ImageFiles(str(folder.resolve()), tuple(paths), cfg.image_size, cfg.workers)
+    return (files if cfg.storage == "files" else files.decode(resize=1.0, label=f"decode {folder}")), y
 
 
 def _class_dirs(folder: Path) -> list[str]:
