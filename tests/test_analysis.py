@@ -131,3 +131,22 @@ def test_the_analysis_reads_the_feature_cache_without_torch():
 
     code = "import sys, transferlab.analysis.stage; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_features_names_missing_checkpoints_in_one_line_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from conftest import tiny_params
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    (tmp_path / "models").mkdir()
+    for name in ("ds.pt", "s.json"):
+        (tmp_path / name).write_text("")
+    command = Path(sys.executable).parent / "transferlab"
+    proc = subprocess.run([str(command), "features", "--device", "cpu", "ds.pt", "s.json", "models", "feat"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: features: 12 checkpoint(s) missing, e.g. models/baseA/r0.pt")
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "feat").exists()

@@ -25,7 +25,8 @@ from transferlab.data.batches import channel_stats, random_crop_flip
 from transferlab.data.dataset import TaskData, per_class_subset, select_classes
 from transferlab.data.files import as_tensor
 from transferlab.progress import progress_iter
-from transferlab.runs import planned_runs
+from transferlab.errors import InputError
+from transferlab.runs import RunSpec, planned_runs
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,11 @@ def extract(params: Params, split_id: str, replicate: int, dataset: Path, split_
     from transferlab.stages import load_dataset, load_split
 
     cfg = params.analysis
+    nets = sources(params, models, binary_models, replicate)
+    transfer = _transfer_runs(params, split_id, replicate)
+    missing = [str(p) for p in [s.checkpoint for s in nets] + [models / run / f"r{replicate}.pt" for run, _ in transfer] if not p.is_file()]
+    if missing:
+        raise InputError(f"features: {len(missing)} checkpoint(s) missing, e.g. {', '.join(missing[:3])} (train them first: dvc repro)")
     ds, split = load_dataset(dataset), load_split(split_file)
     tasks = {h: select_classes(ds, split.half(h)) for h in ("A", "B")}
     b_train_x, b_train_y = _images(tasks["B"], "train", cfg.max_train_per_class, params.seed)
@@ -110,24 +116,28 @@ def extract(params: Params, split_id: str, replicate: int, dataset: Path, split_
     own = {h: _images(tasks[h], "train", cfg.max_train_per_class, params.seed) for h in ("A", "B")}  # each source's own task
     index = {"split": split_id, "replicate": replicate, "sources": [], "transfer": [], **provenance()}
     with atomic_dir(out) as tmp:
-        for src in sources(params, models, binary_models, replicate):
+        for src in nets:
             net, (mean, std) = _net(src.checkpoint, tasks[src.half or "B"])
             arrays = source_arrays(net, mean, std, b_data, own[src.half] if src.half else None, device)
             np.savez(tmp / f"{src.file}.npz", **arrays)
             index["sources"].append({"name": src.name, "file": f"{src.file}.npz", "half": src.half})
             index["depth"] = net.depth
-        index["transfer"] = _transfer_features(params, split_id, replicate, models, b_test_x, tasks["B"], tmp, device)
+        index["transfer"] = _transfer_features(transfer, replicate, models, b_test_x, tasks["B"], tmp, device)
         (tmp / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return index
 
 
-def _transfer_features(params: Params, split_id: str, replicate: int, models: Path, x: torch.Tensor, task: TaskData, out: Path, device) -> list[dict]:
-    """B's test features of every transfer net on B, for CKA against the same unit of baseB."""
+def _transfer_runs(params: Params, split_id: str, replicate: int) -> list[tuple[str, RunSpec]]:
+    """(folder name, e.g. A3B+, and run) of every transfer net on B of this split and replicate."""
     specs = [s for s in planned_runs(params) if s.split == split_id and s.replicate == replicate and not s.is_base and s.target == "B"]
+    return [(str(s).split("/")[1], s) for s in specs]
+
+
+def _transfer_features(runs: list[tuple[str, RunSpec]], replicate: int, models: Path, x: torch.Tensor, task: TaskData, out: Path, device) -> list[dict]:
+    """B's test features of every transfer net on B, for CKA against the same unit of baseB."""
     (out / "transfer").mkdir()
     entries = []
-    for spec in progress_iter(specs, "features of the transfer nets"):
-        run = str(spec).split("/")[1]  # e.g. A3B+
+    for run, spec in progress_iter(runs, "features of the transfer nets"):
         net, (mean, std) = _net(models / run / f"r{replicate}.pt", task)
         np.savez(out / "transfer" / f"{run}.npz", **_per_unit("b_test", unit_features(net, x, mean, std, device)))
         entries.append({"treatment": spec.treatment, "n": spec.n, "file": f"transfer/{run}.npz"})
