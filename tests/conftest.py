@@ -15,10 +15,10 @@ def tiny_params(**overrides) -> dict:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["data"].update(image_size=16)
     p["data"]["synthetic"].update(num_classes=8, train_per_class=24, test_per_class=8)
-    p["base"].update(epochs=1, batch_size=32)
-    p["transfer"].update(epochs=1, batch_size=32, layers=[1, 7])
+    p["train"].update(epochs=1, batch_size=32)
+    p["transfer"].update(layers=[1, 7])
     p["strategies"].update(names=["classifier", "finetune_top"], images_per_class=[5], cut_layers=[2])
-    p["strategies"]["train"].update(epochs=1, batch_size=32)
+    p["strategies"]["train"].update(batch_size=32)
     for key, value in overrides.items():
         *sections, name = key.split(".")
         target = p

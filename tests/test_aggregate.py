@@ -34,7 +34,7 @@ def test_one_tidy_row_per_run(table):
     assert len(table) == 2 * 3 * 12
     assert table.run_id.is_unique
     row = table[table.run_id == "smn/A7B+/r1"].iloc[0]
-    assert (row.treatment, row.n, row.direction, row.split_kind, row.replicate) == ("AnB+", 7, "A->B", "manmade_natural", 1)
+    assert (row.treatment, row.n, row.direction, row.split_kind, row.replicate) == ("AnB+", 7, "A->B", "mn", 1)
 
 
 def test_headline_numbers(table):
@@ -44,7 +44,21 @@ def test_headline_numbers(table):
     assert h["anb_plus_gain"] == pytest.approx(0.05)
     assert h["bnb_dip"] == pytest.approx(0.1) and h["bnb_dip_layer"] == 7
     assert h["random_drop_top"] == pytest.approx(0.5)
-    assert h["dissimilar_anb_drop_top"] == pytest.approx(0.2)
+    assert h["anb_drop_top_by_kind"] == pytest.approx({"random": 0.2, "mn": 0.2})
+    # both halves' base nets, three replicates: an interval, clipped to what an accuracy can be
+    assert h["base_top1_count"] == 6 and 0 <= h["base_top1_ci95_low"] < 0.61 < h["base_top1_ci95_high"] <= 1
+    assert all(isinstance(v, (int, float, dict)) or v is None for v in h.values())  # numbers for dvc exp show
+
+
+def test_no_interval_from_fewer_than_three_values():
+    from transferlab.stats import interval
+
+    assert interval([0.5]).low is None and interval([0.5, 0.7]).high is None and interval([0.5, 0.7]).count == 2
+    assert "n/a: 2 values" in interval([0.5, 0.7]).text()
+    wide = interval([0.0, 0.98, 0.99])  # the t-interval would run past 1
+    assert wide.high == 1.0 and wide.low == 0.0
+    i = interval([1.0, 2.0, 3.0], bounds=(-10, 10))
+    assert i.mean == 2.0 and i.high - 2.0 == pytest.approx(2.4841, rel=1e-3)  # t(0.975, 2) * 1 / sqrt(3)
 
 
 def test_only_the_runs_asked_for_are_read(tmp_path):
@@ -59,12 +73,6 @@ def test_only_the_runs_asked_for_are_read(tmp_path):
         agg.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json")
 
 
-def test_mean_interval():
-    mean, half = plots.mean_interval(pd.Series([1.0, 2.0, 3.0]))
-    assert mean == 2.0 and half == pytest.approx(2.4841, rel=1e-3)  # t(0.975, 2) * 1 / sqrt(3)
-    assert plots.mean_interval(pd.Series([0.5])) == (0.5, 0.0)
-
-
 def test_figures_are_drawn(table, tmp_path):
     plots.transfer_figure(table, tmp_path / "fig" / "transfer.png")
     plots.relative_figure(table, tmp_path / "fig" / "transfer_relative.png")
@@ -73,12 +81,70 @@ def test_figures_are_drawn(table, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
+def _noisy_table(tmp_path, splits):
+    """Runs of the tiny grid with noise of 0.1 around the fixture's values, clipped to [0, 1]."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    specs = planned_runs(parse_params(tiny_params(splits=splits, **{"split.method": "random", "split.classes_a": [0, 1, 2, 3]})))
+    _write_metrics(tmp_path, specs, lambda spec: float(np.clip(_value(spec) + rng.normal(0, 0.1), 0, 1)))
+    return agg.tidy_table(specs, agg.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
+
+
+@pytest.mark.parametrize("splits", [[0], [0, 1], list(range(20)), [0, 1, "classes"]], ids=["1", "2", "20", "2+classes"])
+def test_figures_read_correctly_with_1_2_or_20_splits(tmp_path, splits, monkeypatch):
+    """Bands never leave the range an accuracy can take, so the axes stay on the data; with fewer
+    than 3 runs per point there is no band at all."""
+    import matplotlib.pyplot as plt
+
+    table = _noisy_table(tmp_path, splits)
+    axes_seen = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: (axes_seen.extend(fig.axes), plt.close(fig)))
+    plots.transfer_figure(table, tmp_path / "t.png")
+    low, high = axes_seen[0].get_ylim()
+    assert -0.1 <= low and high <= 1.1
+    bands = [c for ax in axes_seen for c in ax.collections if type(c).__name__ == "FillBetweenPolyCollection"]
+    assert bool(bands) == (len([s for s in splits if s != "classes"]) >= 3)
+    axes_seen.clear()
+    plots.relative_figure(table, tmp_path / "r.png")
+    labels = axes_seen[0].get_legend_handles_labels()[1]
+    low, high = axes_seen[0].get_ylim()
+    assert -1.1 <= low and high <= 1.1
+    if "classes" in splits:
+        assert any("hand-made class split" in label for label in labels)
+
+
+def test_outputs_get_the_usual_file_modes(tmp_path):
+    import os
+
+    from transferlab.artifacts import atomic_dir, atomic_json
+
+    old = os.umask(0o022)
+    try:
+        atomic_json({"a": 1}, tmp_path / "m.json")
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "x").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_tables_of_a_study_that_did_not_run_say_so():
+    empty = pd.DataFrame([])
+    assert "Not run: strategies.names is []" in agg.take_home(empty)
+    assert "Not run: strategies.cut_layers is []" in agg.cut_table(empty, ["conv1"])
+
+
 def test_the_papers_curves_come_from_its_per_network_results():
     ref = plots.paper_deltas().set_index(["series", "n"]).delta
     # the reference README's means: AnB at n = 7 is 0.5425 against the random halves' base 0.6251
     assert ref["AnB, random splits (similar)", 7] == pytest.approx(0.5425 - 0.6251, abs=1e-3)
     assert ref["AnB, random splits (similar)", 1] == pytest.approx(0.6282 - 0.6251, abs=1e-3)
-    assert len(ref) == 3 * 7 and (ref.xs("random, frozen layers (control)") < 0).all()
+    assert len(ref) == 4 * 7 and (ref.xs("random, frozen layers (control)") < 0).all()
+    # each direction of the man-made/natural split against its own target's base: nm is natural -> man-made
+    assert ref["AnB, natural -> man-made", 7] == pytest.approx(0.2914 - 0.5372, abs=1e-4)
+    assert ref["AnB, man-made -> natural", 7] == pytest.approx(0.3990 - 0.6534, abs=1e-4)
 
 
 def test_table_and_plot_code_do_not_import_torch():

@@ -5,6 +5,7 @@ import yaml
 from typer.testing import CliRunner
 
 from transferlab.cli import app
+from transferlab.config import TrainConfig
 from conftest import ROOT, tiny_params
 
 runner = CliRunner()
@@ -39,7 +40,10 @@ def _run(tmp_path, params, *args):
         ({"splits": [0, "xy"]}, "splits: found [0, 'xy'], entry 'xy' is not allowed"),
         ({"replicates": [0, 0]}, "replicates: found [0, 0], entries must be unique"),
         ({"base.schedule": "linear"}, "base.schedule: found 'linear', Input should be 'cosine', 'step' or 'constant'"),
-        ({"base.warmup_epochs": 5}, "warmup_epochs=5.0 must be below epochs=1"),
+        ({"base.warmup_epochs": 5}, "base.warmup_epochs: found 5.0, allowed: a value below epochs (1)"),
+        ({"train.warmup_epochs": 5}, "train.warmup_epochs: found 5.0, allowed: a value below epochs (1)"),
+        ({"transfer.epochs": 0}, "transfer.epochs: found 0, Input should be greater than or equal to 1"),
+        ({"train.lr": -1}, "train.lr: found -1, Input should be greater than 0"),
     ],
 )
 def test_bad_values_give_one_line_and_exit_2(tmp_path, overrides, expected):
@@ -95,23 +99,35 @@ def test_params_yaml_spells_out_the_schema_defaults():
     assert load_params(ROOT / "params.yaml") == Params()
 
 
-def test_training_stages_declare_every_key_they_read():
-    """dvc.yaml lists transfer keys one by one (so that editing transfer.layers does not rerun
-    every net): a new TrainConfig field must be added there too."""
-    from transferlab.config import TransferConfig
-    from conftest import ROOT
-
+def test_training_stages_depend_on_their_studys_settings_only():
+    """A training stage reads its settings from data/settings/<study>.json (written by the
+    settings stage from `train` and the study's overrides), never from training keys of
+    params.yaml: so it reruns exactly when its effective settings change."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    fields = {f"transfer.{k}" for k in TransferConfig.model_fields} - {"transfer.layers", "transfer.targets"}
-    for name in ("transfer", "finetune", "control"):
-        assert set(stages[name]["params"]) == fields | {"seed", "model"}, name
-    assert set(stages["train-base"]["params"]) == {"seed", "model", "base"}
+    study_of = {"train-base": "base", "binary-base": "base", "transfer": "transfer", "finetune": "transfer", "control": "transfer",
+                "pretrained-frozen": "transfer", "pretrained-finetune": "transfer", "binary-finetune": "binary", "strategy": "strategies", "cut": "strategies",
+                "cut-pretrained": "strategies"}  # fmt: skip
+    training_keys = {"train", "base", "binary.finetune", "strategies.train"} | {f"transfer.{k}" for k in TrainConfig.model_fields}
+    for name, study in study_of.items():
+        assert f"data/settings/{study}.json" in stages[name]["deps"], name
+        assert not any(str(k).split(".")[0] in ("train", "base") or k in training_keys for k in stages[name]["params"]), name
+    assert set(stages["settings"]["params"]) == {"train", "base", "transfer", "binary.finetune", "strategies.train"}
+
+
+def test_a_study_overrides_only_the_keys_it_names():
+    from transferlab.config import parse_params
+
+    p = parse_params({"train": {"epochs": 7, "lr": 0.1}, "transfer": {"epochs": 3}, "base": {"epochs": None}})
+    assert (p.training("base").epochs, p.training("transfer").epochs, p.training("transfer").lr) == (7, 3, 0.1)
+    assert p.training("binary").patience == 2 and p.training("binary").epochs == 7  # the study's early stopping, the shared schedule
+    assert p.training("strategies").batch_size == 64 and set(p.settings()) == {"base", "transfer", "binary", "strategies"}
 
 
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        ({"transfer.patience": 3}, "patience=3 needs a validation part: set val_fraction > 0"),
+        ({"transfer.patience": 3}, "transfer.patience: found 3, allowed: 0, or a validation part: set val_fraction > 0"),
+        ({"binary.finetune.val_fraction": 0.0}, "binary.finetune.patience: found 2, allowed: 0, or a validation part"),
         ({"base.layer_lr_factors": {"conv9": 0.1}}, "base.layer_lr_factors.conv9: found 'conv9', allowed: unit names of convnet8: conv1, conv2"),
     ],
 )
@@ -138,7 +154,10 @@ def test_presets_are_complete_valid_and_documented(preset):
 
     load_params(preset)
     raw = yaml.safe_load(preset.read_text())
-    assert _keys(raw) == _keys(yaml.safe_load((ROOT / "params.yaml").read_text()))  # every key spelled out, for dvc.yaml
+    # every key of params.yaml spelled out (dvc.yaml declares them); beyond them only a study's training overrides
+    overrides = ("base.", "transfer.", "binary.finetune.", "strategies.train.")
+    spelled = {k for k in _keys(yaml.safe_load((ROOT / "params.yaml").read_text())) if not k.startswith(overrides) or k.startswith("transfer.layers")}
+    assert spelled <= _keys(raw) and all(k.startswith(overrides) for k in _keys(raw) - spelled)
     header = preset.read_text().split("\n\n")[0]
     assert header.startswith("#") and ("GPU" in header or "CPU" in header) and "Needs" in header  # what it costs, what it needs
 

@@ -5,10 +5,7 @@ nothing to do."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,54 +14,22 @@ import pytest
 import yaml
 
 from conftest import ROOT, tiny_params
+from pipeline import make_repo, sh, stages_run
 
 pytestmark = pytest.mark.slow
-ENV = {
-    **os.environ,
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-}
-
-
-def sh(cwd: Path, *cmd: str) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
-
-
-def make_repo(path: Path) -> Path:
-    """A git repository holding the project's pipeline files and a shrunken params.yaml."""
-    path.mkdir()
-    for name in ("dvc.yaml", "Snakefile", "workflow", ".dvcignore"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / name)
-    (path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
-    (path / ".gitignore").write_text("data/checkpoints/\n.snakemake/\n__pycache__/\n")
-    sh(path, "git", "init", "-q")
-    sh(path, "git", "config", "user.name", "transferlab tests")  # dvc exp run commits too
-    sh(path, "git", "config", "user.email", "tests@transferlab.invalid")
-    sh(path, "dvc", "init", "-q")
-    sh(path, "git", "add", "-A")
-    sh(path, "git", "commit", "-qm", "pipeline")
-    return path
-
-
-def stages_run(log: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", log))
 
 
 @pytest.fixture(scope="module")
 def dvc_repo(tmp_path_factory) -> tuple[Path, str]:
-    repo = make_repo(tmp_path_factory.mktemp("engines") / "dvc")
+    repo = make_repo(tmp_path_factory.mktemp("engines") / "dvc", tiny_params())
     return repo, sh(repo, "dvc", "repro")
 
 
 def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     repo, log = dvc_repo
-    # prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings, 2 strategies, 1 cut,
+    # settings, prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings, 2 strategies, 1 cut,
     # features, analyze, aggregate, plot
-    assert len(stages_run(log)) == 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2
+    assert len(stages_run(log)) == 1 + 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2
     figures = ("transfer", "transfer_relative", "binary_beta", "binary_tradeoff", "probe", "cka", "estimates", "strategies", "cut")
     for fig in (f"{name}.png" for name in figures):
         assert (repo / "reports/figures" / fig).read_bytes()[:4] == b"\x89PNG"
@@ -80,9 +45,12 @@ def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     assert len(analysis) == 3 * 7 * 5 + 7 * 7 + 10 * 7 and "A'0.5" in set(analysis.source)
     assert set(analysis.method) == {"probe_logreg", "probe_svm", "logme", "leep", "hscore", "cka", "cka_to_base"}
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert metrics["analysis"]["cka_estimator"].startswith("linear CKA, unbiased")
+    strings = [k for k, v in pd.json_normalize(metrics).iloc[0].items() if isinstance(v, str)]
+    assert not strings, strings  # dvc exp show compares numbers
+    assert "spearman_logme_vs_probe" in metrics["analysis"] and "b_gain_ci95_low" in metrics["binary"]["beta_0p5"]
     assert {"base_top1", "anb_plus_gain", "anb_drop_top", "bnb_dip", "random_drop_top"} <= set(metrics)
-    assert {"b_gain", "b_gain_ci95", "a_loss", "pairs", "b_gain_by_split"} <= set(metrics["binary"]["beta_0p5"])
+    assert {"b_gain", "b_gain_ci95_low", "b_gain_count", "a_loss", "b_gain_by_kind", "b_gain_by_split"} <= set(metrics["binary"]["beta_0p5"])
+    assert metrics["binary"]["beta_0p5"]["b_gain_ci95_low"] is None  # one pair: no interval
     run = json.loads((repo / "data/runs/s0/A7B+/r0/metrics.json").read_text())
     assert run["run_id"] == "s0/A7B+/r0" and run["params"]["transfer"]["layers"] == [1, 7] and run["git_revision"] != "unknown"
     assert (repo / "data/runs/s0/A7B+/r0/live/plots/metrics/test_top1.tsv").is_file()  # DVCLive, for dvc plots
@@ -105,14 +73,30 @@ def test_both_engines_see_the_same_jobs(dvc_repo):
     assert f"total                  {len(dvc_names) + 1}" in re.sub(r"total\s+", "total                  ", dry)
 
 
+def test_an_override_equal_to_the_shared_value_reruns_no_net(dvc_repo):
+    """Stages see effective settings: spelling out `transfer.epochs` with the value it already
+    takes from `train.epochs` changes the settings stage's params but not its outputs."""
+    repo, _ = dvc_repo
+    params = repo / "params.yaml"
+    before = params.read_text()
+    changed = yaml.safe_load(before)
+    changed["transfer"]["epochs"] = changed["train"]["epochs"]
+    try:
+        params.write_text(yaml.safe_dump(changed))
+        assert stages_run(sh(repo, "dvc", "repro")) == {"settings"}
+    finally:
+        params.write_text(before)
+        sh(repo, "dvc", "repro", "settings")
+
+
 def test_an_experiment_reruns_only_what_its_change_touches(dvc_repo):
     repo, _ = dvc_repo
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "results")
-    log = sh(repo, "dvc", "exp", "run", "-S", "transfer.epochs=2")
+    log = sh(repo, "dvc", "exp", "run", "-S", "++transfer.epochs=2")  # ++: a key that params.yaml leaves to `train`
     ran = stages_run(log)
     # the analysis reruns too: it compares every transfer net with its base
-    assert ran and all(s.startswith(("transfer@", "finetune@", "control@", "features@", "analyze@")) or s in ("aggregate", "plot") for s in ran), ran
+    assert ran and all(s.startswith(("transfer@", "finetune@", "control@", "features@", "analyze@")) or s in ("settings", "aggregate", "plot") for s in ran), ran
     assert len([s for s in ran if "@" in s]) == 10 + 2
     shown = json.loads(sh(repo, "dvc", "exp", "show", "--json"))
     text = json.dumps(shown)
@@ -145,7 +129,7 @@ def test_a_probe_setting_reruns_the_analysis_on_the_feature_cache_only(dvc_repo)
 
 
 def test_after_snakemake_dvc_status_is_clean(tmp_path):
-    repo = make_repo(tmp_path / "smk")
+    repo = make_repo(tmp_path / "smk", tiny_params())
     sh(repo, "snakemake", "--cores", "2", "--resources", "gpu=2")
     assert (repo / "reports/figures/transfer.png").is_file() and (repo / "reports/figures/binary_beta.png").is_file()
     assert "up to date" in sh(repo, "dvc", "status")

@@ -10,6 +10,7 @@ import pandas as pd
 
 from transferlab.errors import MissingRunError
 from transferlab.runs import BinaryRun, RunSpec
+from transferlab.stats import DIFFERENCE, interval
 
 # The statistic that tables and figures use: the paper's mean of the k best evaluations.
 STATISTIC = "topk_mean_top1"
@@ -30,7 +31,7 @@ def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
     rows = []
     for spec, m in zip(specs, metrics):
         params = m.get("params", {})
-        phase = params.get("base" if spec.is_base else "transfer", {})
+        phase = m.get("train", {})  # the run's effective training settings
         rows.append(
             {
                 "run_id": str(spec),
@@ -55,8 +56,12 @@ def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
 
 
 def split_kind(split_id: str) -> str:
-    """"random" (seeded halves), "manmade_natural", "classes" or "cross"."""
-    return "random" if split_id.isdigit() else "manmade_natural" if split_id in ("mn", "nm") else split_id
+    """"random" for a seeded split, else the split id itself: "mn", "nm", "classes", "cross" or "all"."""
+    return "random" if split_id.isdigit() else split_id
+
+
+# Dissimilar split kinds: man-made/natural either way round, a hand-made class list, another data set.
+DISSIMILAR_KINDS = ("mn", "nm", "classes", "cross")
 
 
 def with_base(df: pd.DataFrame) -> pd.DataFrame:
@@ -68,43 +73,39 @@ def with_base(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(df: pd.DataFrame) -> dict:
-    """Headline numbers of the random splits (and the dissimilar ones, if run)."""
+    """Headline numbers of the random splits, with 95% intervals over split x replicate pairs,
+    and the AnB drop at the top layer per split kind."""
     d = with_base(df)
+    out: dict = {"runs": int(len(df))}
     rnd = d[d.split_kind == "random"]
-    out: dict = {"statistic": STATISTIC, "runs": int(len(df))}
     if len(rnd):
         out.update(_effects(rnd))
-    dis = d[d.split_kind == "manmade_natural"]
-    if len(dis) and (dis.treatment == "AnB").any():
-        top = dis[dis.treatment == "AnB"].n.max()
-        out["dissimilar_anb_drop_top"] = float(-dis[(dis.treatment == "AnB") & (dis.n == top)].delta.mean())
+    anb = d[d.treatment == "AnB"]
+    out["anb_drop_top_by_kind"] = {kind: float(-g[g.n == g.n.max()].delta.mean()) for kind, g in anb.groupby("split_kind")}
     return out
+
+
+def _per_pair(d: pd.DataFrame, treatment: str, reduce) -> pd.Series:
+    """One value per (split, target, replicate): `reduce` of that treatment's deltas by n."""
+    rows = d[d.treatment == treatment]
+    return pd.Series([reduce(g.set_index("n").delta.sort_index()) for _, g in rows.groupby(["split", "target", "replicate"])], dtype=float)
 
 
 def _effects(d: pd.DataFrame) -> dict:
-    """Base accuracy; mean AnB+ gain; AnB drop at the top layer; deepest BnB dip; random-control drop."""
-    out = {"base_top1": float(d[d.treatment == "base"][STATISTIC].mean())}
-    by_n = d[d.treatment != "base"].groupby(["treatment", "n"]).delta.mean()
-    if "AnB+" in by_n.index.get_level_values(0):
-        out["anb_plus_gain"] = float(by_n["AnB+"].mean())
-    if "AnB" in by_n.index.get_level_values(0):
-        out["anb_drop_top"] = float(-by_n["AnB"].iloc[-1])
-    if "BnB" in by_n.index.get_level_values(0):
-        out["bnb_dip"] = float(-by_n["BnB"].min())
-        out["bnb_dip_layer"] = int(by_n["BnB"].idxmin())
-    if "random" in by_n.index.get_level_values(0):
-        out["random_drop_top"] = float(-by_n["random"].iloc[-1])
+    """Base top-1; mean AnB+ gain; AnB and random-control drops at the top layer; deepest BnB dip.
+    Each difference is paired with the base net of its own split, half and replicate."""
+    out = interval(d[d.treatment == "base"][STATISTIC]).fields("base_top1")
+    treatments = set(d.treatment)
+    if "AnB+" in treatments:
+        out |= interval(_per_pair(d, "AnB+", lambda s: s.mean()), DIFFERENCE).fields("anb_plus_gain")
+    if "AnB" in treatments:
+        out |= interval(_per_pair(d, "AnB", lambda s: -s.iloc[-1]), DIFFERENCE).fields("anb_drop_top")
+    if "random" in treatments:
+        out |= interval(_per_pair(d, "random", lambda s: -s.iloc[-1]), DIFFERENCE).fields("random_drop_top")
+    if "BnB" in treatments:
+        by_n = d[d.treatment == "BnB"].groupby("n").delta.mean()
+        out |= {"bnb_dip": float(-by_n.min()), "bnb_dip_layer": int(by_n.idxmin())}
     return out
-
-
-def mean_interval(values) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval (0 for a single value)."""
-    from scipy import stats
-
-    v = pd.Series(values).dropna().to_numpy(dtype=float)
-    if len(v) < 2:
-        return float(v.mean()) if len(v) else float("nan"), 0.0
-    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
 
 
 # --- the binary-partition study ---------------------------------------------------------------
@@ -158,19 +159,15 @@ def beta_key(beta: float) -> str:
 
 
 def binary_headline(df: pd.DataFrame) -> dict:
-    """Per beta: mean paired gain on B and loss on A with 95% half-widths, and the gain per
-    split (the study found gains confounded with the split: this shows it)."""
+    """Per beta: mean paired gain on B and loss on A (95% intervals over the pairs), and the
+    gain per split kind and per split (the study found gains confounded with the split)."""
     paired = binary_paired(df)
     out = {}
     for beta, g in paired.groupby("beta"):
-        gain, gain_ci = mean_interval(g.b_gain)
-        loss, loss_ci = mean_interval(g.a_loss)
         out[beta_key(beta)] = {
-            "b_gain": gain,
-            "b_gain_ci95": gain_ci,
-            "a_loss": loss,
-            "a_loss_ci95": loss_ci,
-            "pairs": int(len(g)),
+            **interval(g.b_gain, DIFFERENCE).fields("b_gain"),
+            **interval(g.a_loss, DIFFERENCE).fields("a_loss"),
+            "b_gain_by_kind": {k: float(v) for k, v in g.groupby("split_kind").b_gain.mean().items()},
             "b_gain_by_split": {f"s{k}": float(v) for k, v in g.groupby("split").b_gain.mean().items()},
         }
     return out
@@ -195,31 +192,61 @@ def analysis_table(params, path_of) -> pd.DataFrame:
 
 
 def analysis_headline(analysis: pd.DataFrame, grid: pd.DataFrame) -> dict:
-    """Per method: Spearman rank correlation across units between its value (baseA's features)
-    and the AnB top-1 the grid measured, per split and replicate; mean and 95% half-width."""
+    """Per method, the Spearman rank correlation across baseA's units between its value and
+    (a) the AnB top-1 the grid measured (AnB retrains the layers above n), and (b) the logistic
+    probe's top-1 at the same unit (what a linear read-out of unit n achieves, which is what the
+    estimators claim to predict); one per split and replicate, mean and 95% interval."""
+    out: dict = {}
+    anb = grid[grid.treatment == "AnB"].groupby(["split", "replicate", "n"])[STATISTIC].mean()
+    probe = analysis[(analysis.method == "probe_logreg") & (analysis.source == "A")].groupby(["split", "replicate", "n"]).value.mean()
+    for method in ANALYSIS_METHODS:
+        rows = analysis[(analysis.method == method) & (analysis.source == "A")]
+        for target, measured in (("anb", anb), ("probe", probe)):
+            if method == "probe_logreg" and target == "probe":
+                continue  # itself
+            rhos = _spearman_by_pair(rows, measured)
+            if rhos:
+                key = f"spearman_{method}" if target == "anb" else f"spearman_{method}_vs_probe"
+                out |= interval(rhos, DIFFERENCE).fields(key)
+    return out
+
+
+def _spearman_by_pair(rows: pd.DataFrame, measured: pd.Series) -> list[float]:
+    """Spearman's rho across units, per (split, replicate), where both sides vary."""
     from scipy.stats import spearmanr
 
-    from transferlab.analysis.cka import ESTIMATOR
+    rhos = []
+    for (split, rep), g in rows.groupby(["split", "replicate"]):
+        if (split, rep) not in measured.index.droplevel("n"):
+            continue
+        both = g.groupby("n").value.mean().to_frame().join(measured.loc[(split, rep)].rename("measured"), how="inner")
+        if len(both) >= 3 and both.value.nunique() > 1 and both.measured.nunique() > 1:  # else undefined or meaningless
+            rhos.append(float(spearmanr(both.value, both.measured).statistic))
+    return rhos
 
-    out: dict = {"cka_estimator": ESTIMATOR}
-    anb = grid[grid.treatment == "AnB"]
+
+def classifier_agreement(analysis: pd.DataFrame, strategies: pd.DataFrame) -> dict:
+    """The `classifier` strategy (a new classifier on baseA's frozen top unit, trained on B)
+    against each method's value at baseA's top unit: Spearman across split x replicate pairs
+    (with all of B's images), from at least 3 pairs."""
+    from scipy.stats import spearmanr
+
+    if strategies.empty or "strategy" not in strategies:
+        return {}
+    clf = strategies[(strategies.strategy == "classifier") & (strategies.images_per_class == "all")].set_index(["split", "replicate"]).top1
+    out = {}
     for method in ANALYSIS_METHODS:
-        rhos = []
-        for (split, rep), rows in analysis[(analysis.method == method) & (analysis.source == "A")].groupby(["split", "replicate"]):
-            measured = anb[(anb.split == split) & (anb.replicate == rep)].groupby("n")[STATISTIC].mean()
-            both = rows.set_index("n").value.to_frame().join(measured, how="inner")
-            if len(both) >= 2 and both.value.nunique() > 1 and both[STATISTIC].nunique() > 1:  # else undefined
-                rhos.append(float(spearmanr(both.value, both[STATISTIC]).statistic))
-        if rhos:
-            mean, half = mean_interval(rhos)
-            out[f"spearman_{method}"] = mean
-            out[f"spearman_{method}_ci95"] = half
+        rows = analysis[(analysis.method == method) & (analysis.source == "A")]
+        top = rows[rows.n == rows.n.max()].groupby(["split", "replicate"]).value.mean()
+        both = top.to_frame().join(clf, how="inner")
+        if len(both) >= 3 and both.value.nunique() > 1 and both.top1.nunique() > 1:
+            out[f"spearman_{method}_vs_classifier"] = float(spearmanr(both.value, both.top1).statistic)
     return out
 
 
 # --- strategies and the cut study ----------------------------------------------------------------
 
-SIMILARITY = {"random": "similar", "manmade_natural": "different", "cross": "different"}
+SIMILARITY = {"random": "similar", **{kind: "different" for kind in DISSIMILAR_KINDS}, "all": "same"}
 CUT_KEYS = ("parameters", "size_bytes", "peak_memory_bytes", "peak_memory_method", "latency_s_per_image", "latency_batch")
 
 
@@ -260,7 +287,9 @@ def take_home(df: pd.DataFrame) -> str:
     its margin over the runner-up (paired over splits and replicates, 95% half-width)."""
     from transferlab.strategies import LECTURE_ADVICE
 
-    s = df[df.study == "strategies"]
+    s = df[df.study == "strategies"] if "study" in df else df
+    if s.empty:
+        return "# Which strategy when\n\nNot run: strategies.names is [] in params.yaml.\n"
     volumes = volume_order(s.images_per_class) if len(s) else []
     columns = {"little": volumes[0] if volumes else None, "lots": volumes[-1] if volumes else None}
     lines = [
@@ -279,7 +308,7 @@ def take_home(df: pd.DataFrame) -> str:
 
 def _cell(rows: pd.DataFrame, advice: str, similarity: str) -> str:
     if rows.empty:
-        hint = "add mn or nm to splits" if similarity == "different" else "add a seed to splits"
+        hint = "add mn, nm or classes to splits" if similarity == "different" else "add a seed to splits"
         return f"not measured ({hint}); lecture: {advice}"
     means = rows.groupby("strategy").top1.mean().sort_values(ascending=False)
     best = means.index[0]
@@ -287,14 +316,15 @@ def _cell(rows: pd.DataFrame, advice: str, similarity: str) -> str:
         return f"**{best}** {means.iloc[0]:.3f}; lecture: {advice}"
     second = means.index[1]
     paired = rows.pivot_table(index=["split", "replicate"], columns="strategy", values="top1")
-    margin, half = mean_interval(paired[best] - paired[second])
-    spread = f"± {half:.3f}" if len(paired) > 1 else "(no interval from 1 pair: add replicates or splits)"
-    return f"**{best}** {means.iloc[0]:.3f}, {margin:+.3f} {spread} over {second} ({len(paired)} pair(s)); lecture: {advice}"
+    margin = interval(paired[best] - paired[second], DIFFERENCE)
+    return f"**{best}** {means.iloc[0]:.3f}, {margin.text(signed=True)} over {second} ({margin.count} pair(s)); lecture: {advice}"
 
 
 def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
     """Per n: parameters, size on disk, peak inference memory, latency, top-1 on B."""
-    c = df[df.study == "cut"]
+    c = df[df.study == "cut"] if "study" in df else df
+    if c.empty:
+        return "# baseA cut after unit n\n\nNot run: strategies.cut_layers is [] in params.yaml.\n"
     lines = [
         "# baseA cut after unit n, with pooling and a new classifier, fine-tuned on B",
         "",
@@ -307,6 +337,32 @@ def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
             f"| {int(n)} | {name}{' (pretrained)' if source == 'P' else ''} | {int(g.parameters.iloc[0]):,} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
             f"| {1e3 * g.latency_s_per_image.median():.3f} | {g.top1.mean():.3f} |"
         )
-    if len(c):
-        lines += ["", f"Peak memory: {c.peak_memory_method.iloc[0]}; latency: median of timed batches of {int(c.latency_batch.iloc[0])} after warm-up, on {c.device.iloc[0]}."]
+    lines += ["", f"Peak memory: {c.peak_memory_method.iloc[0]}; latency: median of timed batches of {int(c.latency_batch.iloc[0])} after warm-up, on {c.device.iloc[0]}."]
     return "\n".join(lines) + "\n"
+
+
+# --- the stage: every study's rows -> the tidy table, tables and headline metrics ---------------
+
+
+def write_reports(params, layout, results: Path, metrics_out: Path) -> list[str]:
+    """Read exactly the runs params asks for; write the tidy table (.parquet and .csv), the
+    markdown tables and the headline metrics (numbers only, for `dvc exp show`)."""
+    from transferlab.artifacts import atomic_json, atomic_write
+    from transferlab.models import model_units
+    from transferlab.runs import planned_binary_runs, planned_runs, planned_strategy_runs
+
+    specs, binary_runs, strategy_runs = planned_runs(params), planned_binary_runs(params), planned_strategy_runs(params)
+    grid = tidy_table(specs, read_runs(specs, layout.metrics))
+    binary = binary_table(binary_runs, read_runs(binary_runs, layout.metrics))
+    strategies = strategy_table(strategy_runs, read_runs(strategy_runs, layout.metrics))
+    analysis = analysis_table(params, layout.analysis)
+    df = pd.concat([t for t in (grid, binary, strategies, analysis) if len(t)], ignore_index=True)
+    tables = {"take_home.md": take_home(strategies), "cut.md": cut_table(strategies, model_units(params.model.name, **params.model.options()))}
+    for name, text in tables.items():
+        atomic_write(results.parent / "tables" / name, lambda tmp, text=text: tmp.write_text(text))
+    atomic_write(results, lambda tmp: df.to_parquet(tmp, index=False))
+    atomic_write(results.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
+    analysis_numbers = {**analysis_headline(analysis, grid), **classifier_agreement(analysis, strategies)}
+    atomic_json({**headline(grid), "binary": binary_headline(binary), "analysis": analysis_numbers}, metrics_out)
+    not_run = [f"{results.parent / 'tables' / name}: {text.splitlines()[2]}" for name, text in tables.items() if text.splitlines()[2].startswith("Not run")]
+    return [f"{results}: {len(df)} rows ({len(grid)} grid runs, {len(binary)} binary, {len(strategies)} strategy and cut, {len(analysis)} analysis values); {metrics_out}", *not_run]

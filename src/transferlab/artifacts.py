@@ -14,11 +14,21 @@ from typing import Any, Iterator
 from transferlab import __version__
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
+    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds.
+
+    The file gets the modes of any new file (0666 less the umask), not mkstemp's private 0600:
+    results on a shared cluster account or group must be readable by the others."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     try:
         yield Path(tmp)
@@ -35,6 +45,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(0o777 & ~_umask())  # as a new folder, not mkdtemp's private 0700
     try:
         yield tmp
         shutil.rmtree(path, ignore_errors=True)

@@ -83,6 +83,18 @@ def plan(params: ParamsOpt = Path("params.yaml"), ids: Annotated[bool, typer.Opt
 
 @app.command()
 @fail_cleanly
+def settings(out: Annotated[Path, typer.Argument(help="Folder of the settings files (data/settings).")], params: ParamsOpt = Path("params.yaml")) -> None:
+    """Write each study's effective training settings (`train` and its overrides) as <study>.json."""
+    from transferlab.artifacts import atomic_json
+
+    studies = _params(params).settings()
+    for study, values in studies.items():
+        atomic_json(values, out / f"{study}.json")
+    print(f"{out}: " + ", ".join(f"{study}.json" for study in studies))
+
+
+@app.command()
+@fail_cleanly
 def prepare(out: OutPath, params: ParamsOpt = Path("params.yaml")) -> None:
     """Generate the data set named in params (data.*) as one uint8 tensor file."""
     from transferlab import stages
@@ -333,28 +345,11 @@ def aggregate(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Collect exactly the runs params.yaml asks for into one table and headline metrics."""
-    from transferlab import aggregate as agg
-    from transferlab.artifacts import atomic_json, atomic_write
-    import pandas as pd
+    from transferlab.aggregate import write_reports
+    from transferlab.runs import Layout
 
-    from transferlab.models import model_units
-    from transferlab.runs import Layout, planned_binary_runs, planned_runs, planned_strategy_runs
-
-    p, layout = _params(params), Layout(root)
-    specs, binary_runs, strategy_runs = planned_runs(p), planned_binary_runs(p), planned_strategy_runs(p)
-    grid = agg.tidy_table(specs, agg.read_runs(specs, layout.metrics))
-    binary = agg.binary_table(binary_runs, agg.read_runs(binary_runs, layout.metrics))
-    strategies = agg.strategy_table(strategy_runs, agg.read_runs(strategy_runs, layout.metrics))
-    analysis = agg.analysis_table(p, layout.analysis)
-    df = pd.concat([grid, binary, strategies, analysis], ignore_index=True)
-    tables = results.parent / "tables"
-    atomic_write(tables / "take_home.md", lambda tmp: tmp.write_text(agg.take_home(strategies)))
-    atomic_write(tables / "cut.md", lambda tmp: tmp.write_text(agg.cut_table(strategies, model_units(p.model.name, **p.model.options()))))
-    atomic_write(results, lambda tmp: df.to_parquet(tmp, index=False))
-    atomic_write(results.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
-    headline = {**agg.headline(grid), "binary": agg.binary_headline(binary), "analysis": agg.analysis_headline(analysis, grid)}
-    atomic_json(headline, metrics_out)
-    print(f"{results}: {len(df)} runs; {metrics_out}")
+    for line in write_reports(_params(params), Layout(root), results, metrics_out):
+        print(line)
 
 
 @app.command()
@@ -366,32 +361,10 @@ def plot(
     """Draw the paper's Figures 2 and 3, the binary study's and the analysis' figures."""
     import pandas as pd
 
-    from transferlab import plots
+    from transferlab.figures import draw_all
 
-    from transferlab import plots_binary
-
-    df = pd.read_parquet(results)
-    from transferlab import plots_analysis
-
-    from transferlab import plots_strategies
-
-    grid, binary, analysis = (df[df.study == s] for s in ("transfer", "binary", "analysis"))
-    drawn = {"transfer.png": lambda out: plots.transfer_figure(grid, out), "transfer_relative.png": lambda out: plots.relative_figure(grid, out)}
-    if len(binary):
-        drawn |= {"binary_beta.png": lambda out: plots_binary.beta_figure(binary, out), "binary_tradeoff.png": lambda out: plots_binary.tradeoff_figure(binary, out)}
-    if len(analysis):
-        drawn |= {
-            "probe.png": lambda out: plots_analysis.probe_figure(analysis, grid, out),
-            "cka.png": lambda out: plots_analysis.cka_figure(analysis, out),
-            "estimates.png": lambda out: plots_analysis.estimates_figure(analysis, grid, out),
-        }
-    if (df.study == "strategies").any():
-        drawn["strategies.png"] = lambda out: plots_strategies.strategies_figure(df, out)
-    if (df.study == "cut").any():
-        drawn["cut.png"] = lambda out: plots_strategies.cut_figure(df, out)
-    for name, draw in drawn.items():
-        draw(figures / name)
-    print(", ".join(str(figures / name) for name in drawn))
+    for line in draw_all(pd.read_parquet(results), figures):
+        print(line)
 
 
 def _run_app() -> int:

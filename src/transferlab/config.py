@@ -136,16 +136,46 @@ class TrainConfig(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
         if self.warmup_epochs >= self.epochs:
-            raise ValueError(f"warmup_epochs={self.warmup_epochs} must be below epochs={self.epochs}")
+            raise _KeyError("warmup_epochs", self.warmup_epochs, f"a value below epochs ({self.epochs})", relative=True)
         if self.patience and not self.val_fraction:
-            raise ValueError(f"patience={self.patience} needs a validation part: set val_fraction > 0")
+            raise _KeyError("patience", self.patience, "0, or a validation part: set val_fraction > 0", relative=True)
         if any(f < 0 for f in self.layer_lr_factors.values()):
             raise ValueError("layer_lr_factors must be >= 0")
         return self
 
 
-class TransferConfig(TrainConfig):
-    epochs: int = Field(5, ge=1)
+def _overrides_model() -> type[BaseModel]:
+    """TrainConfig with every key optional and unset by default: a study's deviations from `train`."""
+    from pydantic import create_model
+
+    fields = {name: (f.annotation | None, None) for name, f in TrainConfig.model_fields.items()}
+    return create_model("TrainOverrides", __base__=Strict, __doc__="Keys of `train` that one study sets differently.", **fields)
+
+
+TrainOverrides = _overrides_model()
+TRAIN_KEYS = tuple(TrainConfig.model_fields)
+
+
+def merged(shared: TrainConfig, overrides: BaseModel, section: str) -> TrainConfig:
+    """The effective training settings of a study: `train` with the study's overrides applied.
+
+    Errors name the key where the offending value was written (`transfer.epochs` or `train.epochs`)."""
+    changed = overrides.model_dump(include=set(TRAIN_KEYS), exclude_none=True)  # null: as in `train`
+    try:
+        return TrainConfig.model_validate({**shared.model_dump(), **changed})
+    except ValidationError as err:
+        e = err.errors()[0]
+        ctx_error = (e.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _KeyError):
+            name, value, allowed, message = ctx_error.key, ctx_error.value, ctx_error.allowed, None
+        else:
+            name, value, allowed, message = str(e["loc"][0]), e.get("input"), "", e["msg"]
+        raise _KeyError(f"{section if name in changed else 'train'}.{name}", value, allowed, message=message) from None
+
+
+class TransferConfig(TrainOverrides):
+    """The treatments BnB, AnB, BnB+, AnB+ and the random control; training keys override `train`."""
+
     layers: list[int] = Field(default_factory=lambda: list(range(1, 8)), min_length=1)
     targets: list[Literal["A", "B"]] = Field(default_factory=lambda: ["B"], min_length=1)
     finetune_lr_factor: float = Field(1.0, ge=0, description="lr factor of copied layers in the + treatments")
@@ -158,14 +188,6 @@ class TransferConfig(TrainConfig):
         return values
 
 
-class FinetuneConfig(TrainConfig):
-    """Fine-tuning of an A' net on B (the binary-partition study): early stopping by default."""
-
-    epochs: int = Field(5, ge=1)
-    val_fraction: float = Field(0.1, ge=0, lt=1)
-    patience: int = Field(2, ge=0)
-
-
 class BinaryConfig(Strict):
     """The binary-partition study: auxiliary 2-way heads on A (A'), then fine-tuning on B."""
 
@@ -175,7 +197,8 @@ class BinaryConfig(Strict):
     equal_halves: bool = Field(True, description="partitions into equal halves (an odd class count is refused)")
     frozen_units: list[int] = Field(default_factory=lambda: [0], min_length=1, description="fine-tuning on B with the first k units frozen (0: none)")
     body_lr_factor: float = Field(0.1, ge=0, description="lr factor of the transferred units when fine-tuning on B")
-    finetune: FinetuneConfig = FinetuneConfig()
+    # Early stopping on a validation part of B, as the study did; the rest as in `train`.
+    finetune: TrainOverrides = TrainOverrides(val_fraction=0.1, patience=2)
 
     @field_validator("betas", mode="before")
     @classmethod
@@ -236,7 +259,7 @@ class StrategiesConfig(Strict):
     cut_layers: list[int] = Field(default_factory=lambda: [2, 4, 7], description="cut study: keep units 1..n of baseA ([]: none)")
     latency_batch: int = Field(64, ge=1)
     latency_repeats: int = Field(20, ge=3)
-    train: TrainConfig = TrainConfig(epochs=10, batch_size=64)
+    train: TrainOverrides = TrainOverrides(batch_size=64)  # smaller batches: as few as 10 images per class
 
     @field_validator("names", "images_per_class", "cut_layers")
     @classmethod
@@ -248,6 +271,10 @@ class StrategiesConfig(Strict):
         return values
 
 
+# Where each study's training overrides live in params.yaml.
+STUDY_SECTIONS = {"base": "base", "transfer": "transfer", "binary": "binary.finetune", "strategies": "strategies.train"}
+
+
 class Params(Strict):
     seed: int = Field(0, ge=0)
     replicates: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -255,12 +282,23 @@ class Params(Strict):
     splits: list[SplitId] = Field(default_factory=lambda: [0], min_length=1)
     split: SplitConfig = SplitConfig()
     model: ModelConfig = ModelConfig()
-    base: TrainConfig = TrainConfig()
+    train: TrainConfig = TrainConfig()  # shared by every net (the paper: one schedule for all)
+    base: TrainOverrides = TrainOverrides()
     transfer: TransferConfig = TransferConfig()
     binary: BinaryConfig = BinaryConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     pretrained: PretrainedConfig = PretrainedConfig()
     strategies: StrategiesConfig = StrategiesConfig()
+
+    def training(self, study: str) -> TrainConfig:
+        """Effective training settings of a study ("base", "transfer", "binary", "strategies")."""
+        section = STUDY_SECTIONS[study]
+        overrides = {"base": self.base, "transfer": self.transfer, "binary": self.binary.finetune, "strategies": self.strategies.train}[study]
+        return merged(self.train, overrides, section)
+
+    def settings(self) -> dict[str, dict]:
+        """Every study's effective training settings, as written to data/settings/<study>.json."""
+        return {study: self.training(study).model_dump(mode="json") for study in STUDY_SECTIONS}
 
     @field_validator("replicates", "splits")
     @classmethod
@@ -278,8 +316,7 @@ class Params(Strict):
 
         units = model_units(self.model.name, **self.model.options())
         depth = len(units)
-        sections = {"base": self.base, "transfer": self.transfer, "binary.finetune": self.binary.finetune, "strategies.train": self.strategies.train}
-        for section, cfg in sections.items():
+        for section, cfg in {"train": self.train, **{s: self.training(study) for study, s in STUDY_SECTIONS.items()}}.items():
             for name in cfg.layer_lr_factors:
                 if name not in units:
                     raise _KeyError(f"{section}.layer_lr_factors.{name}", name, f"unit names of {self.model.name}: {', '.join(units)}")
@@ -320,10 +357,12 @@ class Params(Strict):
 
 
 class _KeyError(ValueError):
-    """Raised inside validators to name a key other than the one being validated."""
+    """Raised inside validators to name a key other than the one being validated
+    (`relative`: a key of the model being validated, to be prefixed with its location)."""
 
-    def __init__(self, key: str, value: Any, allowed: str) -> None:
-        super().__init__(f"{key}: found {value!r}, allowed: {allowed}")
+    def __init__(self, key: str, value: Any, allowed: str, relative: bool = False, message: str | None = None) -> None:
+        self.key, self.value, self.allowed, self.relative = key, value, allowed, relative
+        super().__init__(f"{key}: found {value!r}, {message}" if message else f"{key}: found {value!r}, allowed: {allowed}")
 
 
 def _allowed_keys(loc: tuple) -> list[str]:
@@ -341,9 +380,12 @@ def _format(err: ValidationError) -> str:
     """The first validation error as one line: key, value found, what is allowed."""
     e = err.errors()[0]
     ctx_error = (e.get("ctx") or {}).get("error")
+    loc = e["loc"]
+    if isinstance(ctx_error, _KeyError) and ctx_error.relative:
+        prefix = "".join(f"{p}." for p in loc if not isinstance(p, int))
+        return str(_KeyError(prefix + ctx_error.key, ctx_error.value, ctx_error.allowed))
     if isinstance(ctx_error, _KeyError):
         return str(ctx_error)
-    loc = e["loc"]
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
     if e["type"] == "extra_forbidden":
         return f"{key}: unknown key, allowed here: {', '.join(_allowed_keys(loc))}"

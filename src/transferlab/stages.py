@@ -102,7 +102,7 @@ class RunInfo:
 
 def grid_run(params: Params, spec: RunSpec) -> RunInfo:
     """A run of the paper's grid: a base net or a treatment."""
-    return RunInfo(str(spec), spec.seed(params.seed), params.base if spec.is_base else params.transfer, _spec_fields(spec))
+    return RunInfo(str(spec), spec.seed(params.seed), params.training("base" if spec.is_base else "transfer"), _spec_fields(spec))
 
 
 def train_run(
@@ -128,7 +128,7 @@ def train_run(
     started = time.perf_counter()
     history = fit(model, task, cfg, groups, opts)
     live.end()
-    info = {"run_id": run.run_id, "seed": run.seed, "device": str(device), "params": params.model_dump(mode="json"), **provenance()}
+    info = {"run_id": run.run_id, "seed": run.seed, "device": str(device), "params": params.model_dump(mode="json"), "train": cfg.model_dump(mode="json"), **provenance()}
     body = getattr(model, "body", model)
     atomic_torch_save(
         {
@@ -186,7 +186,7 @@ def train_base(params: Params, spec: RunSpec, dataset: Path, split_file: Path, m
     task = select_classes(load_dataset(dataset), load_split(split_file).half(spec.target))
     torch.manual_seed(spec.seed(params.seed))
     model = create_model(params.model.name, task.num_classes, **_model_options(params))
-    groups = param_groups(model, 0, 1.0, params.base.layer_lr_factors)
+    groups = param_groups(model, 0, 1.0, params.training("base").layer_lr_factors)
     return train_run(params, grid_run(params, spec), task, model, groups, model_out, run_dir, device)
 
 
@@ -200,7 +200,7 @@ def transfer(
     source, state = load_checkpoint(source_model) if source_model is not None else (None, {})
     model = build_treatment(fresh, spec.n, source, spec.finetune)
     factor = params.transfer.finetune_lr_factor if source is not None else 1.0
-    groups = param_groups(model, spec.n, factor, params.transfer.layer_lr_factors)
+    groups = param_groups(model, spec.n, factor, params.training("transfer").layer_lr_factors)
     # a pretrained net's units expect the normalisation it was trained with
     stats = (state["input_mean"], state["input_std"]) if spec.source == "P" else None
     return train_run(params, grid_run(params, spec), task, model, groups, model_out, run_dir, device, input_stats=stats)
@@ -245,10 +245,11 @@ def binary_base(params: Params, split_id: str, beta: float, partition_seed: int,
     torch.manual_seed(seed)
     body = create_model(params.model.name, task.num_classes, **_model_options(params))
     net = BinaryHeadsNet(body, partitions(task.num_classes, cfg.heads, partition_seed, cfg.equal_halves))
-    groups = [*param_groups(body, 0, 1.0, params.base.layer_lr_factors), ParamGroup(list(net.heads.parameters()), 1.0, "binary heads")]
+    train = params.training("base")  # as baseA's: beta = 0 is that net
+    groups = [*param_groups(body, 0, 1.0, train.layer_lr_factors), ParamGroup(list(net.heads.parameters()), 1.0, "binary heads")]
     fields = {"split": split_id, "treatment": "binaryA", "beta": beta, "heads": cfg.heads, "partition_seed": partition_seed, "replicate": replicate, "target": "A"}
-    run = RunInfo(str(BinaryRun(split_id, beta, partition_seed, replicate)), seed, params.base, fields)
-    return train_run(params, run, task, net, groups, model_out, run_dir, device, objective(beta, params.base.label_smoothing))
+    run = RunInfo(str(BinaryRun(split_id, beta, partition_seed, replicate)), seed, train, fields)
+    return train_run(params, run, task, net, groups, model_out, run_dir, device, objective(beta, train.label_smoothing))
 
 
 def binary_finetune(params: Params, split_id: str, beta: float, partition_seed: int, frozen: int, replicate: int,
@@ -263,8 +264,9 @@ def binary_finetune(params: Params, split_id: str, beta: float, partition_seed: 
     source = load_model(source_model)
     build_treatment(model, model.depth, source, finetune=True)
     model.freeze(range(frozen))
-    groups = param_groups(model, model.depth, cfg.body_lr_factor, cfg.finetune.layer_lr_factors)
+    train = params.training("binary")
+    groups = param_groups(model, model.depth, cfg.body_lr_factor, train.layer_lr_factors)
     fields = {"split": split_id, "treatment": "binaryB", "beta": beta, "heads": cfg.heads, "partition_seed": partition_seed,
               "frozen": frozen, "replicate": replicate, "target": "B"}  # fmt: skip
-    run = RunInfo(str(BinaryRun(split_id, beta, partition_seed, replicate, frozen)), seed, cfg.finetune, fields)
+    run = RunInfo(str(BinaryRun(split_id, beta, partition_seed, replicate, frozen)), seed, train, fields)
     return train_run(params, run, task, model, groups, model_out, run_dir, device)

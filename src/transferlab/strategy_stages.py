@@ -43,7 +43,7 @@ def strategy(params: Params, run: StrategyRun, dataset: Path, split_file: Path, 
     groups = apply_strategy(model, run.name, cfg.top_units, cfg.top_lr_factor, cfg.lower_lr_factor, cfg.extra_fc)
     fields = {"split": run.split, "treatment": f"strategy:{run.name}", "strategy": run.name, "images_per_class": str(run.images_per_class),
               "replicate": run.replicate, "target": "B", "train_images": len(task.train_y)}  # fmt: skip
-    return train_run(params, RunInfo(str(run), seed, cfg.train, fields), task, model, groups, model_out, run_dir, device)
+    return train_run(params, RunInfo(str(run), seed, params.training("strategies"), fields), task, model, groups, model_out, run_dir, device)
 
 
 def cut(params: Params, run: StrategyRun, dataset: Path, split_file: Path, source_model: Path, model_out: Path, run_dir: Path, device: torch.device) -> History:
@@ -59,7 +59,7 @@ def cut(params: Params, run: StrategyRun, dataset: Path, split_file: Path, sourc
     fields = {"split": run.split, "treatment": "cut", "n": run.n, "replicate": run.replicate, "target": "B", "source": run.source}
     # the pretrained units expect the normalisation they were trained with
     stats = (state["input_mean"], state["input_std"]) if run.source == "P" else None
-    history = train_run(params, RunInfo(str(run), seed, cfg.train, fields), task, net, groups, model_out, run_dir, device, input_stats=stats)
+    history = train_run(params, RunInfo(str(run), seed, params.training("strategies"), fields), task, net, groups, model_out, run_dir, device, input_stats=stats)
     x = as_tensor(task.test_x[: cfg.latency_batch]).to(device).float().div(255).contiguous(memory_format=torch.channels_last)
     net.to(device)
     peak, how = peak_memory(net, x)

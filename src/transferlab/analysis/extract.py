@@ -110,7 +110,7 @@ def extract(params: Params, split_id: str, replicate: int, dataset: Path, split_
     tasks = {h: select_classes(ds, split.half(h)) for h in ("A", "B")}
     b_train_x, b_train_y = _images(tasks["B"], "train", cfg.max_train_per_class, params.seed)
     if cfg.augment_copies:
-        b_train_x, b_train_y = augmented(b_train_x, b_train_y, cfg.augment_copies, params.base.crop_padding, params.seed)
+        b_train_x, b_train_y = augmented(b_train_x, b_train_y, cfg.augment_copies, params.training("base").crop_padding, params.seed)
     b_test_x, b_test_y = _images(tasks["B"], "test", None, params.seed)
     b_data = (b_train_x, b_train_y, b_test_x, b_test_y)
     own = {h: _images(tasks[h], "train", cfg.max_train_per_class, params.seed) for h in ("A", "B")}  # each source's own task

@@ -1,0 +1,56 @@
+"""Intervals for numbers that get published: one method, and none from fewer than 3 values.
+
+The method: the mean with a two-sided 95% Student t-interval over the values (runs over
+splits x replicates, or paired differences), clipped to the range the quantity can take
+([0, 1] for accuracies, [-1, 1] for differences of accuracies and for correlations). With 3
+values the t-interval is wide, as it should be; from 1 or 2 values no interval is reported
+(null in JSON, "n/a" in tables, no band in figures), since one or two runs say nothing about
+the spread of a run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+MIN_VALUES = 3  # fewer values: no interval
+ACCURACY = (0.0, 1.0)
+DIFFERENCE = (-1.0, 1.0)  # paired differences of accuracies; correlations
+METHOD = "mean with a 95% t-interval, clipped to the quantity's range; none from fewer than 3 values"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over `count` values and its 95% interval (None when there are too few values)."""
+
+    mean: float
+    low: float | None
+    high: float | None
+    count: int
+
+    def fields(self, name: str) -> dict[str, float | int | None]:
+        """For metrics JSON: name, name_ci95_low, name_ci95_high (null without an interval), name_count."""
+        return {name: self.mean, f"{name}_ci95_low": self.low, f"{name}_ci95_high": self.high, f"{name}_count": self.count}
+
+    def text(self, signed: bool = False) -> str:
+        """For tables: "0.712 [0.690, 0.735]" or "0.712 (n/a: 2 values)"."""
+        fmt = "+.3f" if signed else ".3f"
+        if self.low is None or self.high is None:
+            return f"{self.mean:{fmt}} (interval n/a: {self.count} value{'s' if self.count != 1 else ''})"
+        return f"{self.mean:{fmt}} [{self.low:{fmt}}, {self.high:{fmt}}]"
+
+
+def interval(values: Iterable[float], bounds: tuple[float, float] = ACCURACY) -> Interval:
+    """Mean of the finite values and, from at least 3 of them, its clipped 95% t-interval."""
+    from scipy import stats
+
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    if not v:
+        return Interval(float("nan"), None, None, 0)
+    mean = sum(v) / len(v)
+    if len(v) < MIN_VALUES:
+        return Interval(mean, None, None, len(v))
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
+    half = float(stats.t.ppf(0.975, len(v) - 1)) * sd / math.sqrt(len(v))
+    return Interval(mean, max(bounds[0], mean - half), min(bounds[1], mean + half), len(v))
