@@ -2,6 +2,7 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
 from transferlab import aggregate as agg
 from transferlab import plots
@@ -153,3 +154,15 @@ def test_table_and_plot_code_do_not_import_torch():
 
     code = "import sys, transferlab.plots, transferlab.aggregate; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("command", [["plan", "--no-ids"], ["aggregate", "r.parquet", "m.json", "--root", "."]])
+def test_plan_and_aggregate_run_without_importing_torch(tmp_path, command):
+    """The real commands (aggregate stops at its first missing run, after reading params)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    code = f"import sys; sys.argv = ['transferlab', *{command!r}]; from transferlab.cli import _run_app; _run_app(); print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.stdout.strip().splitlines()[-1] == "False", proc.stdout + proc.stderr

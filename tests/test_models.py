@@ -5,7 +5,7 @@ import torch
 from torchvision import models as tvm
 
 from transferlab.config import TrainConfig
-from transferlab.models import create_model, list_models
+from transferlab.models import create_model, list_models, model_units
 from transferlab.models.torchvision_nets import from_densenet, from_mobilenet_v2, from_resnet
 from transferlab.train import make_optimizer
 from transferlab.transfer import build_treatment, param_groups
@@ -35,6 +35,7 @@ def test_units_have_names_and_widths(name):
     model = create_model(name, 5, width=1.0 if name != "convnet8" else 0.125, image_size=32)
     assert len(model.unit_names) == len(set(model.unit_names)) == model.depth == len(model.widths)
     assert all(w > 0 for w in model.widths)
+    assert model.unit_names == model_units(name)  # the registry's static metadata is the built net's
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -1,35 +1,30 @@
-"""Model registry: `create_model(name, num_classes, **opts)` builds a LayeredNet."""
+"""Model registry: `create_model(name, num_classes, **opts)` builds a LayeredNet.
+
+Importing this package imports no torch: the unit names of every architecture are static
+metadata (as timm keeps `feature_info`), so `transferlab plan` and the table-only commands
+validate n against them without building a net; builders are imported on first use
+(torchvision's alone pulls in torch._dynamo, about 2 s)."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from transferlab.models import small_nets
-from transferlab.models.convnet8 import convnet8
-from transferlab.models.layered import LayeredNet
+if TYPE_CHECKING:
+    from transferlab.models.layered import LayeredNet
 
-
-def _torchvision(name: str) -> Callable[..., LayeredNet]:
-    """A builder from torchvision_nets, imported on first use: importing torchvision pulls in
-    torch._dynamo (about 2 s), which every run of the other models would otherwise pay."""
-
-    def build(*args, **kwargs) -> LayeredNet:
-        return getattr(importlib.import_module("transferlab.models.torchvision_nets"), name)(*args, **kwargs)
-
-    return build
-
-
-_REGISTRY: dict[str, Callable[..., LayeredNet]] = {
-    "convnet8": convnet8,
-    "densenet_bc": _torchvision("densenet_bc"),
-    "wrn": small_nets.wrn,
-    "mobilenet_v1": small_nets.mobilenet_v1,
-    "resnet18": _torchvision("resnet18"),
-    "resnet50": _torchvision("resnet50"),
-    "densenet121": _torchvision("densenet121"),
-    "mobilenet_v2": _torchvision("mobilenet_v2"),
-}
+_WRN_UNITS = tuple(f"group{g}.block{b}" for g in (1, 2, 3) for b in (1, 2, 3, 4))
+# name -> (module:function of the builder, the names of its transferable units in order)
+_REGISTRY: dict[str, tuple[str, tuple[str, ...]]] = {
+    "convnet8": ("convnet8:convnet8", ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")),
+    "densenet_bc": ("torchvision_nets:densenet_bc", ("stem", "block1", "transition1", "block2", "transition2", "block3")),
+    "wrn": ("small_nets:wrn", ("stem", *_WRN_UNITS)),
+    "mobilenet_v1": ("small_nets:mobilenet_v1", ("stem", *(f"block{i}" for i in range(1, 14)))),
+    "resnet18": ("torchvision_nets:resnet18", ("stem", "layer1", "layer2", "layer3", "layer4")),
+    "resnet50": ("torchvision_nets:resnet50", ("stem", "layer1", "layer2", "layer3", "layer4")),
+    "densenet121": ("torchvision_nets:densenet121", ("stem", "block1", "transition1", "block2", "transition2", "block3", "transition3", "block4")),
+    "mobilenet_v2": ("torchvision_nets:mobilenet_v2", ("stem", *(f"block{i}" for i in range(1, 18)), "conv_last")),
+}  # fmt: skip
 
 
 def list_models() -> list[str]:
@@ -37,16 +32,27 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def model_units(name: str, **opts) -> list[str]:
+    """Names of a model's transferable units, in order (n may be 1..len); no net is built."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}, allowed: {', '.join(list_models())}")
+    return list(_REGISTRY[name][1])
+
+
 def create_model(name: str, num_classes: int, **opts) -> LayeredNet:
     """Build a freshly initialised model of the registry."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}, allowed: {', '.join(list_models())}")
-    return _REGISTRY[name](num_classes, **opts)
+    module, function = _REGISTRY[name][0].split(":")
+    return getattr(importlib.import_module(f"transferlab.models.{module}"), function)(num_classes, **opts)
 
 
-def model_units(name: str, **opts) -> list[str]:
-    """Names of a model's transferable units, in order (n may be 1..len)."""
-    return create_model(name, 2, **opts).unit_names
+def __getattr__(attr: str):
+    if attr == "LayeredNet":  # imports torch: only when asked for
+        from transferlab.models.layered import LayeredNet
+
+        return LayeredNet
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 __all__ = ["LayeredNet", "create_model", "list_models", "model_units"]
