@@ -1,0 +1,113 @@
+"""Every configuration that `transferlab plan` accepts runs to the end under `dvc repro`.
+
+A matrix of shrunken configurations, each a real `dvc repro` in its own git repository: every
+optional study off on its own and all off together, every split kind alone and mixed, several
+replicates, both directions, a single layer, an odd class count, a step schedule with warm-up,
+early stopping, and a pretrained source. A study that did not run says so in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import tiny_params
+from pipeline import make_repo, sh, stages_run
+from transferlab.cli import app
+
+pytestmark = pytest.mark.slow
+
+# Everything optional off, one layer: each entry below turns on what it tests.
+OFF = {"transfer.layers": [2], "strategies.names": [], "strategies.cut_layers": [], "binary.betas": [0.0], "analysis.binary_sources": False}
+MATRIX = {
+    "all-optional-studies-off": {},
+    "strategies-alone-mn-both-directions": {"strategies.names": ["classifier"], "strategies.images_per_class": ["all"], "splits": ["mn"], "transfer.targets": ["A", "B"]},
+    "cut-alone-nm-two-replicates": {"strategies.cut_layers": [1], "splits": ["nm"], "replicates": [0, 1]},
+    "binary-sweep-random-fraction-classes-odd-count": {
+        "binary.betas": [0.0, 0.5], "binary.equal_halves": False, "analysis.binary_sources": True, "data.synthetic.num_classes": 9,
+        "splits": [3, "classes"], "split.method": "random", "split.fraction": 0.3, "split.classes_a": [0, 1, 2, 3, 4],
+    },
+    "binary-sources-off-step-schedule-warmup-early-stopping": {
+        "binary.betas": [0.0, 0.5], "train.schedule": "step", "train.step_epochs": 1, "train.epochs": 2, "train.warmup_epochs": 0.5,
+        "train.val_fraction": 0.25, "train.patience": 1, "binary.frozen_units": [0, 1],
+    },
+    "cross-data-set": {"data.b_dataset": "mnist", "data.verify": False, "splits": ["cross"], "strategies.names": ["classifier"], "strategies.images_per_class": ["all"]},
+    "all-classes-one-task": {"splits": ["all"], "binary.equal_halves": True, "strategies.cut_layers": [1]},
+    "pretrained-source": {"model.name": "resnet18", "pretrained.weights": ["IMAGENET1K_V1"], "pretrained.cache": "weights", "data.verify": False,
+                          "strategies.cut_layers": [1]},
+}  # fmt: skip
+
+
+def _params(overrides: dict) -> dict:
+    return tiny_params(**{**OFF, **overrides})
+
+
+def _mnist(repo):
+    from formats import write_mnist
+
+    write_mnist(repo / "data" / "raw", per_class=12)
+
+
+def _weights(repo):
+    """A resnet18 weight file where the cache would hold IMAGENET1K_V1 (random weights: the real
+    file cannot be downloaded here, so the hash check is off through data.verify)."""
+    import torch
+    from torchvision import models as tvm
+
+    from transferlab.models.pretrained import weights_path
+
+    path, _ = weights_path("resnet18", "IMAGENET1K_V1", str(repo / "weights"))
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(tvm.resnet18(weights=None).state_dict(), path)
+    with open(repo / ".gitignore", "a") as f:
+        f.write("weights/\n")  # 45 MB: outside git, as torchvision's cache would be
+
+
+SETUP = {"cross-data-set": _mnist, "pretrained-source": _weights}
+
+
+@pytest.mark.parametrize("name", list(MATRIX))
+def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
+    params = _params(MATRIX[name])
+    repo = make_repo(tmp_path / "repo", params, SETUP.get(name))
+    plan = CliRunner().invoke(app, ["plan", "--params", str(repo / "params.yaml")])
+    assert plan.exit_code == 0, plan.output
+    log = sh(repo, "dvc", "repro")
+    assert {"aggregate", "plot"} <= stages_run(log)
+    _check_reports(repo, params, plan.output)
+    assert "up to date" in sh(repo, "dvc", "status")
+
+
+def _check_reports(repo, params: dict, plan: str) -> None:
+    """Every planned run has its row; figures of studies that ran exist, the others say why not."""
+    df = pd.read_parquet(repo / "reports/results.parquet")
+    planned = {line.strip() for line in plan.splitlines()[1:]}
+    assert set(df[df.study != "analysis"].run_id) == planned
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert not [k for k, v in pd.json_normalize(metrics).iloc[0].items() if isinstance(v, str)]
+    figures = repo / "reports/figures"
+    for name in ("transfer", "transfer_relative", "binary_beta", "binary_tradeoff", "probe", "cka", "estimates"):
+        assert (figures / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    strategies = params["strategies"]
+    assert (figures / "strategies.png").exists() == bool(strategies["names"])
+    assert (figures / "cut.png").exists() == bool(strategies["cut_layers"])
+    take_home = (repo / "reports/tables/take_home.md").read_text()
+    assert ("Not run: strategies.names is []" in take_home) == (not strategies["names"])
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"binary.betas": [0.0], "splits": [0], "split.method": "random", "split.fraction": 0.3, "binary.equal_halves": True},
+         "binary.equal_halves: found True, allowed: false, or an even class count in A (A has 3 classes"),
+    ],
+)  # fmt: skip
+def test_plan_refuses_what_cannot_run(tmp_path, overrides, expected):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_params(**{"data.synthetic.num_classes": 9, **overrides})))
+    result = CliRunner().invoke(app, ["plan", "--params", str(path)])
+    assert result.exit_code == 2 and expected in result.output, result.output
