@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from transferlab.config import Params, TransferConfig
-from transferlab.runs import RunSpec, planned_binary_runs, planned_runs, planned_strategy_runs
+from transferlab.runs import input_run, parse_run, planned_all
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDS = {
@@ -45,20 +44,14 @@ class Job:
 
 
 def kind(run_id: str) -> str:
-    """The kind of a run id: a grid treatment (base, AnB+, ...), binaryA/binaryB, a strategy with
-    its images per class, or a cut at n."""
-    try:
-        return RunSpec.parse(run_id).treatment
-    except ValueError:
-        body = run_id.split("/")[1]
-        return re.sub(r"_b[\d.]+_p\d+", "", body).replace("binA", "binaryA").replace("binB", "binaryB")
+    """The kind of a run id: a grid treatment (base, AnB+, ...), binaryA/binaryB_f<k>, a strategy
+    with its images per class, or a cut at n."""
+    return parse_run(run_id).kind
 
 
 def jobs(params: Params) -> list[Job]:
     """Every training run of the pipeline, bases first, then what needs no base, then the rest."""
-    out = [Job(str(r), r.treatment, str(r.source_base) if r.source_base else None) for r in planned_runs(params)]
-    out += [Job(str(r), kind(str(r)), str(r.source) if r.frozen is not None else None) for r in planned_binary_runs(params)]
-    out += [Job(str(r), kind(str(r)), f"s{r.split}/baseA/r{r.replicate}") for r in planned_strategy_runs(params)]
+    out = [Job(str(r), r.kind, str(input_run(r)) if input_run(r) else None) for r in planned_all(params)]
     return sorted(out, key=lambda j: (j.kind != "base", j.after is not None))
 
 

@@ -34,10 +34,26 @@ def command_runner(params_file: Path):
 
     from transferlab.cli import app
 
-    def run(*args: str) -> None:
+    def run(*args: str) -> str:
         result = CliRunner().invoke(app, [*args, "--params", str(params_file)])
         assert result.exit_code == 0, result.output
+        return result.output
 
+    return run
+
+
+def project(root: Path, params: dict, *splits: str):
+    """A project folder: params.yaml, and the prepared data set, the splits and the settings
+    files at their Layout paths, made by the real commands; returns the command runner.
+    Runs are then trained with run("train", "<run id>", "--device", "cpu", "--root", str(root))."""
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    run = command_runner(path)
+    dataset = root / "data/prepared/dataset.pt"
+    run("prepare", str(dataset))
+    for split in splits:
+        run("split", "--split", split, str(dataset), str(root / f"data/splits/s{split}.json"))
+    run("settings", str(root / "data/settings"))
     return run
 
 

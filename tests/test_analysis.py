@@ -143,10 +143,7 @@ def test_features_names_missing_checkpoints_in_one_line_and_writes_nothing(tmp_p
     from conftest import tiny_params
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
-    (tmp_path / "models").mkdir()
-    for name in ("ds.pt", "s.json"):
-        (tmp_path / name).write_text("")
     command = Path(sys.executable).parent / "transferlab"
-    proc = subprocess.run([str(command), "features", "--device", "cpu", "ds.pt", "s.json", "models", "feat"], cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: features: 12 checkpoint(s) missing, e.g. models/baseA/r0.pt")
+    proc = subprocess.run([str(command), "features", "--device", "cpu", "feat"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: features: 13 checkpoint(s) missing, e.g. data/models/s0/baseA/r0.pt")
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "feat").exists()

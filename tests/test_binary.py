@@ -7,8 +7,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import tiny_params
-from transferlab.binary import BinaryHeadsNet, objective, partitions
+from conftest import project, tiny_params
+from transferlab.studies.binary import BinaryHeadsNet, objective, partitions
 from transferlab.cli import app
 from transferlab.config import DataConfig, SyntheticConfig, TrainConfig
 from transferlab.data.dataset import prepare_synthetic, select_classes
@@ -77,24 +77,16 @@ def groups_of(net: BinaryHeadsNet) -> list[ParamGroup]:
     return [*param_groups(net.body, 0, 1.0), ParamGroup(list(net.heads.parameters()), 1.0, "heads")]
 
 
-def test_stages_drop_the_heads_and_fine_tune_with_the_configured_rates(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    params = tiny_params(**{"binary.frozen_units": [2], "binary.finetune.epochs": 2})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-
-    def run(*args):
-        result = CliRunner().invoke(app, [*args, "--params", "params.yaml"])
-        assert result.exit_code == 0, result.output
-
-    run("prepare", "ds.pt")
-    run("split", "--split", "0", "ds.pt", "s0.json")
-    run("binary-base", "--beta", "0.5", "--device", "cpu", "ds.pt", "s0.json", "a.pt", "runA")
-    state = torch.load("a.pt", weights_only=True)
+def test_stages_drop_the_heads_and_fine_tune_with_the_configured_rates(tmp_path):
+    run = project(tmp_path, tiny_params(**{"binary.frozen_units": [2], "binary.finetune.epochs": 2}), "0")
+    run("train", "s0/binA_b0.5_p0/r0", "--device", "cpu", "--root", str(tmp_path))
+    state = torch.load(tmp_path / "data/binary/s0/binA_b0.5_p0/r0.pt", weights_only=True)
     assert not any("heads" in k or "partition" in k for k in state["state_dict"])
-    run("binary-finetune", "--beta", "0.5", "--frozen", "2", "--device", "cpu", "--source-model", "a.pt", "ds.pt", "s0.json", "b.pt", "runB")
-    metrics = yaml.safe_load(open("runB/metrics.json"))
+    run("train", "s0/binB_b0.5_p0_f2/r0", "--device", "cpu", "--root", str(tmp_path))
+    metrics = yaml.safe_load(open(tmp_path / "data/runs/s0/binB_b0.5_p0_f2/r0/metrics.json"))
     assert metrics["run_id"] == "s0/binB_b0.5_p0_f2/r0" and metrics["frozen"] == 2 and "test_top1_at_best_val" in metrics
-    tuned = torch.load("b.pt", weights_only=True)["state_dict"]
+    assert metrics["train"]["epochs"] == 2 and metrics["train"]["patience"] == 2  # the study's overrides
+    tuned = torch.load(tmp_path / "data/binary/s0/binB_b0.5_p0_f2/r0.pt", weights_only=True)["state_dict"]
     # frozen units stayed the A' net's, fine-tuned ones moved
     assert torch.equal(tuned["layers.0.0.weight"], state["state_dict"]["layers.0.0.weight"])
     assert not torch.equal(tuned["layers.2.0.weight"], state["state_dict"]["layers.2.0.weight"])

@@ -85,7 +85,7 @@ def test_plan_lists_the_runs(tmp_path):
 
 
 def test_every_stage_has_help():
-    names = ["plan", "prepare", "split", "train-base", "transfer", "aggregate", "plot"]
+    names = ["plan", "settings", "prepare", "split", "train", "pretrained", "features", "analyze", "aggregate", "plot"]
     top = runner.invoke(app, ["--help"])
     assert all(n in top.output for n in names)
     for name in names:
@@ -165,8 +165,8 @@ def test_presets_are_complete_valid_and_documented(preset):
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["train-base", "--bogus"], "error: transferlab train-base: No such option: --bogus (see transferlab train-base --help)"),
-        (["train-base"], "error: transferlab train-base: Missing argument 'dataset'. (see transferlab train-base --help)"),
+        (["train", "--bogus"], "error: transferlab train: No such option: --bogus (see transferlab train --help)"),
+        (["train"], "error: transferlab train: Missing argument 'run_id'. (see transferlab train --help)"),
         (["split", "nofile.pt", "out.json"], "error: transferlab split: Invalid value for 'dataset': file 'nofile.pt' does not exist. (see transferlab split --help)"),
         (["nosuchcmd"], "error: transferlab: No such command 'nosuchcmd'. (see transferlab --help)"),
     ],
@@ -179,3 +179,18 @@ def test_usage_errors_of_the_real_command_are_one_line_and_exit_2(tmp_path, args
     command = Path(sys.executable).parent / "transferlab"  # the console script users run
     proc = subprocess.run([str(command), *args], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip() == expected and not proc.stdout
+
+
+@pytest.mark.parametrize(
+    "run_id, expected",
+    [
+        ("s0/A9B/r0", "s0/A9B/r0: not a run that"),
+        ("s0/cut3/r0", "s0/cut3/r0: not a run that"),
+        ("s0/A1Z/r0", "not a run id: 's0/A1Z/r0'"),
+        ("s0/A1B/r0", "s0/A1B/r0: missing input(s) data/prepared/dataset.pt, data/splits/s0.json, data/settings/transfer.json, data/models/s0/baseA/r0.pt"),
+    ],
+)
+def test_train_names_a_bad_or_unplanned_run_and_its_missing_inputs(tmp_path, monkeypatch, run_id, expected):
+    monkeypatch.chdir(tmp_path)
+    result = _run(tmp_path, tiny_params(), "train", run_id, "--device", "cpu")
+    assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1, result.output

@@ -9,7 +9,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import command_runner, tiny_params
+from conftest import project, tiny_params
 from formats import label_of, write_image_folder
 from transferlab.cli import app
 from transferlab.config import DataConfig, TrainConfig
@@ -87,23 +87,17 @@ def test_fit_trains_from_files_and_resumes_to_the_same_numbers(folder, tmp_path)
 
 
 def test_storage_files_through_the_commands(folder, tmp_path):
-    params = tiny_params(**{"data.dataset": "imagefolder", "data.image_folder": str(folder), "data.storage": "files", "data.workers": 1, "splits": ["classes"]})
+    params = tiny_params(**{"data.dataset": "imagefolder", "data.image_folder": str(folder), "data.storage": "files", "data.workers": 1, "splits": ["classes"],
+                            "transfer.layers": [3], "strategies.cut_layers": [2]})  # fmt: skip
     params["split"]["classes_a"] = ["forward", "left"]
     params["binary"]["equal_halves"] = False
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    run = command_runner(tmp_path / "params.yaml")
-
-    ds, split, base = tmp_path / "ds.pt", tmp_path / "s.json", tmp_path / "baseA.pt"
-    run("prepare", str(ds))
-    assert ds.stat().st_size < 50_000  # a file list, not pixels
-    run("split", "--split", "classes", str(ds), str(split))
-    run("train-base", "--split", "classes", "--half", "A", "--device", "cpu", str(ds), str(split), str(base), str(tmp_path / "runA"))
-    run("transfer", "--split", "classes", "--source", "A", "--n", "3", "--finetune", "--device", "cpu", "--source-model", str(base),
-        str(ds), str(split), str(tmp_path / "t.pt"), str(tmp_path / "runT"))  # fmt: skip
-    metrics = json.loads((tmp_path / "runT" / "metrics.json").read_text())
+    run = project(tmp_path, params, "classes")
+    assert (tmp_path / "data/prepared/dataset.pt").stat().st_size < 50_000  # a file list, not pixels
+    for run_id in ("sclasses/baseA/r0", "sclasses/A3B+/r0", "sclasses/cut2/r0"):
+        run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
+    metrics = json.loads((tmp_path / "data/runs/sclasses/A3B+/r0/metrics.json").read_text())
     assert metrics["run_id"] == "sclasses/A3B+/r0" and 0 <= metrics["final_top1"] <= 1
-    run("cut", "--split", "classes", "--n", "2", "--device", "cpu", "--source-model", str(base), str(ds), str(split), str(tmp_path / "c.pt"), str(tmp_path / "runC"))
-    cut = json.loads((tmp_path / "runC" / "metrics.json").read_text())
+    cut = json.loads((tmp_path / "data/runs/sclasses/cut2/r0/metrics.json").read_text())
     assert cut["latency_s_per_image"] > 0 and cut["latency_batch"] == 12  # B's 12 held-out files, decoded
 
 

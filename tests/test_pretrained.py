@@ -10,7 +10,7 @@ import yaml
 from torchvision import models as tvm
 from typer.testing import CliRunner
 
-from conftest import tiny_params
+from conftest import project, tiny_params
 from transferlab.cli import app
 from transferlab.errors import InputError
 from transferlab.models.pretrained import load_pretrained, weights_path
@@ -60,28 +60,20 @@ def test_params_name_the_allowed_weights(tmp_path):
     assert result.exit_code == 2 and "allowed: one of DEFAULT, IMAGENET1K_V1 for resnet18" in result.output
 
 
-def test_a_pretrained_source_transfers_through_the_commands(weight_file, tmp_path, monkeypatch):
+def test_a_pretrained_source_transfers_through_the_commands(weight_file, tmp_path):
     _, path = weight_file
-    monkeypatch.chdir(tmp_path)
-    params = tiny_params(**{"model.name": "resnet18", "transfer.layers": [2], "pretrained.weights": ["IMAGENET1K_V1"], "pretrained.cache": str(path.parent), "data.verify": False})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-
-    def run(*args):
-        result = CliRunner().invoke(app, [*args, "--params", "params.yaml"])
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    assert "s0/P2B+/r0" in run("plan")
-    run("pretrained", "--weights", "IMAGENET1K_V1", "p.pt")
-    run("prepare", "ds.pt")
-    run("split", "--split", "0", "ds.pt", "s0.json")
-    run("transfer", "--source", "P", "--n", "2", "--frozen", "--device", "cpu", "--source-model", "p.pt", "ds.pt", "s0.json", "t.pt", "run")
-    source, tuned = torch.load("p.pt", weights_only=True), torch.load("t.pt", weights_only=True)
+    params = tiny_params(**{"model.name": "resnet18", "transfer.layers": [2], "pretrained.weights": ["IMAGENET1K_V1"], "pretrained.cache": str(path.parent),
+                            "data.verify": False, "strategies.cut_layers": [2]})  # fmt: skip
+    run = project(tmp_path, params, "0")
+    assert "s0/P2B+/r0" in run("plan") and "s0/cutP2/r0" in run("plan")
+    source_file = tmp_path / "data/models/pretrained/IMAGENET1K_V1.pt"
+    run("pretrained", "--weights", "IMAGENET1K_V1", str(source_file))
+    for run_id in ("s0/P2B/r0", "s0/cutP2/r0"):
+        run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
+    source, tuned = torch.load(source_file, weights_only=True), torch.load(tmp_path / "data/models/s0/P2B/r0.pt", weights_only=True)
     for key in [k for k in source["state_dict"] if k.startswith(("layers.0.", "layers.1."))]:
         assert torch.equal(source["state_dict"][key], tuned["state_dict"][key]), key  # frozen copies
     assert torch.allclose(tuned["input_mean"].flatten(), torch.tensor([0.485, 0.456, 0.406]))  # ImageNet normalisation kept
-    assert json.loads(open("run/metrics.json").read())["treatment"] == "PnB"
-    assert "s0/cutP2/r0" in run("plan")
-    run("cut", "--source", "P", "--n", "2", "--device", "cpu", "--source-model", "p.pt", "ds.pt", "s0.json", "c.pt", "cutrun")
-    cut = json.loads(open("cutrun/metrics.json").read())
+    assert json.loads((tmp_path / "data/runs/s0/P2B/r0/metrics.json").read_text())["treatment"] == "PnB"
+    cut = json.loads((tmp_path / "data/runs/s0/cutP2/r0/metrics.json").read_text())
     assert cut["run_id"] == "s0/cutP2/r0" and cut["source"] == "P" and cut["parameters"] < 1_000_000 and cut["latency_s_per_image"] > 0

@@ -7,7 +7,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import command_runner, tiny_params
+from conftest import command_runner, project, tiny_params
 from formats import label_of, write_cifar, write_image_folder, write_mnist, write_svhn
 from transferlab.cli import app
 from transferlab.config import DataConfig, SplitConfig
@@ -153,13 +153,8 @@ def test_a_cross_data_set_task_trains_and_transfers_through_the_commands(tmp_pat
     write_cifar(tmp_path / "raw", "cifar100", per_class=2)
     write_svhn(tmp_path / "raw", per_class=2)
     params = tiny_params(**{"data.dataset": "cifar100", "data.b_dataset": "svhn", "data.root": str(tmp_path / "raw"), "data.verify": False, "splits": ["cross"]})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    run = command_runner(tmp_path / "params.yaml")
-
-    ds, split, base = tmp_path / "ds.pt", tmp_path / "scross.json", tmp_path / "baseA.pt"
-    run("prepare", str(ds))
-    run("split", "--split", "cross", str(ds), str(split))
-    run("train-base", "--split", "cross", "--half", "A", "--device", "cpu", str(ds), str(split), str(base), str(tmp_path / "runA"))
-    run("transfer", "--split", "cross", "--source", "A", "--n", "2", "--device", "cpu", "--source-model", str(base), str(ds), str(split), str(tmp_path / "t.pt"), str(tmp_path / "runT"))
-    metrics = yaml.safe_load((tmp_path / "runT" / "metrics.json").read_text())
+    run = project(tmp_path, {**params, "transfer": {**params["transfer"], "layers": [2]}}, "cross")
+    for run_id in ("scross/baseA/r0", "scross/A2B/r0"):
+        run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
+    metrics = yaml.safe_load((tmp_path / "data/runs/scross/A2B/r0/metrics.json").read_text())
     assert metrics["run_id"] == "scross/A2B/r0" and 0 <= metrics["final_top1"] <= 1

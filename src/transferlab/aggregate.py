@@ -277,6 +277,15 @@ def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# The lecture's 2x2 advice (similarity x data volume), printed beside what was measured.
+LECTURE_ADVICE = {
+    ("similar", "little"): "linear classifier on the top layer",
+    ("similar", "lots"): "fine-tune a few layers",
+    ("different", "little"): "in trouble: try linear classifiers from different stages",
+    ("different", "lots"): "fine-tune a larger number of layers",
+}
+
+
 def volume_order(values) -> list[str]:
     """Images-per-class labels from little to lots ("all" last)."""
     return sorted(set(values), key=lambda v: float("inf") if v == "all" else int(v))
@@ -285,8 +294,6 @@ def volume_order(values) -> list[str]:
 def take_home(df: pd.DataFrame) -> str:
     """The lecture's 2x2 table, measured: the best strategy per (similarity, data volume) cell,
     its margin over the runner-up (paired over splits and replicates, 95% half-width)."""
-    from transferlab.strategies import LECTURE_ADVICE
-
     s = df[df.study == "strategies"] if "study" in df else df
     if s.empty:
         return "# Which strategy when\n\nNot run: strategies.names is [] in params.yaml.\n"

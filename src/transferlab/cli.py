@@ -25,7 +25,7 @@ SplitOpt = Annotated[str, typer.Option("--split", help="Split id: a seed (0, 1, 
 RepOpt = Annotated[int, typer.Option("--replicate", min=0, help="Replicate number.")]
 InFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Input file.")]
 OutPath = Annotated[Path, typer.Argument(help="Output path.")]
-RunDirArg = Annotated[Path, typer.Argument(help="Run folder: metrics.json and the DVCLive log.")]
+RootOpt = Annotated[Path, typer.Option("--root", help="Project root: every path of a run follows from its run id (runs.Layout).")]
 
 
 def fail_cleanly(fn: Callable) -> Callable:
@@ -44,24 +44,6 @@ def fail_cleanly(fn: Callable) -> Callable:
 
 def _params(path: Path) -> Params:
     return load_params(path)
-
-
-def _check_n(p: Params, n: int) -> None:
-    """--n must name one of the model's units."""
-    from transferlab.models import model_units
-
-    depth = len(model_units(p.model.name, **p.model.options()))
-    if n > depth:
-        raise InputError(f"--n {n}: allowed 1..{depth} for {p.model.name}")
-
-
-def _spec(split: str, target: str, source: str | None = None, n: int = 0, finetune: bool = False, replicate: int = 0):
-    from transferlab.runs import RunSpec
-
-    try:
-        return RunSpec(split, target, source, n, finetune, replicate)
-    except ValueError as err:
-        raise InputError(str(err)) from None
 
 
 @app.command()
@@ -97,9 +79,9 @@ def settings(out: Annotated[Path, typer.Argument(help="Folder of the settings fi
 @fail_cleanly
 def prepare(out: OutPath, params: ParamsOpt = Path("params.yaml")) -> None:
     """Generate the data set named in params (data.*) as one uint8 tensor file."""
-    from transferlab import stages
+    from transferlab import harness
 
-    ds = stages.prepare(_params(params), out)
+    ds = harness.prepare(_params(params), out)
     print(f"{out}: {ds.name}, {len(ds.classes)} classes, {len(ds.train_y)} train / {len(ds.test_y)} test images")
 
 
@@ -107,64 +89,40 @@ def prepare(out: OutPath, params: ParamsOpt = Path("params.yaml")) -> None:
 @fail_cleanly
 def split(dataset: InFile, out: OutPath, split_id: SplitOpt = "0", params: ParamsOpt = Path("params.yaml")) -> None:
     """Split the classes into halves A and B and write the split as JSON."""
-    from transferlab import stages
+    from transferlab import harness
 
     p = _params(params)
-    s = stages.split(p, split_id, dataset, out)
+    s = harness.split(p, split_id, dataset, out)
     print(f"{out}: split {s.split_id} ({s.method}): A {len(s.classes_a)} classes, B {len(s.classes_b)} classes")
-
-
-@app.command("train-base")
-@fail_cleanly
-def train_base(
-    dataset: InFile,
-    split_file: InFile,
-    model_out: OutPath,
-    run_dir: RunDirArg,
-    split_id: SplitOpt = "0",
-    half: Annotated[str, typer.Option("--half", help="Which half to train on: A or B.")] = "A",
-    replicate: RepOpt = 0,
-    device: DeviceOpt = "auto",
-    params: ParamsOpt = Path("params.yaml"),
-) -> None:
-    """Train the base net of one half (baseA or baseB)."""
-    p = _params(params)
-    spec = _spec(split_id, half, replicate=replicate)
-    from transferlab import stages
-    from transferlab.devices import choose_device
-
-    history = stages.train_base(p, spec, dataset, split_file, model_out, run_dir, choose_device(device))
-    print(f"{spec}: top-1 {history.records[-1]['test_top1']:.4f}")
 
 
 @app.command()
 @fail_cleanly
-def transfer(
-    dataset: InFile,
-    split_file: InFile,
-    model_out: OutPath,
-    run_dir: RunDirArg,
-    split_id: SplitOpt = "0",
-    source: Annotated[str, typer.Option("--source", help="A or B: copy from that base net; R: random control; P: a pretrained net.")] = "A",
-    target: Annotated[str, typer.Option("--target", help="The half to train on: A or B.")] = "B",
-    n: Annotated[int, typer.Option("--n", min=1, help="Number of layers copied (or kept random).")] = 1,
-    finetune: Annotated[bool, typer.Option("--finetune/--frozen", help="Fine-tune the copied layers (AnB+) or freeze them (AnB).")] = False,
-    source_model: Annotated[Path | None, typer.Option("--source-model", exists=True, dir_okay=False, help="Checkpoint of the source base net.")] = None,
-    replicate: RepOpt = 0,
+def train(
+    run_id: Annotated[str, typer.Argument(help="The run to train, e.g. s0/baseA/r0, s0/A3B+/r0, s0/binB_b0.5_p0_f0/r0, s0/strat-classifier-i10/r0, s0/cut4/r0.")],
     device: DeviceOpt = "auto",
+    root: RootOpt = Path("."),
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Train one treatment: BnB, AnB, BnB+, AnB+ or the random control, for one n."""
-    p = _params(params)
-    spec = _spec(split_id, target, source, n, finetune, replicate)
-    if (source == "R") != (source_model is None):
-        raise InputError("--source-model is required for --source A/B/P and not allowed for --source R")
-    _check_n(p, n)
-    from transferlab import stages
-    from transferlab.devices import choose_device
+    """Train one run of any study (base net, treatment, A' net, fine-tuning, strategy, cut net)."""
+    from transferlab.runs import Layout, parse_run, planned_all
 
-    history = stages.transfer(p, spec, dataset, split_file, source_model, model_out, run_dir, choose_device(device))
-    print(f"{spec}: top-1 {history.records[-1]['test_top1']:.4f}")
+    p = _params(params)
+    try:
+        run = parse_run(run_id)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    if run not in planned_all(p):
+        raise InputError(f"{run_id}: not a run that {params} asks for (see transferlab plan)")
+    layout = Layout.of(p, root)
+    missing = [str(path) for path in layout.inputs(run) if not path.exists()]
+    if missing:
+        raise InputError(f"{run_id}: missing input(s) {', '.join(missing)} (run the stages that make them first)")
+    from transferlab.devices import choose_device
+    from transferlab.studies import train as train_any
+
+    history = train_any(p, run, layout, choose_device(device))
+    print(f"{run}: top-1 {history.records[-1]['test_top1']:.4f}")
 
 
 @app.command()
@@ -175,149 +133,30 @@ def pretrained(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Turn torchvision's published ImageNet weights of model.name into a source net (P)."""
-    from transferlab import stages
+    from transferlab.studies.grid import pretrained as convert
 
     p = _params(params)
-    classes = stages.pretrained(p, weights, out)
+    classes = convert(p, weights, out)
     print(f"{out}: {p.model.name} {weights}, {len(classes)} classes")
-
-
-SourceModelOpt = Annotated[Path, typer.Option("--source-model", exists=True, dir_okay=False, help="Checkpoint of the source net (baseA).")]
-
-
-@app.command()
-@fail_cleanly
-def strategy(
-    dataset: InFile,
-    split_file: InFile,
-    model_out: OutPath,
-    run_dir: RunDirArg,
-    source_model: SourceModelOpt,
-    name: Annotated[str, typer.Option("--name", help="classifier, extra_fc, finetune_top or finetune_all.")],
-    images_per_class: Annotated[str, typer.Option("--images-per-class", help="B's training images per class, or 'all'.")] = "all",
-    split_id: SplitOpt = "0",
-    replicate: RepOpt = 0,
-    device: DeviceOpt = "auto",
-    params: ParamsOpt = Path("params.yaml"),
-) -> None:
-    """Train one transfer strategy from baseA on (a subset of) B."""
-    from transferlab.strategies import STRATEGIES
-
-    p = _params(params)
-    if name not in STRATEGIES:
-        raise InputError(f"--name {name}: allowed {', '.join(STRATEGIES)}")
-    if images_per_class != "all" and not (images_per_class.isdigit() and int(images_per_class) >= 1):
-        raise InputError(f"--images-per-class {images_per_class}: allowed a number >= 1 or 'all'")
-    from transferlab import strategy_stages
-    from transferlab.devices import choose_device
-    from transferlab.runs import StrategyRun
-
-    k = images_per_class if images_per_class == "all" else int(images_per_class)
-    run = StrategyRun(split_id, name, k, 0, replicate)
-    history = strategy_stages.strategy(p, run, dataset, split_file, source_model, model_out, run_dir, choose_device(device))
-    print(f"{run}: top-1 {history.records[-1]['test_top1']:.4f}")
-
-
-@app.command()
-@fail_cleanly
-def cut(
-    dataset: InFile,
-    split_file: InFile,
-    model_out: OutPath,
-    run_dir: RunDirArg,
-    source_model: SourceModelOpt,
-    n: Annotated[int, typer.Option("--n", min=1, help="Keep units 1..n.")] = 1,
-    source: Annotated[str, typer.Option("--source", help="A: --source-model is baseA; P: the pretrained net.")] = "A",
-    split_id: SplitOpt = "0",
-    replicate: RepOpt = 0,
-    device: DeviceOpt = "auto",
-    params: ParamsOpt = Path("params.yaml"),
-) -> None:
-    """Cut baseA (or the pretrained net) after unit n, add pooling and a classifier, fine-tune on B, measure its cost."""
-    p = _params(params)
-    _check_n(p, n)
-    if source not in ("A", "P"):
-        raise InputError(f"--source {source}: allowed A or P")
-    from transferlab import strategy_stages
-    from transferlab.devices import choose_device
-    from transferlab.runs import StrategyRun
-
-    run = StrategyRun(split_id, "cut", "all", n, replicate, source)
-    history = strategy_stages.cut(p, run, dataset, split_file, source_model, model_out, run_dir, choose_device(device))
-    print(f"{run}: top-1 {history.records[-1]['test_top1']:.4f}")
-
-
-BetaOpt = Annotated[float, typer.Option("--beta", min=0.0, max=1.0, help="Loss weight of the binary heads (0: the plain net).")]
-PartitionOpt = Annotated[int, typer.Option("--partition-seed", min=0, help="Seed of the random partitions of A's classes.")]
-
-
-@app.command("binary-base")
-@fail_cleanly
-def binary_base(
-    dataset: InFile,
-    split_file: InFile,
-    model_out: OutPath,
-    run_dir: RunDirArg,
-    split_id: SplitOpt = "0",
-    beta: BetaOpt = 0.0,
-    partition_seed: PartitionOpt = 0,
-    replicate: RepOpt = 0,
-    device: DeviceOpt = "auto",
-    params: ParamsOpt = Path("params.yaml"),
-) -> None:
-    """Train an A' net: A's classifier plus binary-partition heads (the binary study)."""
-    p = _params(params)
-    from transferlab import stages
-    from transferlab.devices import choose_device
-
-    history = stages.binary_base(p, split_id, beta, partition_seed, replicate, dataset, split_file, model_out, run_dir, choose_device(device))
-    print(f"A' (beta {beta:g}, partition {partition_seed}): top-1 on A {history.records[-1]['test_top1']:.4f}")
-
-
-@app.command("binary-finetune")
-@fail_cleanly
-def binary_finetune(
-    dataset: InFile,
-    split_file: InFile,
-    model_out: OutPath,
-    run_dir: RunDirArg,
-    source_model: Annotated[Path, typer.Option("--source-model", exists=True, dir_okay=False, help="Checkpoint of the A' net.")],
-    split_id: SplitOpt = "0",
-    beta: BetaOpt = 0.0,
-    partition_seed: PartitionOpt = 0,
-    frozen: Annotated[int, typer.Option("--frozen", min=0, help="Units kept frozen (the first k).")] = 0,
-    replicate: RepOpt = 0,
-    device: DeviceOpt = "auto",
-    params: ParamsOpt = Path("params.yaml"),
-) -> None:
-    """Fine-tune an A' net on B: binary heads removed, new classifier, early stopping."""
-    p = _params(params)
-    from transferlab import stages
-    from transferlab.devices import choose_device
-
-    history = stages.binary_finetune(p, split_id, beta, partition_seed, frozen, replicate, dataset, split_file, source_model, model_out, run_dir, choose_device(device))
-    print(f"A' (beta {beta:g}) fine-tuned on B: top-1 {history.records[-1]['test_top1']:.4f}")
 
 
 @app.command()
 @fail_cleanly
 def features(
-    dataset: InFile,
-    split_file: InFile,
-    models: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder of the split's nets (data/models/s0).")],
     out: Annotated[Path, typer.Argument(help="Folder of the feature cache (data/features/s0/r0).")],
-    binary_models: Annotated[Path | None, typer.Option("--binary-models", help="Folder of the split's A' nets (data/binary/s0).")] = None,
     split_id: SplitOpt = "0",
     replicate: RepOpt = 0,
     device: DeviceOpt = "auto",
+    root: RootOpt = Path("."),
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Extract every unit's features of baseA, baseB (A' nets, the pretrained net) and the transfer nets on B's images."""
     p = _params(params)
     from transferlab.analysis.extract import extract
     from transferlab.devices import choose_device
+    from transferlab.runs import Layout
 
-    index = extract(p, split_id, replicate, dataset, split_file, models, out, choose_device(device), binary_models)
+    index = extract(p, split_id, replicate, Layout.of(p, root), out, choose_device(device))
     print(f"{out}: {len(index['sources'])} source nets and {len(index['transfer'])} transfer nets, {index['depth']} units each")
 
 
@@ -341,14 +180,15 @@ def analyze(
 def aggregate(
     results: Annotated[Path, typer.Argument(help="The tidy table (.parquet; a .csv is written beside it).")],
     metrics_out: Annotated[Path, typer.Argument(help="Headline metrics (JSON) for dvc exp show.")],
-    root: Annotated[Path, typer.Option("--root", help="Project root that holds data/runs.")] = Path("."),
+    root: RootOpt = Path("."),
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Collect exactly the runs params.yaml asks for into one table and headline metrics."""
     from transferlab.aggregate import write_reports
     from transferlab.runs import Layout
 
-    for line in write_reports(_params(params), Layout(root), results, metrics_out):
+    p = _params(params)
+    for line in write_reports(p, Layout.of(p, root), results, metrics_out):
         print(line)
 
 

@@ -76,6 +76,11 @@ class RunSpec:
         return ("BnB" if self.source == self.target else "AnB") + ("+" if self.finetune else "")
 
     @property
+    def kind(self) -> str:
+        """What sets a run's duration (benchmarks): its treatment."""
+        return self.treatment
+
+    @property
     def source_base(self) -> "RunSpec | None":
         """The base run whose layers this run copies (None for bases and the random control)."""
         if self.source in ("A", "B"):
@@ -133,6 +138,10 @@ class BinaryRun:
         """The A' net that a fine-tuning run starts from."""
         return BinaryRun(self.split, self.beta, self.partition_seed, self.replicate)
 
+    @property
+    def kind(self) -> str:
+        return "binaryA" if self.frozen is None else f"binaryB_f{self.frozen}"
+
 
 def planned_binary_runs(params: Params) -> list[BinaryRun]:
     """Every A' net and fine-tuning run of the binary study that params.yaml asks for."""
@@ -163,9 +172,11 @@ class StrategyRun:
     source: str = "A"  # "A" (baseA) or "P" (the pretrained net; cut study only)
 
     def __str__(self) -> str:
-        if self.name == "cut":
-            return f"s{self.split}/cut{'P' if self.source == 'P' else ''}{self.n}/r{self.replicate}"
-        return f"s{self.split}/strat-{self.name}-i{self.images_per_class}/r{self.replicate}"
+        return f"s{self.split}/{self.kind}/r{self.replicate}"
+
+    @property
+    def kind(self) -> str:
+        return f"cut{'P' if self.source == 'P' else ''}{self.n}" if self.name == "cut" else f"strat-{self.name}-i{self.images_per_class}"
 
 
 def planned_strategy_runs(params: Params) -> list[StrategyRun]:
@@ -181,22 +192,103 @@ def planned_strategy_runs(params: Params) -> list[StrategyRun]:
     return runs
 
 
+_BINARY_A_ID = re.compile(r"^s(?P<split>[^/]+)/binA_b(?P<beta>\d+\.\d+)_p(?P<p>\d+)/r(?P<rep>\d+)$")
+_BINARY_B_ID = re.compile(r"^s(?P<split>[^/]+)/binB_b(?P<beta>\d+\.\d+)_p(?P<p>\d+)_f(?P<frozen>\d+)/r(?P<rep>\d+)$")
+_STRATEGY_ID = re.compile(r"^s(?P<split>[^/]+)/(?:strat-(?P<name>\w+?)-i(?P<k>\d+|all)|cut(?P<P>P?)(?P<n>\d+))/r(?P<rep>\d+)$")
+
+Run = RunSpec | BinaryRun | StrategyRun
+
+
+def parse_run(run_id: str) -> Run:
+    """Any run id of any study: the inverse of str() of RunSpec, BinaryRun and StrategyRun."""
+    if m := _BINARY_A_ID.match(run_id):
+        return BinaryRun(m["split"], float(m["beta"]), int(m["p"]), int(m["rep"]))
+    if m := _BINARY_B_ID.match(run_id):
+        return BinaryRun(m["split"], float(m["beta"]), int(m["p"]), int(m["rep"]), int(m["frozen"]))
+    if m := _STRATEGY_ID.match(run_id):
+        if m["name"]:
+            return StrategyRun(m["split"], m["name"], m["k"] if m["k"] == "all" else int(m["k"]), 0, int(m["rep"]))
+        return StrategyRun(m["split"], "cut", "all", int(m["n"]), int(m["rep"]), "P" if m["P"] else "A")
+    return RunSpec.parse(run_id)
+
+
+def planned_all(params: Params) -> list[Run]:
+    """Every training run params.yaml asks for, of every study."""
+    return [*planned_runs(params), *planned_binary_runs(params), *planned_strategy_runs(params)]
+
+
+def input_run(run: Run) -> Run | None:
+    """The trained run whose net this run starts from (None: none, or a pretrained net)."""
+    if isinstance(run, RunSpec):
+        return run.source_base
+    if isinstance(run, BinaryRun):
+        return run.source if run.frozen is not None else None
+    return RunSpec(run.split, "A", replicate=run.replicate) if run.source == "A" else None
+
+
+def study_settings(run: Run) -> str:
+    """Which study's training settings a run uses (data/settings/<study>.json)."""
+    if isinstance(run, RunSpec):
+        return "base" if run.is_base else "transfer"
+    if isinstance(run, BinaryRun):
+        return "base" if run.frozen is None else "binary"  # an A' net trains as baseA does
+    return "strategies"
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Where a run's files live under the project root (dvc.yaml spells out every stage's paths)."""
+    """Every path of the pipeline under the project root, derived from run ids (dvc.yaml spells
+    the same paths; tests/test_layout.py checks that the two agree for every planned run)."""
 
     root: Path = Path(".")
+    pretrained: str | None = None  # the weight name of the pretrained source (pretrained.weights)
 
-    def run_dir(self, spec: RunSpec | BinaryRun | StrategyRun) -> Path:
-        return self.root / "data/runs" / str(spec)
+    @classmethod
+    def of(cls, params: Params, root: Path = Path(".")) -> "Layout":
+        """The layout of the project at `root` that `params` configures."""
+        return cls(root, params.pretrained.weights[0] if params.pretrained.weights else None)
 
-    def metrics(self, spec: RunSpec | BinaryRun | StrategyRun) -> Path:
-        return self.run_dir(spec) / "metrics.json"
+    @property
+    def dataset(self) -> Path:
+        return self.root / "data/prepared/dataset.pt"
+
+    def split_file(self, split: str) -> Path:
+        return self.root / "data/splits" / f"s{split}.json"
+
+    def settings(self, study: str) -> Path:
+        return self.root / "data/settings" / f"{study}.json"
+
+    def model(self, run: Run) -> Path:
+        folder = {RunSpec: "models", BinaryRun: "binary", StrategyRun: "strategies"}[type(run)]
+        return self.root / "data" / folder / f"{run}.pt"
+
+    def pretrained_model(self) -> Path:
+        return self.root / "data/models/pretrained" / f"{self.pretrained}.pt"
+
+    def source_model(self, run: Run) -> Path | None:
+        """The checkpoint a run starts from: a base net, an A' net, baseA, the pretrained net, or none."""
+        if run.source == "P":
+            return self.pretrained_model()
+        source = input_run(run)
+        return self.model(source) if source else None
+
+    def inputs(self, run: Run) -> list[Path]:
+        source = self.source_model(run)
+        return [self.dataset, self.split_file(run.split), self.settings(study_settings(run)), *([source] if source else [])]
+
+    def outputs(self, run: Run) -> list[Path]:
+        return [self.model(run), self.run_dir(run)]
+
+    def run_dir(self, run: Run) -> Path:
+        return self.root / "data/runs" / str(run)
+
+    def metrics(self, run: Run) -> Path:
+        return self.run_dir(run) / "metrics.json"
 
     def analysis(self, split: str, replicate: int) -> Path:
         return self.root / "data/analysis" / f"s{split}" / f"r{replicate}.json"
 
-    def checkpoint(self, run_id: RunSpec | str) -> Path:
+    def checkpoint(self, run_id: Run | str) -> Path:
         # Outside every DVC/Snakemake output: engines delete a stage's outputs before
         # running it, and the in-progress checkpoint must survive that to resume.
         return self.root / "data/checkpoints" / f"{run_id}.pt"

@@ -31,6 +31,7 @@ class History:
 
     records: list[dict] = field(default_factory=list)
     first_step_at: float | None = None  # wall clock (time.time()) after the first optimiser step
+    train_seconds: float = 0.0  # in the epoch loop: steps, evaluations, epoch checkpoints (this process)
     input_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # the normalisation used (mean, std)
 
     def summary(self, best_k: int) -> dict:
@@ -308,10 +309,12 @@ def fit(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[ParamGr
     loop.history.input_stats = (loop.mean.cpu(), loop.std.cpu())
     start_epoch = _resume(loop)
     model.train()
+    started = time.perf_counter()
     with RunProgress(opts.label, cfg.epochs, loop.per_epoch, start_epoch) as progress:
         for epoch in range(start_epoch, cfg.epochs):
             if stalled(loop.history.records, cfg.patience):
                 break  # (also when a resumed run had already stalled)
             _epoch(loop, epoch, progress)
             _save(loop, epoch)
+    loop.history.train_seconds = time.perf_counter() - started
     return loop.history

@@ -26,7 +26,7 @@ from transferlab.data.dataset import TaskData, per_class_subset, select_classes
 from transferlab.data.files import as_tensor
 from transferlab.progress import progress_iter
 from transferlab.errors import InputError
-from transferlab.runs import RunSpec, planned_runs
+from transferlab.runs import BinaryRun, Layout, RunSpec, planned_runs
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,15 @@ class Source:
     half: str | None
 
 
-def sources(params: Params, models: Path, binary_models: Path | None, replicate: int) -> list[Source]:
+def sources(params: Params, layout: Layout, split_id: str, replicate: int) -> list[Source]:
     """baseA, baseB, the binary study's A' nets of every beta > 0 (first partition seed) when
-    asked for, and the pretrained net when params name one (it sits in data/models/pretrained)."""
-    out = [Source(h, f"base{h}", models / f"base{h}" / f"r{replicate}.pt", h) for h in ("A", "B")]
-    if params.analysis.binary_sources and binary_models is not None:
+    asked for, and the pretrained net when params name one."""
+    out = [Source(h, f"base{h}", layout.model(RunSpec(split_id, h, replicate=replicate)), h) for h in ("A", "B")]
+    if params.analysis.binary_sources:
         p = params.binary.partition_seeds[0]
-        out += [Source(f"A'{b:g}", f"binA_b{b!r}", binary_models / f"binA_b{b!r}_p{p}" / f"r{replicate}.pt", "A") for b in params.binary.betas if b > 0]
-    out += [Source("P", f"pretrained_{w}", models.parent / "pretrained" / f"{w}.pt", None) for w in params.pretrained.weights]
+        a_prime = [BinaryRun(split_id, b, p, replicate) for b in params.binary.betas if b > 0]
+        out += [Source(f"A'{r.beta:g}", f"binA_b{r.beta!r}", layout.model(r), "A") for r in a_prime]
+    out += [Source("P", f"pretrained_{w}", layout.pretrained_model(), None) for w in params.pretrained.weights]
     return out
 
 
@@ -66,7 +67,7 @@ def augmented(x: torch.Tensor, y: np.ndarray, copies: int, padding: int, seed: i
 
 def _net(path: Path, task: TaskData):
     """The net of a checkpoint and the input normalisation it was trained with."""
-    from transferlab.stages import load_checkpoint
+    from transferlab.harness import load_checkpoint
 
     net, state = load_checkpoint(path)
     stats = (state["input_mean"], state["input_std"]) if "input_mean" in state else channel_stats(as_tensor(task.train_x))
@@ -95,18 +96,17 @@ def source_arrays(net, mean, std, b_data: tuple, own: tuple | None, device: torc
     return arrays
 
 
-def extract(params: Params, split_id: str, replicate: int, dataset: Path, split_file: Path, models: Path, out: Path, device: torch.device,
-            binary_models: Path | None = None) -> dict:  # fmt: skip
+def extract(params: Params, split_id: str, replicate: int, layout: Layout, out: Path, device: torch.device) -> dict:
     """Write the feature cache of one split and replicate; return its index."""
-    from transferlab.stages import load_dataset, load_split
+    from transferlab.harness import load_dataset, load_split
 
     cfg = params.analysis
-    nets = sources(params, models, binary_models, replicate)
+    nets = sources(params, layout, split_id, replicate)
     transfer = _transfer_runs(params, split_id, replicate)
-    missing = [str(p) for p in [s.checkpoint for s in nets] + [models / run / f"r{replicate}.pt" for run, _ in transfer] if not p.is_file()]
+    missing = [str(p) for p in [s.checkpoint for s in nets] + [layout.model(spec) for spec in transfer] if not p.is_file()]
     if missing:
         raise InputError(f"features: {len(missing)} checkpoint(s) missing, e.g. {', '.join(missing[:3])} (train them first: dvc repro)")
-    ds, split = load_dataset(dataset), load_split(split_file)
+    ds, split = load_dataset(layout.dataset), load_split(layout.split_file(split_id))
     tasks = {h: select_classes(ds, split.half(h)) for h in ("A", "B")}
     b_train_x, b_train_y = _images(tasks["B"], "train", cfg.max_train_per_class, params.seed)
     if cfg.augment_copies:
@@ -122,23 +122,23 @@ def extract(params: Params, split_id: str, replicate: int, dataset: Path, split_
             np.savez(tmp / f"{src.file}.npz", **arrays)
             index["sources"].append({"name": src.name, "file": f"{src.file}.npz", "half": src.half})
             index["depth"] = net.depth
-        index["transfer"] = _transfer_features(transfer, replicate, models, b_test_x, tasks["B"], tmp, device)
+        index["transfer"] = _transfer_features(transfer, layout, b_test_x, tasks["B"], tmp, device)
         (tmp / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return index
 
 
-def _transfer_runs(params: Params, split_id: str, replicate: int) -> list[tuple[str, RunSpec]]:
-    """(folder name, e.g. A3B+, and run) of every transfer net on B of this split and replicate."""
-    specs = [s for s in planned_runs(params) if s.split == split_id and s.replicate == replicate and not s.is_base and s.target == "B"]
-    return [(str(s).split("/")[1], s) for s in specs]
+def _transfer_runs(params: Params, split_id: str, replicate: int) -> list[RunSpec]:
+    """Every transfer net on B of this split and replicate."""
+    return [s for s in planned_runs(params) if s.split == split_id and s.replicate == replicate and not s.is_base and s.target == "B"]
 
 
-def _transfer_features(runs: list[tuple[str, RunSpec]], replicate: int, models: Path, x: torch.Tensor, task: TaskData, out: Path, device) -> list[dict]:
+def _transfer_features(specs: list[RunSpec], layout: Layout, x: torch.Tensor, task: TaskData, out: Path, device) -> list[dict]:
     """B's test features of every transfer net on B, for CKA against the same unit of baseB."""
     (out / "transfer").mkdir()
     entries = []
-    for run, spec in progress_iter(runs, "features of the transfer nets"):
-        net, (mean, std) = _net(models / run / f"r{replicate}.pt", task)
+    for spec in progress_iter(specs, "features of the transfer nets"):
+        run = str(spec).split("/")[1]  # e.g. A3B+
+        net, (mean, std) = _net(layout.model(spec), task)
         np.savez(out / "transfer" / f"{run}.npz", **_per_unit("b_test", unit_features(net, x, mean, std, device)))
         entries.append({"treatment": spec.treatment, "n": spec.n, "file": f"transfer/{run}.npz"})
     return entries

@@ -7,11 +7,7 @@ import numpy as np
 import torch
 
 from transferlab.data.batches import normalize
-from transferlab.models.layered import LayeredNet
-
-
-def pooled(h: torch.Tensor) -> torch.Tensor:
-    return h.mean(dim=(2, 3)) if h.dim() == 4 else h.flatten(1)
+from transferlab.models.layered import LayeredNet, pooled
 
 
 @torch.inference_mode()

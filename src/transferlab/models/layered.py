@@ -46,3 +46,15 @@ class LayeredNet(nn.Module):
         for i in self.frozen:
             self.layers[i].eval()
         return self
+
+
+def pooled(h: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) feature maps averaged over space to (N, C); vectors flattened to (N, C)."""
+    return h.mean(dim=(2, 3)) if h.dim() == 4 else h.flatten(1)
+
+
+class GlobalPool(nn.Module):
+    """`pooled` as a module: the first part of every new head on a unit's features."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pooled(x)

@@ -9,27 +9,29 @@ Strategies on a source net for task B:
 
 from __future__ import annotations
 
+import json
 import time
 
 import torch
 from torch import nn
 
-from transferlab.binary import _GlobalPool
-from transferlab.models.layered import LayeredNet
-from transferlab.train import ParamGroup
+from transferlab.artifacts import atomic_json
+from transferlab.config import Params
+from transferlab.data.dataset import TaskData, per_class_subset
+from transferlab.data.files import as_tensor
+from transferlab.harness import RunInfo, load_checkpoint, load_model, model_options, task_data, train_run
+from transferlab.models import create_model
+from transferlab.models.layered import GlobalPool, LayeredNet
+from transferlab.runs import Layout, StrategyRun, seed_of
+from transferlab.train import History, ParamGroup
+from transferlab.transfer import copy_layers
 
 STRATEGIES = ("classifier", "extra_fc", "finetune_top", "finetune_all")
-LECTURE_ADVICE = {
-    ("similar", "little"): "linear classifier on the top layer",
-    ("similar", "lots"): "fine-tune a few layers",
-    ("different", "little"): "in trouble: try linear classifiers from different stages",
-    ("different", "lots"): "fine-tune a larger number of layers",
-}
 
 
 def new_head(width: int, num_classes: int, hidden: list[int]) -> nn.Sequential:
     """Global pooling (for maps), then `hidden` new fully connected layers, then the classifier."""
-    parts: list[nn.Module] = [_GlobalPool()]
+    parts: list[nn.Module] = [GlobalPool()]
     for h in hidden:
         parts += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(0.5)]
         width = h
@@ -118,3 +120,65 @@ def peak_memory(model: nn.Module, x: torch.Tensor) -> tuple[int, str]:
             h.remove()
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     return params + largest[0], "cpu_estimate_params_plus_largest_activation_pair"
+
+
+# --- training the strategies and the cut nets on B -----------------------------------------------
+
+
+def subset(task: TaskData, images_per_class: int | str, seed: int) -> TaskData:
+    """B's training images cut to k per class: the first k of one seeded permutation per
+    class, so the subsets for growing k are nested and every strategy gets the same images."""
+    if images_per_class == "all":
+        return task
+    keep = per_class_subset(task.train_y, int(images_per_class), seed)
+    return TaskData(task.classes, task.train_x[keep], task.train_y[keep], task.test_x, task.test_y)
+
+
+def _target(params: Params, run: StrategyRun, layout: Layout) -> TaskData:
+    task = task_data(layout, run.split, "B")
+    return subset(task, run.images_per_class, seed_of(params.seed, f"s{run.split}/subset/r{run.replicate}"))
+
+
+def strategy(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
+    """Train one strategy on (a subset of) B from baseA of the same split and replicate."""
+    cfg = params.strategies
+    task = _target(params, run, layout)
+    seed = seed_of(params.seed, str(run))
+    torch.manual_seed(seed)
+    model = create_model(params.model.name, task.num_classes, **model_options(params))
+    copy_layers(load_model(layout.source_model(run)), model, model.depth)
+    groups = apply_strategy(model, run.name, cfg.top_units, cfg.top_lr_factor, cfg.lower_lr_factor, cfg.extra_fc)
+    fields = {"split": run.split, "treatment": f"strategy:{run.name}", "strategy": run.name, "images_per_class": str(run.images_per_class),
+              "replicate": run.replicate, "target": "B", "train_images": len(task.train_y)}  # fmt: skip
+    return train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, model, groups, device)
+
+
+def cut(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
+    """Units 1..n of baseA, global pooling and a new classifier, fine-tuned on B; then its
+    parameters, size on disk, peak inference memory and latency per image."""
+    cfg = params.strategies
+    task = _target(params, run, layout)
+    seed = seed_of(params.seed, str(run))
+    torch.manual_seed(seed)
+    source, state = load_checkpoint(layout.source_model(run))
+    net = CutNet(source, run.n, task.num_classes)
+    groups = [ParamGroup(list(net.head.parameters()), 1.0, "new"), ParamGroup(list(net.units.parameters()), cfg.top_lr_factor, "copied")]
+    fields = {"split": run.split, "treatment": "cut", "n": run.n, "replicate": run.replicate, "target": "B", "source": run.source}
+    # the pretrained units expect the normalisation they were trained with
+    stats = (state["input_mean"], state["input_std"]) if run.source == "P" else None
+    history = train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, net, groups, device, input_stats=stats)
+    x = as_tensor(task.test_x[: cfg.latency_batch]).to(device).float().div(255).contiguous(memory_format=torch.channels_last)
+    net.to(device)
+    peak, how = peak_memory(net, x)
+    metrics_path = layout.metrics(run)
+    metrics = json.loads(metrics_path.read_text())
+    metrics |= {
+        "parameters": parameter_count(net),
+        "size_bytes": layout.model(run).stat().st_size,
+        "peak_memory_bytes": peak,
+        "peak_memory_method": how,
+        "latency_s_per_image": latency_per_image(net, x, cfg.latency_repeats),
+        "latency_batch": len(x),
+    }
+    atomic_json(metrics, metrics_path)
+    return history

@@ -1,0 +1,175 @@
+"""One training run, whatever its study: inputs read, the net trained with a live log and
+epoch checkpoints, then its checkpoint and metrics.json written atomically. Also the data
+stages (prepare, split) and the checkpoint format, written here and read by `load_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from transferlab.artifacts import atomic_json, atomic_torch_save, provenance
+from transferlab.config import Params, TrainConfig
+from transferlab.data.dataset import PreparedDataset, TaskData, prepare_dataset, select_classes
+from transferlab.data.splits import Split, make_split
+from transferlab.models import LayeredNet, create_model
+from transferlab.runs import Layout, Run
+from transferlab.train import FitOptions, History, ParamGroup, fit
+
+
+def prepare(params: Params, out: Path) -> PreparedDataset:
+    """Generate, or read (and download) and convert, the data set into one tensor file."""
+    ds = prepare_dataset(params.data)
+    atomic_torch_save({**ds.to_dict(), "params": params.data.model_dump(), **provenance()}, out)
+    return ds
+
+
+def load_dataset(path: Path) -> PreparedDataset:
+    """Read a prepared data set written by `prepare`."""
+    return PreparedDataset.from_dict(torch.load(path, weights_only=True))
+
+
+def split(params: Params, split_id: str, dataset: Path, out: Path) -> Split:
+    """Make one class split and write it as JSON (class indices and names of A and B)."""
+    ds = load_dataset(dataset)
+    s = make_split(int(split_id) if split_id.isdigit() else split_id, ds.classes, ds.groups, ds.sources, params.split)
+    names = {"names_a": [ds.classes[i] for i in s.classes_a], "names_b": [ds.classes[i] for i in s.classes_b]}
+    atomic_json({**s.to_dict(), **names, "dataset": ds.name, **provenance()}, out)
+    return s
+
+
+def load_split(path: Path) -> Split:
+    return Split.from_dict(json.loads(path.read_text()))
+
+
+def task_data(layout: Layout, split_id: str, half: str) -> TaskData:
+    """The images of one half (A or B) of a split, from the prepared data set."""
+    return select_classes(load_dataset(layout.dataset), load_split(layout.split_file(split_id)).half(half))
+
+
+def model_options(params: Params) -> dict:
+    return {**params.model.options(), "image_size": params.data.image_size}
+
+
+def load_checkpoint(path: Path) -> tuple[LayeredNet, dict]:
+    """A trained net rebuilt from its checkpoint, and the checkpoint itself (its run, classes
+    and input normalisation); weights_only: no code is unpickled."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = create_model(state["model_name"], state["num_classes"], **state["model_options"])
+    model.load_state_dict(state["state_dict"])
+    return model, state
+
+
+def load_model(path: Path) -> LayeredNet:
+    """Rebuild a trained net from its checkpoint."""
+    return load_checkpoint(path)[0]
+
+
+class LiveLog:
+    """Per-evaluation metrics through DVCLive, so `dvc plots` can draw them."""
+
+    def __init__(self, directory: Path) -> None:
+        from dvclive import Live
+
+        shutil.rmtree(directory, ignore_errors=True)
+        # dvcyaml=None: parallel jobs must not edit dvc.yaml; experiments are saved by DVC itself.
+        self.live = Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
+
+    def __call__(self, record: dict) -> None:
+        self.live.step = record["step"]
+        for key in ("train_loss", "train_top1", "test_top1", "val_top1", "lr"):
+            if key in record:
+                self.live.log_metric(key, record[key], plot=True)
+        self.live.log_metric("epoch", record["epoch"], plot=False)
+        self.live.next_step()
+
+    def end(self) -> None:
+        self.live.end()
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a training run is called, how it is seeded and trained, and its table columns."""
+
+    run: Run
+    seed: int
+    cfg: TrainConfig
+    fields: dict
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run)
+
+
+def train_run(
+    params: Params,
+    run: RunInfo,
+    layout: Layout,
+    task: TaskData,
+    model: nn.Module,
+    groups: list[ParamGroup],
+    device: torch.device,
+    objective=None,
+    input_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> History:
+    """Train one run and write its model checkpoint, metrics.json and DVCLive log, at the
+    paths `layout` gives its run id.
+
+    The checkpoint holds the LayeredNet only (an A' net's binary heads are not transferred)."""
+    cfg = run.cfg
+    model_out, run_dir, checkpoint = layout.model(run.run), layout.run_dir(run.run), layout.checkpoint(run.run_id)
+    fingerprint = json.dumps({"run": run.run_id, "params": params.model_dump(mode="json"), "device": device.type}, sort_keys=True)
+    live = LiveLog(run_dir / "live")
+    opts = FitOptions(device, run.seed, checkpoint, fingerprint, label=run.run_id, on_record=live, objective=objective, input_stats=input_stats)
+    started = time.perf_counter()
+    history = fit(model, task, cfg, groups, opts)
+    live.end()
+    info = {"run_id": run.run_id, "seed": run.seed, "device": str(device), "params": params.model_dump(mode="json"), "train": cfg.model_dump(mode="json"), **provenance()}
+    body = getattr(model, "body", model)
+    atomic_torch_save(
+        {
+            **info,
+            "model_name": params.model.name,
+            "model_options": model_options(params),
+            "num_classes": task.num_classes,
+            "classes": task.classes,
+            "state_dict": {k: v.cpu() for k, v in body.state_dict().items()},
+            "input_mean": history.input_stats[0],  # the normalisation, for feature extraction later
+            "input_std": history.input_stats[1],
+        },
+        model_out,
+    )
+    born = process_started_at()
+    metrics = {
+        **info,
+        **run.fields,
+        **history.summary(cfg.best_k),
+        "history": history.records,
+        "wall_time_s": time.perf_counter() - started,
+        "train_s": history.train_seconds,  # the epoch loop alone: what pipeline efficiency counts
+        # The fixed cost of a run: process start (interpreter, imports, data) to the first step.
+        "startup_s": history.first_step_at - born if born and history.first_step_at else None,
+        "process_s": time.time() - born if born else None,  # process start to metrics written
+    }
+    atomic_json(metrics, run_dir / "metrics.json")
+    checkpoint.unlink(missing_ok=True)
+    return history
+
+
+def process_started_at() -> float | None:
+    """Wall-clock start of this process (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+

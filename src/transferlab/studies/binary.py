@@ -1,0 +1,111 @@
+"""Binary-partition auxiliary heads: does a harder problem on A give more transferable features?
+
+Besides A's classifier, the net (A') learns to tell two random halves of A's classes apart,
+one 2-way head per partition on the last transferable unit's features:
+
+    loss = (1 - beta) * CE(y, classifier) + beta * mean_h CE(partition_h[y], head_h)
+
+beta = 0 is the plain net on A; A' nets of all betas share the seed of their split and
+replicate, so each beta's effect is a paired difference to its own beta = 0 control.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from transferlab.errors import InputError
+from transferlab.config import Params
+from transferlab.harness import RunInfo, load_model, model_options, task_data, train_run
+from transferlab.models import create_model
+from transferlab.models.layered import GlobalPool, LayeredNet
+from transferlab.runs import BinaryRun, Layout, RunSpec, seed_of
+from transferlab.train import History, ParamGroup
+from transferlab.transfer import build_treatment, param_groups
+
+
+def partitions(num_classes: int, heads: int, seed: int, equal_halves: bool = True) -> torch.Tensor:
+    """(heads, num_classes) int64: y_b = partition[h, y], 0 for classes in c0, 1 for c1.
+
+    Each head's halves come from a permutation seeded by (seed, h); with an odd class count
+    c0 gets the extra class, unless equal halves are required."""
+    if equal_halves and num_classes % 2:
+        raise InputError(f"binary.equal_halves: found true, allowed: false, or an even class count in A ({num_classes} classes cannot be halved)")
+    if num_classes < 2:
+        raise InputError(f"binary: A has {num_classes} class, a partition needs at least 2")
+    table = np.zeros((heads, num_classes), dtype=np.int64)
+    for h in range(heads):
+        perm = np.random.default_rng([seed, h]).permutation(num_classes)
+        table[h, perm[(num_classes + 1) // 2 :]] = 1
+    return torch.from_numpy(table)
+
+
+class BinaryHeadsNet(nn.Module):
+    """A LayeredNet (`body`) plus binary heads on its last unit. Calling it gives the
+    classifier's logits, so evaluation on A is the plain net's; `loss` adds the heads."""
+
+    def __init__(self, body: LayeredNet, partition_table: torch.Tensor) -> None:
+        super().__init__()
+        self.body = body
+        self.register_buffer("partition_table", partition_table)
+        self.heads = nn.ModuleList(nn.Sequential(GlobalPool(), nn.Linear(body.widths[-1], 2)) for _ in range(len(partition_table)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the study's loss, the classifier's logits) of a batch."""
+        f = x
+        for layer in self.body.layers:
+            f = layer(f)
+        logits = self.body.head(f)
+        ce = nn.functional.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        y_b = self.partition_table[:, y]  # (heads, N)
+        binary = torch.stack([nn.functional.cross_entropy(head(f), y_b[h]) for h, head in enumerate(self.heads)]).mean()
+        return (1 - beta) * ce + beta * binary, logits
+
+
+def objective(beta: float, label_smoothing: float):
+    """The trainer's loss hook for an A' net."""
+
+    def compute(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return net.loss(x, y, beta, label_smoothing)
+
+    return compute
+
+
+def train_a_prime(params: Params, run: BinaryRun, layout: Layout, device: torch.device) -> History:
+    """Train an A' net: A's classifier plus binary heads, loss weight beta on the heads.
+
+    Seeded like the base net on A of the same split and replicate, so that beta = 0 is that
+    net exactly and every beta shares its initialisation and batch order (paired runs)."""
+    cfg = params.binary
+    task = task_data(layout, run.split, "A")
+    seed = RunSpec(run.split, "A", replicate=run.replicate).seed(params.seed)
+    torch.manual_seed(seed)
+    body = create_model(params.model.name, task.num_classes, **model_options(params))
+    net = BinaryHeadsNet(body, partitions(task.num_classes, cfg.heads, run.partition_seed, cfg.equal_halves))
+    train = params.training("base")  # as baseA's: beta = 0 is that net
+    groups = [*param_groups(body, 0, 1.0, train.layer_lr_factors), ParamGroup(list(net.heads.parameters()), 1.0, "binary heads")]
+    fields = {"split": run.split, "treatment": "binaryA", "beta": run.beta, "heads": cfg.heads, "partition_seed": run.partition_seed,
+              "replicate": run.replicate, "target": "A"}  # fmt: skip
+    info = RunInfo(run, seed, train, fields)
+    return train_run(params, info, layout, task, net, groups, device, objective(run.beta, train.label_smoothing))
+
+
+def finetune_on_b(params: Params, run: BinaryRun, layout: Layout, device: torch.device) -> History:
+    """Fine-tune an A' net on B: its units copied (binary heads left behind), the first
+    `frozen` units frozen, the rest at `body_lr_factor`, a new classifier at the full rate."""
+    cfg = params.binary
+    task = task_data(layout, run.split, "B")
+    seed = seed_of(params.seed, f"s{run.split}/binB_f{run.frozen}/r{run.replicate}")  # shared by all betas and partitions
+    torch.manual_seed(seed)
+    model = create_model(params.model.name, task.num_classes, **model_options(params))
+    build_treatment(model, model.depth, load_model(layout.model(run.source)), finetune=True)
+    model.freeze(range(run.frozen))
+    train = params.training("binary")
+    groups = param_groups(model, model.depth, cfg.body_lr_factor, train.layer_lr_factors)
+    fields = {"split": run.split, "treatment": "binaryB", "beta": run.beta, "heads": cfg.heads, "partition_seed": run.partition_seed,
+              "frozen": run.frozen, "replicate": run.replicate, "target": "B"}  # fmt: skip
+    return train_run(params, RunInfo(run, seed, train, fields), layout, task, model, groups, device)

@@ -1,0 +1,68 @@
+"""The paper's grid: base nets on each half, and for each n the treatments BnB, AnB, BnB+,
+AnB+ (and PnB, PnB+ from a pretrained net) and the random control, trained on the target half."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from transferlab.artifacts import atomic_torch_save, provenance
+from transferlab.config import Params
+from transferlab.harness import RunInfo, load_checkpoint, model_options, task_data, train_run
+from transferlab.models import create_model
+from transferlab.runs import Layout, RunSpec
+from transferlab.train import History
+from transferlab.transfer import build_treatment, param_groups
+
+
+def _info(params: Params, spec: RunSpec) -> RunInfo:
+    fields = {"split": spec.split, "treatment": spec.treatment, "source": spec.source or "", "target": spec.target, "n": spec.n,
+              "finetune": spec.finetune, "replicate": spec.replicate}  # fmt: skip
+    return RunInfo(spec, spec.seed(params.seed), params.training("base" if spec.is_base else "transfer"), fields)
+
+
+def train_base(params: Params, spec: RunSpec, layout: Layout, device: torch.device) -> History:
+    """Train the base net of one half."""
+    task = task_data(layout, spec.split, spec.target)
+    torch.manual_seed(spec.seed(params.seed))
+    model = create_model(params.model.name, task.num_classes, **model_options(params))
+    groups = param_groups(model, 0, 1.0, params.training("base").layer_lr_factors)
+    return train_run(params, _info(params, spec), layout, task, model, groups, device)
+
+
+def transfer(params: Params, spec: RunSpec, layout: Layout, device: torch.device) -> History:
+    """Train one treatment: n layers copied (or random), frozen or fine-tuned, on the target half."""
+    task = task_data(layout, spec.split, spec.target)
+    torch.manual_seed(spec.seed(params.seed))
+    fresh = create_model(params.model.name, task.num_classes, **model_options(params))
+    source_model = layout.source_model(spec)
+    source, state = load_checkpoint(source_model) if source_model is not None else (None, {})
+    model = build_treatment(fresh, spec.n, source, spec.finetune)
+    factor = params.transfer.finetune_lr_factor if source is not None else 1.0
+    groups = param_groups(model, spec.n, factor, params.training("transfer").layer_lr_factors)
+    # a pretrained net's units expect the normalisation it was trained with
+    stats = (state["input_mean"], state["input_std"]) if spec.source == "P" else None
+    return train_run(params, _info(params, spec), layout, task, model, groups, device, input_stats=stats)
+
+
+def pretrained(params: Params, weights: str, out: Path) -> list[str]:
+    """Convert torchvision's published weights of model.name into a source-net checkpoint."""
+    from transferlab.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_pretrained
+
+    net, classes = load_pretrained(params.model.name, weights, params.pretrained.cache, params.data.verify, params.data.download)
+    atomic_torch_save(
+        {
+            "run_id": f"pretrained/{params.model.name}/{weights}",
+            "model_name": params.model.name,
+            "model_options": model_options(params),
+            "num_classes": len(classes),
+            "classes": classes,
+            "state_dict": net.state_dict(),
+            "input_mean": torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+            "input_std": torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+            **provenance(),
+        },
+        out,
+    )
+    return classes
