@@ -163,6 +163,6 @@ def test_plan_and_aggregate_run_without_importing_torch(tmp_path, command):
     import sys
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
-    code = f"import sys; sys.argv = ['transferlab', *{command!r}]; from transferlab.cli import _run_app; _run_app(); print('torch' in sys.modules)"
+    code = f"import sys; sys.argv = ['transferlab', *{command!r}]; from transferlab.cli import run_app; run_app(); print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "False", proc.stdout + proc.stderr

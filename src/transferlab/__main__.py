@@ -1,3 +1,3 @@
-from transferlab.cli import main
+from transferlab.entry import main
 
 main()

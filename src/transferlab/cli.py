@@ -207,11 +207,11 @@ def plot(
         print(line)
 
 
-def _run_app() -> int:
+def run_app() -> int:
     """Run the command; return its exit code. A usage error (unknown option, missing or bad
     argument) becomes one line on stderr and exit code 2, like every other bad input."""
     try:
-        code = app(standalone_mode=False)  # click returns the exit code instead of exiting
+        code = app(standalone_mode=False, prog_name="transferlab")  # click returns the exit code instead of exiting
         return code if isinstance(code, int) else 0
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
@@ -232,10 +232,14 @@ def main() -> None:
     Ends the process with os._exit once the command has returned and every output is written,
     flushed and renamed into place: the interpreter's teardown of torch and DVC modules
     costs 0.5-1 s per process, paid once per run of a grid of hundreds."""
+    finish(run_app())
+
+
+def finish(code: int) -> None:
+    """Flush and end the process now (see main)."""
     import logging
     import os
 
-    code = _run_app()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

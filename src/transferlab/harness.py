@@ -20,6 +20,7 @@ from transferlab.config import Params, TrainConfig
 from transferlab.data.dataset import PreparedDataset, TaskData, prepare_dataset, select_classes
 from transferlab.data.splits import Split, make_split
 from transferlab.models import LayeredNet, create_model
+from transferlab.prefork import command_started_at
 from transferlab.runs import Layout, Run
 from transferlab.train import FitOptions, History, ParamGroup, fit
 
@@ -146,7 +147,7 @@ def train_run(
         },
         model_out,
     )
-    born = process_started_at()
+    born = command_started_at()
     metrics = {
         **info,
         **run.fields,
@@ -161,15 +162,3 @@ def train_run(
     atomic_json(metrics, run_dir / "metrics.json")
     checkpoint.unlink(missing_ok=True)
     return history
-
-
-def process_started_at() -> float | None:
-    """Wall-clock start of this process (Linux /proc), or None elsewhere."""
-    try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
-
-
