@@ -1,16 +1,19 @@
 """Scheduling simulation: a grid's training jobs on N GPUs, dispatched as Snakemake does.
 
-Job durations come from a measured pipeline run (reports/bench/pipeline_time_dvc.json, written
-by benchmarks/pipeline_time.py): the median seconds per kind of job (base, BnB, ..., random,
-the binary study's A' nets and fine-tunings, each strategy and cut), process start included.
-The jobs are every training run params ask for: the grid, the binary study, the strategies
-and the cut study. They are dispatched greedily, in the graph's order, to the first free GPU
-as soon as their inputs exist (a treatment, strategy or cut waits for its source base net,
-a fine-tuning for its A' net; the random control and the A' nets only for the split).
-Reports makespan and utilisation (busy GPU-seconds / (N x makespan)) for N = 1, 2, 4, 8, on
-the default pipeline and on a paper-sized one.
+A job's duration is its training time plus a fixed cost, both from a measured pipeline run
+(reports/bench/pipeline_time_dvc.json, written by benchmarks/pipeline_time.py): the median
+training-loop seconds per kind of job (base, BnB, ..., random, the binary study's A' nets and
+fine-tunings, each strategy and cut), and the median fixed cost of a run (command start to
+its first step), plus `--device-init-s` for what a GPU adds per process (CUDA context and
+cuDNN set-up; not measurable on this CPU-only machine: an assumption, given on the command
+line and written into the output). The jobs are every training run params ask for, dispatched
+greedily, in the graph's order, to the first free GPU as soon as their inputs exist (a
+treatment, strategy or cut waits for its source base net, a fine-tuning for its A' net).
+Reports, for N = 1, 4, 8 on the default pipeline and on a paper-sized one: makespan,
+utilisation (busy GPU-seconds / (N x makespan)), efficiency (training seconds / (N x
+makespan)), and the fixed cost's share of the busy time as a line of its own.
 
-    python benchmarks/schedule_sim.py
+    python benchmarks/schedule_sim.py [--device-init-s 2.0]
 """
 
 from __future__ import annotations
@@ -55,40 +58,46 @@ def jobs(params: Params) -> list[Job]:
     return sorted(out, key=lambda j: (j.kind != "base", j.after is not None))
 
 
-def simulate(pipeline: list[Job], seconds: dict[str, float], gpus: int) -> dict:
+def simulate(pipeline: list[Job], train_s: dict[str, float], fixed_s: float, gpus: int) -> dict:
     """Event-driven: whenever a GPU is free, start the first job in list order whose input run
-    has finished (Snakemake starts ready jobs only); returns makespan and utilisation."""
+    has finished (Snakemake starts ready jobs only); a job holds its GPU for its training time
+    plus the fixed cost. Returns makespan, utilisation, efficiency and the fixed cost's share."""
     pending, running, done = list(pipeline), [], set()  # running: heap of (end time, run id)
-    now, busy = 0.0, 0.0
+    now, busy, training = 0.0, 0.0, 0.0
     while pending or running:
         ready = [j for j in pending if j.after is None or j.after in done]
         for job in ready[: gpus - len(running)]:
             pending.remove(job)
-            heapq.heappush(running, (now + seconds[job.kind], job.run_id))
-            busy += seconds[job.kind]
+            heapq.heappush(running, (now + train_s[job.kind] + fixed_s, job.run_id))
+            busy += train_s[job.kind] + fixed_s
+            training += train_s[job.kind]
         now, run_id = heapq.heappop(running)
         done.add(run_id)
-    return {"gpus": gpus, "jobs": len(pipeline), "makespan_s": round(now, 1), "utilisation": round(busy / (gpus * now), 3)}
+    return {"gpus": gpus, "jobs": len(pipeline), "makespan_s": round(now, 1), "utilisation": round(busy / (gpus * now), 3),
+            "efficiency": round(training / (gpus * now), 3), "fixed_cost_share_of_busy": round(1 - training / busy, 3)}  # fmt: skip
 
 
-def durations(pipeline_json: Path) -> dict[str, float]:
-    """Median measured seconds per kind of run (training plus the process's fixed cost)."""
-    measured = json.loads(pipeline_json.read_text())["run_seconds"]
+def durations(pipeline_json: Path) -> tuple[dict[str, float], float]:
+    """Median measured training seconds per kind of run, and the median fixed cost of a run."""
+    measured = json.loads(pipeline_json.read_text())
     by_kind: dict[str, list[float]] = {}
-    for run_id, secs in measured.items():
+    for run_id, secs in measured["run_train_seconds"].items():
         by_kind.setdefault(kind(run_id), []).append(secs)
-    return {k: statistics.median(v) for k, v in by_kind.items()}
+    return {k: statistics.median(v) for k, v in by_kind.items()}, statistics.median(measured["run_startup_seconds"].values())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--durations", type=Path, default=ROOT / "reports/bench/pipeline_time_dvc.json")
+    parser.add_argument("--device-init-s", type=float, default=2.0, help="fixed cost a GPU adds per process (assumed: CUDA context, cuDNN)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports/bench/schedule_sim.json")
     args = parser.parse_args()
-    secs = durations(args.durations)
-    out = {"benchmark": "schedule_sim", "seconds_per_treatment": {k: round(v, 2) for k, v in secs.items()}, "grids": {}}
+    train_s, fixed_s = durations(args.durations)
+    fixed = fixed_s + args.device_init_s
+    out = {"benchmark": "schedule_sim", "durations": str(args.durations), "train_seconds_per_kind": {k: round(v, 2) for k, v in train_s.items()},
+           "fixed_cost_s": {"measured_median": round(fixed_s, 2), "device_init_assumed": args.device_init_s, "per_job": round(fixed, 2)}, "grids": {}}  # fmt: skip
     for name, params in GRIDS.items():
-        out["grids"][name] = [simulate(jobs(params), secs, n) for n in (1, 2, 4, 8)]
+        out["grids"][name] = [simulate(jobs(params), train_s, fixed, n) for n in (1, 4, 8)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

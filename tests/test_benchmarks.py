@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -26,14 +28,21 @@ def test_every_run_of_the_default_pipeline_is_a_job_with_its_input():
 def test_the_simulation_waits_for_inputs_and_counts_busy_time():
     pipeline = [Job("base", "base", None), Job("a", "t", "base"), Job("b", "t", "base"), Job("r", "t", None)]
     seconds = {"base": 4.0, "t": 1.0}
-    assert simulate(pipeline, seconds, 1) == {"gpus": 1, "jobs": 4, "makespan_s": 7.0, "utilisation": 1.0}
+    assert simulate(pipeline, seconds, 0.0, 1) == {"gpus": 1, "jobs": 4, "makespan_s": 7.0, "utilisation": 1.0, "efficiency": 1.0, "fixed_cost_share_of_busy": 0.0}
     # two GPUs: base and r start at once; a and b wait for base (t = 4), then run side by side
-    assert simulate(pipeline, seconds, 2) == {"gpus": 2, "jobs": 4, "makespan_s": 5.0, "utilisation": 0.7}
+    assert simulate(pipeline, seconds, 0.0, 2)["makespan_s"] == 5.0 and simulate(pipeline, seconds, 0.0, 2)["utilisation"] == 0.7
+    # a fixed cost of 1 s per job: base ends at 5, a and b at 7; 7 s of training in 2 x 7 GPU-seconds
+    with_fixed = simulate(pipeline, seconds, 1.0, 2)
+    assert with_fixed["makespan_s"] == 7.0 and with_fixed["efficiency"] == 0.5 and with_fixed["fixed_cost_share_of_busy"] == round(4 / 11, 3)
 
 
-def test_trainer_throughput_runs_and_writes_its_ratios(tmp_path):
+@pytest.mark.slow
+def test_the_limit_is_an_upper_bound_of_the_trainer(tmp_path):
+    """Measured like with like, the trainer (the limit's steps plus a data path) cannot be
+    faster than the limit beyond noise: at most 5%."""
     out = tmp_path / "tp.json"
     script = ROOT / "benchmarks" / "trainer_throughput.py"
-    subprocess.run([sys.executable, str(script), "--rounds", "1", "--epochs", "1", "--workers", "1", "--out", str(out)], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(script), "--rounds", "3", "--epochs", "2", "--workers", "1", "--out", str(out)], check=True, capture_output=True)
     result = json.loads(out.read_text())
-    assert set(result["images_per_s"]) == {"trainer", "limit", "reference"} and result["trainer_over_limit"] > 0
+    assert set(result["images_per_s"]) == {"trainer", "limit", "reference"} and set(result["spread"]["trainer"]) == {"min", "max"}
+    assert 0 < result["trainer_over_limit"] <= 1.05, result
