@@ -4,8 +4,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from transferlab import aggregate as agg
-from transferlab import plots
+from transferlab import aggregate
+from transferlab.studies.grid import report as plots
+from transferlab.studies.grid import report as agg
+from transferlab.studies.strategies.report import cut_table, take_home
 from transferlab.config import parse_params
 from transferlab.runs import planned_runs
 from conftest import tiny_params
@@ -28,7 +30,7 @@ def _value(spec):
 def table(tmp_path):
     specs = planned_runs(parse_params(tiny_params(replicates=[0, 1, 2], splits=[0, "mn"])))
     _write_metrics(tmp_path, specs, _value)
-    return agg.tidy_table(specs, agg.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
+    return agg.tidy_table(specs, aggregate.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
 
 
 def test_one_tidy_row_per_run(table):
@@ -67,11 +69,11 @@ def test_only_the_runs_asked_for_are_read(tmp_path):
     _write_metrics(tmp_path, specs, _value)
     stale = planned_runs(parse_params(tiny_params(splits=[5])))
     _write_metrics(tmp_path, stale, lambda s: 0.0)
-    df = agg.tidy_table(specs, agg.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
+    df = agg.tidy_table(specs, aggregate.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
     assert set(df.split) == {"0"}
     (tmp_path / "s0/A1B/r0/metrics.json").unlink()
-    with pytest.raises(agg.MissingRunError, match="1 run.*s0/A1B/r0"):
-        agg.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json")
+    with pytest.raises(aggregate.MissingRunError, match="1 run.*s0/A1B/r0"):
+        aggregate.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json")
 
 
 def test_figures_are_drawn(table, tmp_path):
@@ -89,7 +91,7 @@ def _noisy_table(tmp_path, splits):
     rng = np.random.default_rng(1)
     specs = planned_runs(parse_params(tiny_params(splits=splits, **{"split.method": "random", "split.classes_a": [0, 1, 2, 3]})))
     _write_metrics(tmp_path, specs, lambda spec: float(np.clip(_value(spec) + rng.normal(0, 0.1), 0, 1)))
-    return agg.tidy_table(specs, agg.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
+    return agg.tidy_table(specs, aggregate.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
 
 
 @pytest.mark.parametrize("splits", [[0], [0, 1], list(range(20)), [0, 1, "classes"]], ids=["1", "2", "20", "2+classes"])
@@ -133,8 +135,8 @@ def test_outputs_get_the_usual_file_modes(tmp_path):
 
 def test_tables_of_a_study_that_did_not_run_say_so():
     empty = pd.DataFrame([])
-    assert "Not run: strategies.names is []" in agg.take_home(empty)
-    assert "Not run: strategies.cut_layers is []" in agg.cut_table(empty, ["conv1"])
+    assert "Not run: strategies.names is []" in take_home(empty)
+    assert "Not run: strategies.cut_layers is []" in cut_table(empty, ["conv1"])
 
 
 def test_the_papers_curves_come_from_its_per_network_results():

@@ -8,7 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import project, tiny_params
-from transferlab.studies.binary import BinaryHeadsNet, objective, partitions
+from transferlab.studies.binary.train import BinaryHeadsNet, objective, partitions
 from transferlab.cli import app
 from transferlab.config import DataConfig, SyntheticConfig, TrainConfig
 from transferlab.data.dataset import prepare_synthetic, select_classes

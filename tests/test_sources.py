@@ -7,7 +7,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import command_runner, project, tiny_params
+from conftest import project, tiny_params
 from formats import label_of, write_cifar, write_image_folder, write_mnist, write_svhn
 from transferlab.cli import app
 from transferlab.config import DataConfig, SplitConfig

@@ -11,7 +11,7 @@ from torch import nn
 from transferlab.config import DataConfig, SyntheticConfig, TrainConfig
 from transferlab.data.dataset import prepare_synthetic, select_classes
 from transferlab.models import create_model
-from transferlab.studies.strategies import CutNet, apply_strategy, latency_per_image, parameter_count, peak_memory, subset
+from transferlab.studies.strategies.train import CutNet, apply_strategy, latency_per_image, parameter_count, peak_memory, subset
 from transferlab.train import FitOptions, fit
 
 

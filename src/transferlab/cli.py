@@ -133,7 +133,7 @@ def pretrained(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Turn torchvision's published ImageNet weights of model.name into a source net (P)."""
-    from transferlab.studies.grid import pretrained as convert
+    from transferlab.studies.grid.train import pretrained as convert
 
     p = _params(params)
     classes = convert(p, weights, out)

@@ -6,7 +6,6 @@ stages (prepare, split) and the checkpoint format, written here and read by `loa
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass

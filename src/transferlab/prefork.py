@@ -19,7 +19,6 @@ runs in-process as before.
 
 from __future__ import annotations
 
-import array
 import hashlib
 import json
 import os
@@ -159,9 +158,9 @@ def _preload() -> None:
 
     import transferlab.analysis.extract  # noqa: F401
     import transferlab.cli  # noqa: F401
-    import transferlab.studies.binary  # noqa: F401
-    import transferlab.studies.grid  # noqa: F401
-    import transferlab.studies.strategies  # noqa: F401
+    import transferlab.studies.binary.train  # noqa: F401
+    import transferlab.studies.grid.train  # noqa: F401
+    import transferlab.studies.strategies.train  # noqa: F401
 
 
 def _handle(conn: socket.socket) -> None:

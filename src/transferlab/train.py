@@ -7,7 +7,6 @@ with the same fingerprint resumes from it and ends with the same numbers.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from transferlab.data.batches import channel_stats, normalize, random_crop_flip,
 from transferlab.data.dataset import Images, TaskData, stratified_holdout
 from transferlab.data.files import ImageFiles
 from transferlab.progress import RunProgress
-from transferlab.sgd import SGD
+from transferlab.sgd import SGD, ParamGroup, lr_multiplier, make_optimizer  # noqa: F401 (ParamGroup, make_optimizer: part of this API)
 
 
 @dataclass
@@ -61,37 +60,6 @@ def _best_val_index(records: list[dict]) -> int:
 def stalled(records: list[dict], patience: int) -> bool:
     """Early stopping: `patience` evaluations since the best validation top-1."""
     return bool(patience and records) and len(records) - 1 - _best_val_index(records) >= patience
-
-
-@dataclass(frozen=True)
-class ParamGroup:
-    """Trainable parameters that share a learning-rate factor."""
-
-    params: list[nn.Parameter]
-    lr_factor: float = 1.0
-    name: str = "new"
-
-
-def lr_multiplier(step: int, total: int, warmup: int, cfg: TrainConfig, steps_per_epoch_: int) -> float:
-    """Learning-rate multiplier at an optimiser step: linear warm-up, then the schedule."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if cfg.schedule == "constant":
-        return 1.0
-    if cfg.schedule == "step":
-        return 0.1 ** (step // (cfg.step_epochs * steps_per_epoch_))
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def make_optimizer(groups: list[ParamGroup], cfg: TrainConfig) -> SGD:
-    """SGD over trainable parameters only, one group per learning-rate factor."""
-    param_groups = [
-        {"params": [p for p in g.params if p.requires_grad], "lr": cfg.lr * g.lr_factor, "name": g.name}
-        for g in groups
-    ]
-    param_groups = [g for g in param_groups if g["params"]]
-    return SGD(param_groups, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
 
 
 def autocast(device: torch.device) -> torch.autocast:

@@ -1,13 +1,87 @@
-"""Figures of the per-layer analysis beside what the trained grid measured, a panel per split kind."""
+"""The analysis' rows (method, source, n, m, value), the estimators' agreement, and its figures."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
-from transferlab.aggregate import STATISTIC
+from transferlab.errors import MissingRunError
 from transferlab.plots import KIND_LABELS, STYLE, X_LABEL, interval_note, kinds_in, legend_outside, mean_band, plt, save_figure
+from transferlab.stats import DIFFERENCE, interval
+from transferlab.studies.grid.report import STATISTIC, split_kind
+
+ANALYSIS_METHODS = ("probe_logreg", "probe_svm", "logme", "leep", "hscore")
+
+
+def analysis_table(params, path_of) -> pd.DataFrame:
+    """Rows (method, source, n, m, value) of every analysis params.yaml asks for."""
+    missing = [str(path_of(str(s), r)) for s in params.splits for r in params.replicates if not Path(path_of(str(s), r)).is_file()]
+    if missing:
+        raise MissingRunError(f"{len(missing)} analysis file(s) asked for by params.yaml are missing: {', '.join(missing[:3])}")
+    rows = []
+    for split in params.splits:
+        for rep in params.replicates:
+            data = json.loads(Path(path_of(str(split), rep)).read_text())
+            rows += [{"study": "analysis", "split": str(split), "split_kind": split_kind(str(split)), "replicate": rep, **r} for r in data["rows"]]
+    return pd.DataFrame(rows)
+
+
+def analysis_headline(analysis: pd.DataFrame, grid: pd.DataFrame) -> dict:
+    """Per method, the Spearman rank correlation across baseA's units between its value and
+    (a) the AnB top-1 the grid measured (AnB retrains the layers above n), and (b) the logistic
+    probe's top-1 at the same unit (what a linear read-out of unit n achieves, which is what the
+    estimators claim to predict); one per split and replicate, mean and 95% interval."""
+    out: dict = {}
+    anb = grid[grid.treatment == "AnB"].groupby(["split", "replicate", "n"])[STATISTIC].mean()
+    probe = analysis[(analysis.method == "probe_logreg") & (analysis.source == "A")].groupby(["split", "replicate", "n"]).value.mean()
+    for method in ANALYSIS_METHODS:
+        rows = analysis[(analysis.method == method) & (analysis.source == "A")]
+        for target, measured in (("anb", anb), ("probe", probe)):
+            if method == "probe_logreg" and target == "probe":
+                continue  # itself
+            rhos = _spearman_by_pair(rows, measured)
+            if rhos:
+                key = f"spearman_{method}" if target == "anb" else f"spearman_{method}_vs_probe"
+                out |= interval(rhos, DIFFERENCE).fields(key)
+    return out
+
+
+def _spearman_by_pair(rows: pd.DataFrame, measured: pd.Series) -> list[float]:
+    """Spearman's rho across units, per (split, replicate), where both sides vary."""
+    from scipy.stats import spearmanr
+
+    rhos = []
+    for (split, rep), g in rows.groupby(["split", "replicate"]):
+        if (split, rep) not in measured.index.droplevel("n"):
+            continue
+        both = g.groupby("n").value.mean().to_frame().join(measured.loc[(split, rep)].rename("measured"), how="inner")
+        if len(both) >= 3 and both.value.nunique() > 1 and both.measured.nunique() > 1:  # else undefined or meaningless
+            rhos.append(float(spearmanr(both.value, both.measured).statistic))
+    return rhos
+
+
+def classifier_agreement(analysis: pd.DataFrame, strategies: pd.DataFrame) -> dict:
+    """The `classifier` strategy (a new classifier on baseA's frozen top unit, trained on B)
+    against each method's value at baseA's top unit: Spearman across split x replicate pairs
+    (with all of B's images), from at least 3 pairs."""
+    from scipy.stats import spearmanr
+
+    if strategies.empty or "strategy" not in strategies:
+        return {}
+    clf = strategies[(strategies.strategy == "classifier") & (strategies.images_per_class == "all")].set_index(["split", "replicate"]).top1
+    out = {}
+    for method in ANALYSIS_METHODS:
+        rows = analysis[(analysis.method == method) & (analysis.source == "A")]
+        top = rows[rows.n == rows.n.max()].groupby(["split", "replicate"]).value.mean()
+        both = top.to_frame().join(clf, how="inner")
+        if len(both) >= 3 and both.value.nunique() > 1 and both.top1.nunique() > 1:
+            out[f"spearman_{method}_vs_classifier"] = float(spearmanr(both.value, both.top1).statistic)
+    return out
+
+
+# --- figures ---------------------------------------------------------------------------------
 
 
 def _grid_lines(ax, grid: pd.DataFrame, treatments=("AnB", "AnB+")) -> None:

@@ -1,4 +1,4 @@
-"""Figures of the binary-partition study, from the binary rows of the tidy table."""
+"""The binary study's rows (A' nets and their fine-tuning on B), paired gains, headline numbers, figures."""
 
 from __future__ import annotations
 
@@ -7,8 +7,74 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferlab.aggregate import binary_paired
+from transferlab.runs import BinaryRun
 from transferlab.plots import KIND_COLORS, KIND_LABELS, interval_note, kinds_in, legend_outside, mean_band, plt, save_figure
+from transferlab.stats import DIFFERENCE, interval
+from transferlab.studies.grid.report import ROW_KEYS, STATISTIC, split_kind
+
+def _b_statistic(m: dict) -> float:
+    """Top-1 on B: at the best validation evaluation (early stopping), else the paper's statistic."""
+    return m.get("test_top1_at_best_val", m[STATISTIC])
+
+
+def binary_table(runs: list[BinaryRun], metrics: list[dict]) -> pd.DataFrame:
+    """One row per A' net and per fine-tuning run, each with its A' net's top-1 on A
+    (`a_top1`) and, for fine-tuning runs, the top-1 on B (`b_top1`)."""
+    by_id = {str(r): m for r, m in zip(runs, metrics)}
+    rows = []
+    for r, m in zip(runs, metrics):
+        rows.append(
+            {
+                "run_id": str(r),
+                "study": "binary",
+                "split": r.split,
+                "split_kind": split_kind(r.split),
+                "replicate": r.replicate,
+                "treatment": "binaryA" if r.frozen is None else "binaryB",
+                "target": "A" if r.frozen is None else "B",
+                "beta": r.beta,
+                "heads": m.get("heads"),
+                "partition_seed": r.partition_seed,
+                "frozen": r.frozen if r.frozen is not None else -1,
+                "a_top1": by_id[str(r.source)][STATISTIC],
+                "b_top1": _b_statistic(m) if r.frozen is not None else float("nan"),
+                **{k: m.get(k) for k in ROW_KEYS},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def binary_paired(df: pd.DataFrame) -> pd.DataFrame:
+    """Fine-tuning runs with their beta = 0 control (same split, partition seed, replicate and
+    frozen units): `b_gain` (top-1 on B minus the control's) and `a_loss` (control's top-1 on
+    A minus this A' net's)."""
+    b = df[df.treatment == "binaryB"]
+    keys = ["split", "partition_seed", "replicate", "frozen"]
+    control = b[b.beta == 0][keys + ["a_top1", "b_top1"]].rename(columns={"a_top1": "a_control", "b_top1": "b_control"})
+    out = b[b.beta != 0].merge(control, on=keys, how="inner")
+    return out.assign(b_gain=out.b_top1 - out.b_control, a_loss=out.a_control - out.a_top1)
+
+
+def beta_key(beta: float) -> str:
+    return f"beta_{beta:g}".replace(".", "p")
+
+
+def binary_headline(df: pd.DataFrame) -> dict:
+    """Per beta: mean paired gain on B and loss on A (95% intervals over the pairs), and the
+    gain per split kind and per split (the study found gains confounded with the split)."""
+    paired = binary_paired(df)
+    out = {}
+    for beta, g in paired.groupby("beta"):
+        out[beta_key(beta)] = {
+            **interval(g.b_gain, DIFFERENCE).fields("b_gain"),
+            **interval(g.a_loss, DIFFERENCE).fields("a_loss"),
+            "b_gain_by_kind": {k: float(v) for k, v in g.groupby("split_kind").b_gain.mean().items()},
+            "b_gain_by_split": {f"s{k}": float(v) for k, v in g.groupby("split").b_gain.mean().items()},
+        }
+    return out
+
+
+# --- figures ---------------------------------------------------------------------------------
 
 
 def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.random.Generator) -> list[int]:

@@ -1,0 +1,177 @@
+"""Pydantic models of params.yaml: the one experiment configuration.
+
+Library code never reads params.yaml; the CLI loads it once with `load_params` and
+passes these typed objects down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from transferlab.config.sections import (  # noqa: F401 (the package's public names)
+    DISSIMILAR_SPLITS,
+    FOLDER_DATASETS,
+    KNOWN_CLASS_COUNTS,
+    NAMED_SPLITS,
+    TRAIN_KEYS,
+    AnalysisConfig,
+    BinaryConfig,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    PretrainedConfig,
+    SplitConfig,
+    SplitId,
+    StrategiesConfig,
+    Strict,
+    SyntheticConfig,
+    TrainConfig,
+    TrainOverrides,
+    TransferConfig,
+    _KeyError,
+    merged,
+)
+
+# Where each study's training overrides live in params.yaml.
+STUDY_SECTIONS = {"base": "base", "transfer": "transfer", "binary": "binary.finetune", "strategies": "strategies.train"}
+
+
+class Params(Strict):
+    seed: int = Field(0, ge=0)
+    replicates: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    data: DataConfig = DataConfig()
+    splits: list[SplitId] = Field(default_factory=lambda: [0], min_length=1)
+    split: SplitConfig = SplitConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()  # shared by every net (the paper: one schedule for all)
+    base: TrainOverrides = TrainOverrides()
+    transfer: TransferConfig = TransferConfig()
+    binary: BinaryConfig = BinaryConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+    pretrained: PretrainedConfig = PretrainedConfig()
+    strategies: StrategiesConfig = StrategiesConfig()
+
+    def training(self, study: str) -> TrainConfig:
+        """Effective training settings of a study ("base", "transfer", "binary", "strategies")."""
+        section = STUDY_SECTIONS[study]
+        overrides = {"base": self.base, "transfer": self.transfer, "binary": self.binary.finetune, "strategies": self.strategies.train}[study]
+        return merged(self.train, overrides, section)
+
+    def settings(self) -> dict[str, dict]:
+        """Every study's effective training settings, as written to data/settings/<study>.json."""
+        return {study: self.training(study).model_dump(mode="json") for study in STUDY_SECTIONS}
+
+    @field_validator("replicates", "splits")
+    @classmethod
+    def _unique_ids(cls, values: list) -> list:
+        if len(set(values)) != len(values):
+            raise ValueError("entries must be unique")
+        for v in values:
+            if (isinstance(v, int) and v < 0) or (isinstance(v, str) and v not in NAMED_SPLITS):
+                raise ValueError(f"entry {v!r} is not allowed: use integers >= 0 (seeds) or, for splits, {', '.join(map(repr, NAMED_SPLITS))}")
+        return values
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Params":
+        from transferlab.models import model_units
+
+        units = model_units(self.model.name, **self.model.options())
+        depth = len(units)
+        for section, cfg in {"train": self.train, **{s: self.training(study) for study, s in STUDY_SECTIONS.items()}}.items():
+            for name in cfg.layer_lr_factors:
+                if name not in units:
+                    raise _KeyError(f"{section}.layer_lr_factors.{name}", name, f"unit names of {self.model.name}: {', '.join(units)}")
+        for i, n in enumerate(self.transfer.layers):
+            if not 1 <= n <= depth:
+                raise _KeyError(f"transfer.layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable layers)")
+        if self.pretrained.weights:
+            from transferlab.models.pretrained import weight_names
+
+            allowed = weight_names(self.model.name)
+            if self.pretrained.weights[0] not in allowed:
+                what = f"one of {', '.join(allowed)} for {self.model.name}" if allowed else f"[] ({self.model.name} has no torchvision weights)"
+                raise _KeyError("pretrained.weights[0]", self.pretrained.weights[0], what)
+        for i, n in enumerate(self.strategies.cut_layers):
+            if n > depth:
+                raise _KeyError(f"strategies.cut_layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable units)")
+        if self.strategies.top_units > depth:
+            raise _KeyError("strategies.top_units", self.strategies.top_units, f"1..{depth} for {self.model.name}")
+        for i, k in enumerate(self.binary.frozen_units):
+            if k > depth:
+                raise _KeyError(f"binary.frozen_units[{i}]", k, f"0..{depth} for {self.model.name} ({depth} transferable units)")
+        classes = self.data.num_classes()
+        seeds = any(isinstance(s, int) for s in self.splits)
+        if seeds and classes and not 1 <= round(classes * self.split.fraction) <= classes - 1:
+            raise _KeyError("split.fraction", self.split.fraction, f"a fraction that leaves both halves of {classes} classes non-empty")
+        if ("cross" in self.splits) != bool(self.data.b_dataset):
+            found = self.splits if self.data.b_dataset else "cross"
+            raise _KeyError("splits", found, "['cross'] exactly when data.b_dataset is set (A from data.dataset, B from data.b_dataset)")
+        if self.data.b_dataset and len(self.splits) > 1:
+            raise _KeyError("splits", self.splits, "['cross'] alone when data.b_dataset is set")
+        if self.binary.equal_halves and classes and seeds:
+            size_a = classes // 2 if self.split.method == "yosinski2014" else round(classes * self.split.fraction)
+            if size_a % 2:
+                raise _KeyError("binary.equal_halves", True, f"false, or an even class count in A (A has {size_a} classes, which cannot be halved)")
+        if "classes" in self.splits and not self.split.classes_a:
+            raise _KeyError("split.classes_a", [], "a non-empty list of class names or indices for split id 'classes'")
+        return self
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """Field names of the model that owns the key at `loc` (for unknown-key messages)."""
+    model: type[BaseModel] = Params
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def _format(err: ValidationError) -> str:
+    """The first validation error as one line: key, value found, what is allowed."""
+    e = err.errors()[0]
+    ctx_error = (e.get("ctx") or {}).get("error")
+    loc = e["loc"]
+    if isinstance(ctx_error, _KeyError) and ctx_error.relative:
+        prefix = "".join(f"{p}." for p in loc if not isinstance(p, int))
+        return str(_KeyError(prefix + ctx_error.key, ctx_error.value, ctx_error.allowed))
+    if isinstance(ctx_error, _KeyError):
+        return str(ctx_error)
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
+    if e["type"] == "extra_forbidden":
+        return f"{key}: unknown key, allowed here: {', '.join(_allowed_keys(loc))}"
+    msg = e["msg"].removeprefix("Value error, ")
+    return f"{key}: found {e.get('input')!r}, {msg}"
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate a parsed params mapping; raise ConfigError with a one-line message."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params: expected a mapping of keys at the top level, found {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format(err)) from None
+
+
+def load_params(path: Path) -> Params:
+    """Read and validate params.yaml."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such parameter file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    try:
+        return parse_params(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

@@ -1,0 +1,1 @@
+"""The binary-partition study: A' nets with binary heads on A, fine-tuned on B."""

@@ -1,0 +1,188 @@
+"""The grid's rows: one per base net and treatment; headline numbers; Figures 2 and 3 of the paper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from transferlab.plots import KIND_COLORS, KIND_LABELS, STYLE, X_LABEL, interval_note, kinds_in, legend_outside, mean_band, plt, save_figure, scatter_runs
+from transferlab.runs import RunSpec
+from transferlab.stats import DIFFERENCE, interval
+
+STATISTIC = "topk_mean_top1"
+ROW_KEYS = ("final_top1", "best_top1", "topk_mean_top1", "best_k", "evaluations", "seed", "wall_time_s", "device", "git_revision")
+
+
+def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
+    """One row per run: its id, design factors, metrics and key parameters."""
+    rows = []
+    for spec, m in zip(specs, metrics):
+        params = m.get("params", {})
+        phase = m.get("train", {})  # the run's effective training settings
+        rows.append(
+            {
+                "run_id": str(spec),
+                "study": "transfer",
+                "split": spec.split,
+                "split_kind": split_kind(spec.split),
+                "replicate": spec.replicate,
+                "treatment": spec.treatment,
+                "source": spec.source or "",
+                "target": spec.target,
+                "direction": f"{spec.source}->{spec.target}" if spec.source in ("A", "B") else "",
+                "n": spec.n,
+                "finetune": spec.finetune,
+                **{k: m.get(k) for k in ROW_KEYS},
+                "model": params.get("model", {}).get("name"),
+                "model_width": params.get("model", {}).get("width"),
+                "epochs": phase.get("epochs"),
+                "lr": phase.get("lr"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def split_kind(split_id: str) -> str:
+    """"random" for a seeded split, else the split id itself: "mn", "nm", "classes", "cross" or "all"."""
+    return "random" if split_id.isdigit() else split_id
+
+
+# Dissimilar split kinds: man-made/natural either way round, a hand-made class list, another data set.
+DISSIMILAR_KINDS = ("mn", "nm", "classes", "cross")
+
+
+def with_base(df: pd.DataFrame) -> pd.DataFrame:
+    """Add `base_top1` (the base net of the same split, target half and replicate) and `delta`."""
+    base = df[df.treatment == "base"][["split", "target", "replicate", STATISTIC]].rename(columns={STATISTIC: "base_top1"})
+    out = df.merge(base, on=["split", "target", "replicate"], how="left")
+    out["delta"] = out[STATISTIC] - out["base_top1"]
+    return out
+
+
+def headline(df: pd.DataFrame) -> dict:
+    """Headline numbers of the random splits, with 95% intervals over split x replicate pairs,
+    and the AnB drop at the top layer per split kind."""
+    d = with_base(df)
+    out: dict = {"runs": int(len(df))}
+    rnd = d[d.split_kind == "random"]
+    if len(rnd):
+        out.update(_effects(rnd))
+    anb = d[d.treatment == "AnB"]
+    out["anb_drop_top_by_kind"] = {kind: float(-g[g.n == g.n.max()].delta.mean()) for kind, g in anb.groupby("split_kind")}
+    return out
+
+
+def _per_pair(d: pd.DataFrame, treatment: str, reduce) -> pd.Series:
+    """One value per (split, target, replicate): `reduce` of that treatment's deltas by n."""
+    rows = d[d.treatment == treatment]
+    return pd.Series([reduce(g.set_index("n").delta.sort_index()) for _, g in rows.groupby(["split", "target", "replicate"])], dtype=float)
+
+
+def _effects(d: pd.DataFrame) -> dict:
+    """Base top-1; mean AnB+ gain; AnB and random-control drops at the top layer; deepest BnB dip.
+    Each difference is paired with the base net of its own split, half and replicate."""
+    out = interval(d[d.treatment == "base"][STATISTIC]).fields("base_top1")
+    treatments = set(d.treatment)
+    if "AnB+" in treatments:
+        out |= interval(_per_pair(d, "AnB+", lambda s: s.mean()), DIFFERENCE).fields("anb_plus_gain")
+    if "AnB" in treatments:
+        out |= interval(_per_pair(d, "AnB", lambda s: -s.iloc[-1]), DIFFERENCE).fields("anb_drop_top")
+    if "random" in treatments:
+        out |= interval(_per_pair(d, "random", lambda s: -s.iloc[-1]), DIFFERENCE).fields("random_drop_top")
+    if "BnB" in treatments:
+        by_n = d[d.treatment == "BnB"].groupby("n").delta.mean()
+        out |= {"bnb_dip": float(-by_n.min()), "bnb_dip_layer": int(by_n.idxmin())}
+    return out
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def transfer_figure(df: pd.DataFrame, out: Path) -> None:
+    """Figure 2 of the paper: top-1 on the target half against n, a point per run, mean lines;
+    one panel per split kind (random splits, and each dissimilar kind that ran)."""
+    kinds = kinds_in(df)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(7.5 * len(kinds) + 2, 5), squeeze=False, sharey=True)
+    counts = []
+    for ax, kind in zip(axes[0], kinds):
+        counts += _transfer_panel(ax, df[df.split_kind == kind], kind)
+    axes[0][0].set_ylabel("Top-1 on the target half (mean of k best evaluations)")
+    legend_outside(axes[0][-1])
+    fig.suptitle(f"Transfer by layer ({interval_note(counts)})", fontsize=10)
+    save_figure(fig, out)
+
+
+def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> list[int]:
+    rng = np.random.default_rng(0)
+    base = d[d.treatment == "base"]
+    ax.axhline(base[STATISTIC].mean(), color="black", linestyle="--", linewidth=0.8, label="base (mean)")
+    scatter_runs(ax, base.assign(n=0), STATISTIC, "base", 0.0, rng)
+    offsets = {"BnB": -0.15, "BnB+": -0.05, "AnB": 0.05, "AnB+": 0.15, "PnB": 0.25, "PnB+": 0.3}
+    counts = []
+    for treatment, offset in offsets.items():
+        t = d[d.treatment == treatment]
+        if len(t):
+            scatter_runs(ax, t, STATISTIC, treatment, offset, rng)
+            counts += [i.count for i in mean_band(ax, t, "n", STATISTIC, None, STYLE[treatment]["color"], linewidth=1.5)]
+    ax.set_xlabel(X_LABEL)
+    ax.set_xticks(sorted(d.n.unique()))
+    ax.set_title(f"{KIND_LABELS[kind]}: {d.split.nunique()} split(s), {d.replicate.nunique()} replicate(s)", fontsize=10)
+    ax.grid(alpha=0.3)
+    return counts
+
+
+# The paper's curves: name -> (experiment, treatment, target halves) in its per-network results.
+# Its man-made/natural experiment ran both ways: natural -> man-made is our "nm", the other "mn".
+PAPER_CURVES = {
+    "AnB, random splits (similar)": ("random_halves", "AnB", ("half",)),
+    "AnB, man-made -> natural": ("manmade_natural", "AnB", ("natural",)),
+    "AnB, natural -> man-made": ("manmade_natural", "AnB", ("manmade",)),
+    "random, frozen layers (control)": ("full_1000", "random_frozen", ("all",)),
+}
+PAPER_SERIES = {"random": "AnB, random splits (similar)", "mn": "AnB, man-made -> natural", "nm": "AnB, natural -> man-made"}
+
+
+def paper_deltas() -> pd.DataFrame:
+    """The paper's own Figure 3 (ImageNet, CaffeNet), from the shipped per-network results: per
+    series and n, the mean top-1 minus the mean of the base nets it is compared with (random
+    halves: their eight base nets; man-made/natural: each half's own base; random weights: the
+    1000-class base)."""
+    from importlib import resources
+
+    with resources.files("transferlab").joinpath("resources", "yosinski2014_imagenet_top1.csv").open() as f:
+        ref = pd.read_csv(f)
+    base = ref[ref.treatment == "base"].groupby(["experiment", "target"]).top1.mean()
+    ref = ref[ref.treatment != "base"].assign(delta=lambda r: r.top1 - base.loc[list(zip(r.experiment, r.target))].to_numpy())
+    parts = [ref[(ref.experiment == e) & (ref.treatment == t) & ref.target.isin(targets)].groupby("n").delta.mean().reset_index().assign(series=name)
+             for name, (e, t, targets) in PAPER_CURVES.items()]  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
+
+
+def relative_figure(df: pd.DataFrame, out: Path) -> None:
+    """Figure 3 of the paper: AnB relative to the base net, per split kind (random splits and each
+    dissimilar kind that ran), and the random-weights control; the paper's own ImageNet curve
+    dotted beside each series it has one for."""
+    d = with_base(df)
+    fig, ax = plt.subplots(figsize=(10, 5))
+    paper = paper_deltas()
+    series = [(d[(d.treatment == "AnB") & (d.split_kind == kind)], f"AnB, {KIND_LABELS[kind]}", KIND_COLORS[kind], PAPER_SERIES.get(kind)) for kind in kinds_in(d)]
+    series.append((d[d.treatment == "random"], "random weights, frozen (control)", "#555555", "random, frozen layers (control)"))
+    counts = []
+    for part, label, color, paper_name in series:
+        if part.empty:
+            continue
+        ax.scatter(part.n, part.delta, s=14, color=color, alpha=0.5)
+        counts += [i.count for i in mean_band(ax, part, "n", "delta", label, color, DIFFERENCE, linewidth=1.8, marker="o")]
+        ref = paper[paper.series == paper_name]
+        if len(ref):
+            ax.plot(ref.n, ref.delta, color=color, linestyle=":", linewidth=1.2, label=f"the paper (ImageNet): {paper_name}")
+    ax.axhline(0, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xlabel(X_LABEL)
+    ax.set_ylabel("Top-1 minus the base net's top-1")
+    ax.set_xticks(sorted(d[d.treatment != "base"].n.unique()))
+    ax.set_title(f"Transfer relative to the base net ({interval_note(counts)})", fontsize=10)
+    legend_outside(ax)
+    ax.grid(alpha=0.3)
+    save_figure(fig, out)

@@ -1,0 +1,1 @@
+"""Which transfer strategy when, and nets cut at unit n."""

@@ -1,0 +1,155 @@
+"""The strategies' and cut nets' rows, the measured take-home table, the cut table, figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from transferlab.plots import interval_note, legend_outside, mean_band, plt, save_figure
+from transferlab.stats import DIFFERENCE, interval
+from transferlab.studies.grid.report import DISSIMILAR_KINDS, ROW_KEYS, STATISTIC, split_kind
+
+SIMILARITY = {"random": "similar", **{kind: "different" for kind in DISSIMILAR_KINDS}, "all": "same"}
+CUT_KEYS = ("parameters", "size_bytes", "peak_memory_bytes", "peak_memory_method", "latency_s_per_image", "latency_batch")
+
+
+def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
+    """One row per strategy or cut run; `top1` is the paper's statistic on B's test images."""
+    rows = []
+    for r, m in zip(runs, metrics):
+        kind = split_kind(r.split)
+        rows.append(
+            {
+                "run_id": str(r),
+                "study": "strategies" if r.name != "cut" else "cut",
+                "split": r.split,
+                "split_kind": kind,
+                "similarity": SIMILARITY.get(kind, kind),
+                "replicate": r.replicate,
+                "treatment": "cut" if r.name == "cut" else f"strategy:{r.name}",
+                "strategy": r.name,
+                "source": r.source,
+                "images_per_class": str(r.images_per_class),
+                "n": r.n,
+                "target": "B",
+                "top1": m[STATISTIC],
+                **{k: m.get(k) for k in ROW_KEYS},
+                **{k: m.get(k) for k in CUT_KEYS if r.name == "cut"},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# The lecture's 2x2 advice (similarity x data volume), printed beside what was measured.
+LECTURE_ADVICE = {
+    ("similar", "little"): "linear classifier on the top layer",
+    ("similar", "lots"): "fine-tune a few layers",
+    ("different", "little"): "in trouble: try linear classifiers from different stages",
+    ("different", "lots"): "fine-tune a larger number of layers",
+}
+
+
+def volume_order(values) -> list[str]:
+    """Images-per-class labels from little to lots ("all" last)."""
+    return sorted(set(values), key=lambda v: float("inf") if v == "all" else int(v))
+
+
+def take_home(df: pd.DataFrame) -> str:
+    """The lecture's 2x2 table, measured: the best strategy per (similarity, data volume) cell,
+    its margin over the runner-up (paired over splits and replicates, 95% half-width)."""
+    s = df[df.study == "strategies"] if "study" in df else df
+    if s.empty:
+        return "# Which strategy when\n\nNot run: strategies.names is [] in params.yaml.\n"
+    volumes = volume_order(s.images_per_class) if len(s) else []
+    columns = {"little": volumes[0] if volumes else None, "lots": volumes[-1] if volumes else None}
+    lines = [
+        "# Which strategy when: measured (top-1 on B, mean of the k best evaluations)",
+        "",
+        f"Data volume: little = {columns['little']} images per class, lots = {columns['lots']}. Similarity: random splits are similar, man-made/natural and cross-data-set splits different.",
+        "",
+        "| | little data | lots of data |",
+        "|---|---|---|",
+    ]
+    for similarity in ("similar", "different"):
+        cells = [_cell(s[(s.similarity == similarity) & (s.images_per_class == str(columns[v]))], LECTURE_ADVICE[(similarity, v)], similarity) for v in ("little", "lots")]
+        lines.append(f"| **{similarity}** | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(rows: pd.DataFrame, advice: str, similarity: str) -> str:
+    if rows.empty:
+        hint = "add mn, nm or classes to splits" if similarity == "different" else "add a seed to splits"
+        return f"not measured ({hint}); lecture: {advice}"
+    means = rows.groupby("strategy").top1.mean().sort_values(ascending=False)
+    best = means.index[0]
+    if len(means) < 2:
+        return f"**{best}** {means.iloc[0]:.3f}; lecture: {advice}"
+    second = means.index[1]
+    paired = rows.pivot_table(index=["split", "replicate"], columns="strategy", values="top1")
+    margin = interval(paired[best] - paired[second], DIFFERENCE)
+    return f"**{best}** {means.iloc[0]:.3f}, {margin.text(signed=True)} over {second} ({margin.count} pair(s)); lecture: {advice}"
+
+
+def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
+    """Per n: parameters, size on disk, peak inference memory, latency, top-1 on B."""
+    c = df[df.study == "cut"] if "study" in df else df
+    if c.empty:
+        return "# baseA cut after unit n\n\nNot run: strategies.cut_layers is [] in params.yaml.\n"
+    lines = [
+        "# baseA cut after unit n, with pooling and a new classifier, fine-tuned on B",
+        "",
+        "| n | unit | parameters | size (MB) | peak memory (MB) | latency (ms / image) | top-1 on B |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (source, n), g in c.groupby(["source", "n"]):
+        name = unit_names[int(n) - 1] if int(n) <= len(unit_names) else ""
+        lines.append(
+            f"| {int(n)} | {name}{' (pretrained)' if source == 'P' else ''} | {int(g.parameters.iloc[0]):,} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
+            f"| {1e3 * g.latency_s_per_image.median():.3f} | {g.top1.mean():.3f} |"
+        )
+    lines += ["", f"Peak memory: {c.peak_memory_method.iloc[0]}; latency: median of timed batches of {int(c.latency_batch.iloc[0])} after warm-up, on {c.device.iloc[0]}."]
+    return "\n".join(lines) + "\n"
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+COLORS = {"classifier": "#c81e1e", "extra_fc": "#e69f00", "finetune_top": "#1f3fbf", "finetune_all": "#2a9d4b"}
+
+
+def strategies_figure(df: pd.DataFrame, out: Path) -> None:
+    """Top-1 on B against images per class, a line per strategy, a panel per similarity."""
+    s = df[df.study == "strategies"]
+    panels = [v for v in ("similar", "different", "same") if (s.similarity == v).any()]
+    volumes = volume_order(s.images_per_class)
+    s = s.assign(volume=s.images_per_class.map(volumes.index))  # categorical x: little to lots
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels) + 2, 4.5), squeeze=False)
+    counts = []
+    for ax, similarity in zip(axes[0], panels):
+        part = s[s.similarity == similarity]
+        for name, g in part.groupby("strategy"):
+            ax.scatter(g.volume, g.top1, s=14, alpha=0.5, color=COLORS.get(name))
+            counts += [i.count for i in mean_band(ax, g, "volume", "top1", name, COLORS.get(name), marker="o")]
+        ax.set_xticks(range(len(volumes)), volumes)
+        ax.set(xlabel="B's training images per class", ylabel="top-1 on B", title=f"{similarity} tasks")
+        ax.grid(alpha=0.3)
+    legend_outside(axes[0][-1])
+    fig.suptitle(f"Which strategy when ({interval_note(counts)})", fontsize=10)
+    save_figure(fig, out)
+
+
+def cut_figure(df: pd.DataFrame, out: Path) -> None:
+    """Top-1 on B against parameters of the net cut after unit n."""
+    c = df[df.study == "cut"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for (source, part), color in zip(c.groupby("source"), ("#1f3fbf", "#2a9d4b")):
+        g = part.groupby("n").agg(parameters=("parameters", "first"), top1=("top1", "mean")).reset_index()
+        ax.plot(g.parameters, g.top1, marker="o", color=color, label="baseA" if source == "A" else "pretrained")
+        ax.scatter(part.parameters, part.top1, s=12, alpha=0.4, color=color)
+        for _, row in g.iterrows():
+            ax.annotate(f"n={int(row.n)}", (row.parameters, row.top1), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    legend_outside(ax)
+    ax.set_xscale("log")
+    ax.set(xlabel="parameters of the cut net", ylabel="top-1 on B (mean over runs; a point per run)", title="Cutting a net after unit n")
+    ax.grid(alpha=0.3)
+    save_figure(fig, out)
