@@ -128,6 +128,13 @@ def test_a_probe_setting_reruns_the_analysis_on_the_feature_cache_only(dvc_repo)
         params.write_text(before)
 
 
+def test_adding_a_layer_trains_only_that_layers_nets(dvc_repo):
+    repo, _ = dvc_repo
+    log = sh(repo, "dvc", "exp", "run", "-S", "transfer.layers=[1,4,7]")
+    trained = {s for s in stages_run(log) if s.startswith(("transfer@", "finetune@", "control@", "train-base@"))}
+    assert trained == {"transfer@0-A-B-4-0", "transfer@0-B-B-4-0", "finetune@0-A-B-4-0", "finetune@0-B-B-4-0", "control@0-B-4-0"}, trained
+
+
 def test_after_snakemake_dvc_status_is_clean(tmp_path):
     repo = make_repo(tmp_path / "smk", tiny_params())
     sh(repo, "snakemake", "--cores", "2", "--resources", "gpu=2")
