@@ -39,10 +39,11 @@ def test_the_simulation_waits_for_inputs_and_counts_busy_time():
 @pytest.mark.slow
 def test_the_limit_is_an_upper_bound_of_the_trainer(tmp_path):
     """Measured like with like, the trainer (the limit's steps plus a data path) cannot be
-    faster than the limit beyond noise: at most 5%."""
+    faster than the limit beyond noise: its median round at most 5% above the limit's best
+    round (the best round: a busy machine slows some rounds, never speeds one up)."""
     out = tmp_path / "tp.json"
     script = ROOT / "benchmarks" / "trainer_throughput.py"
-    subprocess.run([sys.executable, str(script), "--rounds", "3", "--epochs", "2", "--workers", "1", "--out", str(out)], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(script), "--rounds", "3", "--epochs", "3", "--workers", "1", "--out", str(out)], check=True, capture_output=True)
     result = json.loads(out.read_text())
     assert set(result["images_per_s"]) == {"trainer", "limit", "reference"} and set(result["spread"]["trainer"]) == {"min", "max"}
-    assert 0 < result["trainer_over_limit"] <= 1.05, result
+    assert 0 < result["images_per_s"]["trainer"] <= 1.05 * result["spread"]["limit"]["max"], result

@@ -92,7 +92,7 @@ def test_summary_reports_the_mean_of_the_k_best():
 
 
 def test_holdout_is_stratified_disjoint_and_seeded():
-    from transferlab.data.dataset import stratified_holdout
+    from transferlab.data.sampling import stratified_holdout
 
     y = torch.arange(4).repeat_interleave(10)
     keep, held = stratified_holdout(y, 0.2, seed=1)

@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from transferlab.config import Params
+from transferlab.config import NAMED_SPLITS, Params
 
 _RUN_ID = re.compile(
-    r"^s(?P<split>\d+|mn|nm|classes|cross|all)/"
+    rf"^s(?P<split>\d+|{'|'.join(NAMED_SPLITS)})/"
     r"(?:base(?P<base>[AB])|(?P<source>[ABRP])(?P<n>\d+)(?P<target>[AB])(?P<plus>\+?))"
     r"/r(?P<rep>\d+)$"
 )

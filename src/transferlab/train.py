@@ -18,7 +18,8 @@ from torch import nn
 from transferlab.artifacts import atomic_torch_save
 from transferlab.config import TrainConfig
 from transferlab.data.batches import channel_stats, normalize, random_crop_flip, steps_per_epoch, train_batches
-from transferlab.data.dataset import Images, TaskData, stratified_holdout
+from transferlab.data.dataset import Images, TaskData
+from transferlab.data.sampling import stratified_holdout
 from transferlab.data.files import ImageFiles
 from transferlab.progress import RunProgress
 from transferlab.sgd import SGD, ParamGroup, lr_multiplier, make_optimizer  # noqa: F401 (ParamGroup, make_optimizer: part of this API)

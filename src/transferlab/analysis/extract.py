@@ -22,7 +22,8 @@ from transferlab.analysis.features import logits, unit_features
 from transferlab.artifacts import atomic_dir, provenance
 from transferlab.config import Params
 from transferlab.data.batches import channel_stats, random_crop_flip
-from transferlab.data.dataset import TaskData, per_class_subset, select_classes
+from transferlab.data.dataset import TaskData, select_classes
+from transferlab.data.sampling import per_class_subset
 from transferlab.data.files import as_tensor
 from transferlab.progress import progress_iter
 from transferlab.errors import InputError

@@ -34,6 +34,7 @@ from transferlab.config.sections import (  # noqa: F401 (the package's public na
     TransferConfig,
     _KeyError,
     merged,
+    unique,
 )
 
 # Where each study's training overrides live in params.yaml.
@@ -68,8 +69,7 @@ class Params(Strict):
     @field_validator("replicates", "splits")
     @classmethod
     def _unique_ids(cls, values: list) -> list:
-        if len(set(values)) != len(values):
-            raise ValueError("entries must be unique")
+        unique(values)
         for v in values:
             if (isinstance(v, int) and v < 0) or (isinstance(v, str) and v not in NAMED_SPLITS):
                 raise ValueError(f"entry {v!r} is not allowed: use integers >= 0 (seeds) or, for splits, {', '.join(map(repr, NAMED_SPLITS))}")

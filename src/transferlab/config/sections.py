@@ -10,11 +10,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 SplitId = int | str  # a seed (split.method), "mn"/"nm", "classes", "cross" or "all"
 NAMED_SPLITS = ("mn", "nm", "classes", "cross", "all")
-DISSIMILAR_SPLITS = ("mn", "nm")
+# Named splits whose halves differ by design: man-made/natural either way, a hand-made class
+# list, two data sets (figures and tables keep them apart from random splits).
+DISSIMILAR_SPLITS = ("mn", "nm", "classes", "cross")
 DatasetName = Literal["synthetic", "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist", "imagenet", "imagenet100", "imagefolder"]
 FOLDER_DATASETS = ("imagenet", "imagenet100", "imagefolder")
+STRATEGY_NAMES = ("classifier", "extra_fc", "finetune_top", "finetune_all")  # studies/strategies/train.py builds each
 # Class counts known before preparing (imagefolder: whatever the folder holds).
 KNOWN_CLASS_COUNTS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "mnist": 10, "fashion_mnist": 10, "imagenet": 1000, "imagenet100": 100}
+
+
+def unique(values: list, minimum: int | None = None) -> list:
+    """The check every list setting shares: entries unique (compared as text, so that 1 and
+    "1" are one entry), and integer entries at least `minimum`."""
+    if len({str(v) for v in values}) != len(values):
+        raise ValueError("entries must be unique")
+    if minimum is not None and any(isinstance(v, int) and not isinstance(v, bool) and v < minimum for v in values):
+        raise ValueError(f"entries must be >= {minimum}")
+    return values
 
 
 class ConfigError(ValueError):
@@ -83,11 +96,12 @@ class SplitConfig(Strict):
         both = set(map(str, self.classes_a)) & set(map(str, self.classes_b))
         if both:
             raise _KeyError("split.classes_b", sorted(both)[0], "classes not in split.classes_a (a class cannot be in both halves)")
-        for key in ("classes_a", "classes_b"):
-            values = [str(v) for v in getattr(self, key)]
-            if len(set(values)) != len(values):
-                raise _KeyError(f"split.{key}", getattr(self, key), "unique entries")
         return self
+
+    @field_validator("classes_a", "classes_b")
+    @classmethod
+    def _unique(cls, values: list) -> list:
+        return unique(values)
 
 
 class ModelConfig(Strict):
@@ -179,9 +193,7 @@ class TransferConfig(TrainOverrides):
     @field_validator("layers", "targets")
     @classmethod
     def _unique(cls, values: list) -> list:
-        if len(set(values)) != len(values):
-            raise ValueError("entries must be unique")
-        return values
+        return unique(values)
 
 
 class BinaryConfig(Strict):
@@ -210,8 +222,7 @@ class BinaryConfig(Strict):
         for b in betas:
             if not 0 <= b <= 1:
                 raise ValueError(f"entry {b} is outside [0, 1]")
-        if len(set(betas)) != len(betas):
-            raise ValueError("entries must be unique")
+        unique(betas)
         if 0 not in betas:
             raise ValueError("the list must include 0: the plain net on A, the paired control of every beta")
         return betas
@@ -219,9 +230,7 @@ class BinaryConfig(Strict):
     @field_validator("partition_seeds", "frozen_units")
     @classmethod
     def _unique_nonnegative(cls, values: list[int]) -> list[int]:
-        if len(set(values)) != len(values) or min(values) < 0:
-            raise ValueError("entries must be unique and >= 0")
-        return values
+        return unique(values, minimum=0)
 
 
 class AnalysisConfig(Strict):
@@ -244,9 +253,7 @@ class PretrainedConfig(Strict):
 class StrategiesConfig(Strict):
     """Which strategy when (by data volume and similarity), and baseA cut at unit n, on B."""
 
-    names: list[Literal["classifier", "extra_fc", "finetune_top", "finetune_all"]] = Field(
-        default_factory=lambda: ["classifier", "extra_fc", "finetune_top", "finetune_all"], description="strategies to run ([]: none)"
-    )
+    names: list[Literal[STRATEGY_NAMES]] = Field(default_factory=lambda: list(STRATEGY_NAMES), description="strategies to run ([]: none)")
     images_per_class: list[int | Literal["all"]] = Field(default_factory=lambda: [10, "all"], description="B's training images per class (nested subsets)")
     top_units: int = Field(2, ge=1, description="finetune_top / finetune_all: the top k units at top_lr_factor")
     top_lr_factor: float = Field(0.1, ge=0)
@@ -260,11 +267,7 @@ class StrategiesConfig(Strict):
     @field_validator("names", "images_per_class", "cut_layers")
     @classmethod
     def _unique(cls, values: list) -> list:
-        if len(set(map(str, values))) != len(values):
-            raise ValueError("entries must be unique")
-        if any(isinstance(v, int) and v < 1 for v in values):
-            raise ValueError("entries must be >= 1")
-        return values
+        return unique(values, minimum=1)
 
 
 class _KeyError(ValueError):

@@ -9,6 +9,7 @@ import torch
 from transferlab.config import DataConfig
 from transferlab.data import synthetic
 from transferlab.data.files import ImageFiles
+from transferlab.data.sampling import per_class_subset
 
 Images = torch.Tensor | ImageFiles  # uint8 (N, 3, H, W) in memory, or files decoded while training
 
@@ -100,19 +101,6 @@ def conform(x: Images, size: int, chunk: int = 4096) -> Images:
     return out
 
 
-def per_class_subset(y: torch.Tensor, k: int | None, seed: int) -> torch.Tensor:
-    """Sorted indices of at most k images per class, by a seeded permutation of each class.
-    Subsets for growing k are nested: each keeps the first k of the same permutation."""
-    if k is None:
-        return torch.arange(len(y))
-    gen = torch.Generator().manual_seed(seed)
-    picked = []
-    for c in torch.unique(y).tolist():
-        idx = torch.nonzero(y == c).flatten()
-        picked.append(idx[torch.randperm(len(idx), generator=gen)][:k])
-    return torch.sort(torch.cat(picked)).values
-
-
 def cap_per_class(ds: PreparedDataset, max_train: int | None, max_test: int | None, seed: int) -> PreparedDataset:
     tr = per_class_subset(ds.train_y, max_train, seed)
     te = per_class_subset(ds.test_y, max_test, seed + 1)
@@ -163,17 +151,3 @@ def select_classes(ds: PreparedDataset, class_indices: list[int]) -> TaskData:
     train_x, train_y = pick(ds.train_x, ds.train_y)
     test_x, test_y = pick(ds.test_x, ds.test_y)
     return TaskData([ds.classes[i] for i in class_indices], train_x, train_y, test_x, test_y)
-
-
-def stratified_holdout(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (keep, held_out): `fraction` of each class's images held out (at least one,
-    never all), chosen by a seeded permutation."""
-    gen = torch.Generator().manual_seed(seed)
-    keep, held = [], []
-    for c in torch.unique(y).tolist():
-        idx = torch.nonzero(y == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=gen)]
-        k = min(len(idx) - 1, max(1, round(fraction * len(idx))))
-        held.append(idx[:k])
-        keep.append(idx[k:])
-    return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values

@@ -187,7 +187,7 @@ def load_image_folder(cfg: DataConfig, name: str = "imagefolder", only: list[str
         test_x, test_y = _read(test_dir, classes, cfg)
         train_x, train_y = x, y
     else:
-        from transferlab.data.dataset import stratified_holdout
+        from transferlab.data.sampling import stratified_holdout
 
         keep, held = stratified_holdout(y, cfg.test_fraction, cfg.seed)
         train_x, train_y, test_x, test_y = x[keep], y[keep], x[held], y[held]

@@ -17,7 +17,8 @@ from torch import nn
 
 from transferlab.artifacts import atomic_json
 from transferlab.config import Params
-from transferlab.data.dataset import TaskData, per_class_subset
+from transferlab.data.dataset import TaskData
+from transferlab.data.sampling import per_class_subset
 from transferlab.data.files import as_tensor
 from transferlab.harness import RunInfo, load_checkpoint, load_model, model_options, task_data, train_run
 from transferlab.models import create_model
@@ -26,7 +27,6 @@ from transferlab.runs import Layout, StrategyRun, seed_of
 from transferlab.train import History, ParamGroup
 from transferlab.transfer import copy_layers
 
-STRATEGIES = ("classifier", "extra_fc", "finetune_top", "finetune_all")
 
 
 def new_head(width: int, num_classes: int, hidden: list[int]) -> nn.Sequential:
