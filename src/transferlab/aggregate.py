@@ -45,5 +45,5 @@ def write_reports(params, layout, results: Path, metrics_out: Path) -> list[str]
     atomic_write(results.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
     analysis_numbers = {**analysis_headline(analysis, grid), **classifier_agreement(analysis, strategies)}
     atomic_json({**headline(grid), "binary": binary_headline(binary), "analysis": analysis_numbers}, metrics_out)
-    not_run = [f"{results.parent / 'tables' / name}: {text.splitlines()[2]}" for name, text in tables.items() if text.splitlines()[2].startswith("Not run")]
+    not_run = [f"{results.parent / 'tables' / name}: {line}" for name, text in tables.items() for line in text.splitlines() if line.startswith("Not run")]
     return [f"{results}: {len(df)} rows ({len(grid)} grid runs, {len(binary)} binary, {len(strategies)} strategy and cut, {len(analysis)} analysis values); {metrics_out}", *not_run]

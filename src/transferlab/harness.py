@@ -125,13 +125,14 @@ def train_run(
     The checkpoint holds the LayeredNet only (an A' net's binary heads are not transferred)."""
     cfg = run.cfg
     model_out, run_dir, checkpoint = layout.model(run.run), layout.run_dir(run.run), layout.checkpoint(run.run_id)
-    fingerprint = json.dumps({"run": run.run_id, "params": params.model_dump(mode="json"), "device": device.type}, sort_keys=True)
+    resolved = params.model_dump(mode="json")
+    fingerprint = json.dumps({"run": run.run_id, "params": resolved, "device": device.type}, sort_keys=True)
     live = LiveLog(run_dir / "live")
     opts = FitOptions(device, run.seed, checkpoint, fingerprint, label=run.run_id, on_record=live, objective=objective, input_stats=input_stats)
     started = time.perf_counter()
     history = fit(model, task, cfg, groups, opts)
     live.end()
-    info = {"run_id": run.run_id, "seed": run.seed, "device": str(device), "params": params.model_dump(mode="json"), "train": cfg.model_dump(mode="json"), **provenance()}
+    info = {"run_id": run.run_id, "seed": run.seed, "device": str(device), "params": resolved, "train": cfg.model_dump(mode="json"), **provenance()}
     body = getattr(model, "body", model)
     atomic_torch_save(
         {

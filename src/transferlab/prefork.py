@@ -169,8 +169,11 @@ def _handle(conn: socket.socket) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     size = struct.unpack("!I", _recv_exactly(conn, 4))[0]
     request, fds, _, _ = socket.recv_fds(conn, size, 3)
-    while len(request) < size:
-        request += conn.recv(size - len(request))
+    if len(request) < size:  # a large environment may arrive in pieces
+        rest = _recv_exactly(conn, size - len(request))
+        if not rest:  # the client went away mid-request
+            os._exit(0)
+        request += rest
     pid = os.fork()
     if pid == 0:
         conn.close()

@@ -267,7 +267,7 @@ class Layout:
 
     def source_model(self, run: Run) -> Path | None:
         """The checkpoint a run starts from: a base net, an A' net, baseA, the pretrained net, or none."""
-        if run.source == "P":
+        if isinstance(run, (RunSpec, StrategyRun)) and run.source == "P":  # (a BinaryRun's source is its A' net)
             return self.pretrained_model()
         source = input_run(run)
         return self.model(source) if source else None

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from transferlab.plots import KIND_COLORS, KIND_LABELS, STYLE, X_LABEL, interval_note, kinds_in, legend_outside, mean_band, plt, save_figure, scatter_runs
-from transferlab.config.sections import DISSIMILAR_SPLITS
 from transferlab.runs import RunSpec
 from transferlab.stats import DIFFERENCE, interval
 
@@ -50,7 +49,6 @@ def split_kind(split_id: str) -> str:
     return "random" if split_id.isdigit() else split_id
 
 
-DISSIMILAR_KINDS = DISSIMILAR_SPLITS  # a named split is its own kind
 
 
 def with_base(df: pd.DataFrame) -> pd.DataFrame:

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from transferlab.config.sections import DISSIMILAR_SPLITS
 from transferlab.plots import interval_note, legend_outside, mean_band, plt, save_figure
 from transferlab.stats import DIFFERENCE, interval
-from transferlab.studies.grid.report import DISSIMILAR_KINDS, ROW_KEYS, STATISTIC, split_kind
+from transferlab.studies.grid.report import ROW_KEYS, STATISTIC, split_kind
 
-SIMILARITY = {"random": "similar", **{kind: "different" for kind in DISSIMILAR_KINDS}, "all": "same"}
+# Random splits are similar tasks, every dissimilar named split a different one; "all" is B itself.
+SIMILARITY = {"random": "similar", **{kind: "different" for kind in DISSIMILAR_SPLITS}, "all": "same"}
 CUT_KEYS = ("parameters", "size_bytes", "peak_memory_bytes", "peak_memory_method", "latency_s_per_image", "latency_batch")
 
 
