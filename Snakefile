@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-from dvc_stages import commit, is_directory, producers, read_stages
+from dvc_stages import commit, is_directory, job_resources, producers, read_stages
 
 STAGES = read_stages(Path("."))
 ALL_OUTS = [o for s in STAGES for o in s.outs]
@@ -36,8 +36,11 @@ for _stage in STAGES:
             # Evaluated now, in the loop (a shell directive would read _stage at run time).
             cmd=_stage.cmd,
             dvc=_stage.params,
+        threads:
+            # The job's CPUs (sbatch --cpus-per-task); Snakemake sets OMP_NUM_THREADS to it.
+            int(config.get("threads", 1))
         resources:
-            **_stage.resources,
+            **job_resources(_stage, config),
         shell:
             "{params.cmd}"
 

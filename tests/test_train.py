@@ -71,6 +71,7 @@ def test_a_resumed_run_ends_with_the_same_numbers(tmp_path):
     _, resumed = _fit(task, cfg, checkpoint=ckpt, fingerprint="x")
     assert [r["test_top1"] for r in resumed.records] == [r["test_top1"] for r in straight.records]
     assert resumed.records[-1]["train_loss"] == straight.records[-1]["train_loss"]
+    assert (resumed.resumed_epochs, straight.resumed_epochs) == (2, 0)
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):

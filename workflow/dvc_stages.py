@@ -65,6 +65,29 @@ def read_stages(root: Path = Path(".")) -> list[StageRule]:
     return rules
 
 
+def job_resources(stage: StageRule, config: dict) -> dict:
+    """A stage's resources for this run, from dvc.yaml's `meta.resources` and the profile's
+    `config` (GPU jobs are the stages that ask for `gpu`: training and feature extraction):
+
+        gpus: 0            GPU jobs ask for no GPU (a CPU partition); N: N GPUs each (default 1)
+        gpu_model: a100    GPU jobs ask for that type (the SLURM plugin: --gpus=a100:1)
+        gpu_partition: p   GPU jobs go to partition p (the others to default-resources')
+    """
+    resources = dict(stage.resources)
+    if "gpu" not in resources:
+        return resources
+    gpus = int(config.get("gpus", resources["gpu"]))
+    if gpus == 0:
+        del resources["gpu"]
+        return resources
+    resources["gpu"] = gpus
+    if config.get("gpu_model"):
+        resources["gpu_model"] = str(config["gpu_model"])
+    if config.get("gpu_partition"):
+        resources["slurm_partition"] = str(config["gpu_partition"])
+    return resources
+
+
 def producers(dep: str, outs: list[str]) -> list[str]:
     """The outputs a dependency stands for: itself, or those inside it (a folder dep)."""
     inside = [o for o in outs if o == dep or o.startswith(dep.rstrip("/") + "/")]

@@ -154,6 +154,7 @@ def train_run(
         **history.summary(cfg.best_k),
         "history": history.records,
         "wall_time_s": time.perf_counter() - started,
+        "resumed_epochs": history.resumed_epochs,
         "train_s": history.train_seconds,  # the epoch loop alone: what pipeline efficiency counts
         # The fixed cost of a run: process start (interpreter, imports, data) to the first step.
         "startup_s": history.first_step_at - born if born and history.first_step_at else None,

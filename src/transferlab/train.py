@@ -33,6 +33,7 @@ class History:
     first_step_at: float | None = None  # wall clock (time.time()) after the first optimiser step
     train_seconds: float = 0.0  # in the epoch loop: steps, evaluations, epoch checkpoints (this process)
     input_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # the normalisation used (mean, std)
+    resumed_epochs: int = 0  # epochs restored from an epoch checkpoint (a killed run started again)
 
     def summary(self, best_k: int) -> dict:
         """Final and best top-1, and the paper's statistic: the mean of the k best evaluations."""
@@ -276,7 +277,7 @@ def fit(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[ParamGr
     """Train `model` on `task` with SGD; evaluate on the task's test part; checkpoint each epoch."""
     loop = _setup(model, task, cfg, groups, opts)
     loop.history.input_stats = (loop.mean.cpu(), loop.std.cpu())
-    start_epoch = _resume(loop)
+    start_epoch = loop.history.resumed_epochs = _resume(loop)
     model.train()
     started = time.perf_counter()
     with RunProgress(opts.label, cfg.epochs, loop.per_epoch, start_epoch) as progress:
