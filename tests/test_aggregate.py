@@ -48,6 +48,9 @@ def test_headline_numbers(table):
     assert h["bnb_dip"] == pytest.approx(0.1) and h["bnb_dip_layer"] == 7
     assert h["random_drop_top"] == pytest.approx(0.5)
     assert h["anb_drop_top_by_kind"] == pytest.approx({"random": 0.2, "mn": 0.2})
+    # the paper's last finding, paired per split, replicate and n: AnB 0.58 / 0.4 against random 0.55 / 0.1
+    gap = h["anb_minus_random_by_kind"]["mn"]
+    assert (gap["n1"], gap["n7"], gap["min_over_n"], gap["top"], gap["top_count"]) == pytest.approx((0.03, 0.3, 0.03, 0.3, 3))
     # both halves' base nets, three replicates: an interval, clipped to what an accuracy can be
     assert h["base_top1_count"] == 6 and 0 <= h["base_top1_ci95_low"] < 0.61 < h["base_top1_ci95_high"] <= 1
     assert all(isinstance(v, (int, float, dict)) or v is None for v in h.values())  # numbers for dvc exp show
@@ -115,6 +118,9 @@ def test_figures_read_correctly_with_1_2_or_20_splits(tmp_path, splits, monkeypa
     assert -1.1 <= low and high <= 1.1
     if "classes" in splits:
         assert any("hand-made class split" in label for label in labels)
+        assert any(label.startswith("AnB minus random control, hand-made") for label in labels)
+    else:
+        assert not any("minus random" in label for label in labels)  # drawn for dissimilar splits only
 
 
 def test_outputs_get_the_usual_file_modes(tmp_path):

@@ -79,14 +79,17 @@ def groups_of(net: BinaryHeadsNet) -> list[ParamGroup]:
 
 def test_stages_drop_the_heads_and_fine_tune_with_the_configured_rates(tmp_path):
     run = project(tmp_path, tiny_params(**{"binary.frozen_units": [2], "binary.finetune.epochs": 2}), "0")
-    run("train", "s0/binA_b0.5_p0/r0", "--device", "cpu", "--root", str(tmp_path))
-    state = torch.load(tmp_path / "data/binary/s0/binA_b0.5_p0/r0.pt", weights_only=True)
+    run("train", "s0/binA_b0.5_h1_p0/r0", "--device", "cpu", "--root", str(tmp_path))
+    state = torch.load(tmp_path / "data/binary/s0/binA_b0.5_h1_p0/r0.pt", weights_only=True)
     assert not any("heads" in k or "partition" in k for k in state["state_dict"])
-    run("train", "s0/binB_b0.5_p0_f2/r0", "--device", "cpu", "--root", str(tmp_path))
-    metrics = yaml.safe_load(open(tmp_path / "data/runs/s0/binB_b0.5_p0_f2/r0/metrics.json"))
-    assert metrics["run_id"] == "s0/binB_b0.5_p0_f2/r0" and metrics["frozen"] == 2 and "test_top1_at_best_val" in metrics
+    a_prime = yaml.safe_load(open(tmp_path / "data/runs/s0/binA_b0.5_h1_p0/r0/metrics.json"))
+    assert a_prime["heads"] == 1 and all(0 <= r["binary_test_top1"] <= 1 for r in a_prime["history"])  # the heads' own test top-1
+    assert (tmp_path / "data/runs/s0/binA_b0.5_h1_p0/r0/live/plots/metrics/binary_test_top1.tsv").is_file()
+    run("train", "s0/binB_b0.5_h1_p0_f2/r0", "--device", "cpu", "--root", str(tmp_path))
+    metrics = yaml.safe_load(open(tmp_path / "data/runs/s0/binB_b0.5_h1_p0_f2/r0/metrics.json"))
+    assert metrics["run_id"] == "s0/binB_b0.5_h1_p0_f2/r0" and metrics["frozen"] == 2 and "test_top1_at_best_val" in metrics
     assert metrics["train"]["epochs"] == 2 and metrics["train"]["patience"] == 2  # the study's overrides
-    tuned = torch.load(tmp_path / "data/binary/s0/binB_b0.5_p0_f2/r0.pt", weights_only=True)["state_dict"]
+    tuned = torch.load(tmp_path / "data/binary/s0/binB_b0.5_h1_p0_f2/r0.pt", weights_only=True)["state_dict"]
     # frozen units stayed the A' net's, fine-tuned ones moved
     assert torch.equal(tuned["layers.0.0.weight"], state["state_dict"]["layers.0.0.weight"])
     assert not torch.equal(tuned["layers.2.0.weight"], state["state_dict"]["layers.2.0.weight"])
@@ -112,7 +115,8 @@ def test_fine_tuning_groups_put_the_body_at_the_reduced_rate():
         ({"binary.betas": [0.0, 1.5]}, "binary.betas: found [0.0, 1.5], entry 1.5 is outside [0, 1]"),
         ({"binary.betas": [0.5]}, "binary.betas: found [0.5], the list must include 0"),
         ({"binary.betas": [0, 0.5]}, "binary.betas: found [0, 0.5], entry 0 must be written with a decimal point"),
-        ({"binary.heads": 0}, "binary.heads: found 0, Input should be greater than or equal to 1"),
+        ({"binary.heads": [0]}, "binary.heads: found [0], entries must be >= 1"),
+        ({"binary.heads": 1}, "binary.heads: found 1, Input should be a valid list"),
         ({"data.synthetic.num_classes": 6}, "binary.equal_halves: found True, allowed: false, or an even class count in A (A has 3 classes"),
         ({"binary.frozen_units": [8]}, "binary.frozen_units[0]: found 8, allowed: 0..7 for convnet8"),
     ],
@@ -121,3 +125,31 @@ def test_bad_binary_values_give_one_line(tmp_path, overrides, expected):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(**overrides)))
     result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
     assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_head_counts_are_a_sweep_in_the_run_ids(tmp_path):
+    """binary.heads is a list: each count has its own A' nets (and beta = 0 control), with that
+    many heads, and the tables, headline and figures keep the counts apart."""
+    from transferlab.config import parse_params
+    from transferlab.runs import planned_binary_runs
+    from transferlab.studies.binary.report import binary_curves, binary_headline, binary_table, curves_figure
+
+    params = tiny_params(**{"binary.heads": [1, 3], "binary.betas": [0.0, 0.5]})
+    ids = [str(r) for r in planned_binary_runs(parse_params(params))]
+    assert ids == ["s0/binA_b0.0_h1_p0/r0", "s0/binB_b0.0_h1_p0_f0/r0", "s0/binA_b0.0_h3_p0/r0", "s0/binB_b0.0_h3_p0_f0/r0",
+                   "s0/binA_b0.5_h1_p0/r0", "s0/binB_b0.5_h1_p0_f0/r0", "s0/binA_b0.5_h3_p0/r0", "s0/binB_b0.5_h3_p0_f0/r0"]  # fmt: skip
+    run = project(tmp_path, params, "0")
+    run("train", "s0/binA_b0.5_h3_p0/r0", "--device", "cpu", "--root", str(tmp_path))
+    metrics = yaml.safe_load(open(tmp_path / "data/runs/s0/binA_b0.5_h3_p0/r0/metrics.json"))
+    assert metrics["heads"] == 3 and "binary_test_top1" in metrics["history"][-1]
+
+    runs = planned_binary_runs(parse_params(params))
+    fake = [{"topk_mean_top1": 0.5 + 0.1 * r.beta * (r.frozen is not None) - 0.01 * r.heads, "params": {},
+             "history": [{"epoch": e, "test_top1": 0.3 + 0.1 * e, "binary_test_top1": 0.6 + 0.1 * e} for e in (1, 2)]} for r in runs]  # fmt: skip
+    table = binary_table(runs, fake)
+    headline = binary_headline(table)
+    assert set(headline) == {"beta_0p5_h1", "beta_0p5_h3"} and headline["beta_0p5_h3"]["b_gain"] == pytest.approx(0.05)
+    curves = binary_curves(runs, fake)
+    assert len(curves) == 4 * 2 and set(curves.heads) == {1, 3}  # the A' nets' evaluations
+    curves_figure(curves, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -80,7 +80,7 @@ def test_plan_lists_the_runs(tmp_path):
     result = _run(tmp_path, tiny_params(), "plan")
     assert result.exit_code == 0
     assert "19 runs: base 2, BnB 2, BnB+ 2, AnB 2, AnB+ 2, random 2, binary A' 2, binary on B 2, strategy 2, cut 1" in result.output
-    assert "s0/binB_b0.5_p0_f0/r0" in result.output
+    assert "s0/binB_b0.5_h1_p0_f0/r0" in result.output
     assert "s0/A7B+/r0" in result.output
 
 

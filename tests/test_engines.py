@@ -30,11 +30,11 @@ def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     # settings, prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings, 2 strategies, 1 cut,
     # features, analyze, aggregate, plot
     assert len(stages_run(log)) == 1 + 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2
-    figures = ("transfer", "transfer_relative", "binary_beta", "binary_tradeoff", "probe", "cka", "estimates", "strategies", "cut")
+    figures = ("transfer", "transfer_relative", "binary_beta", "binary_tradeoff", "binary_curves", "probe", "cka", "estimates", "strategies", "cut")
     for fig in (f"{name}.png" for name in figures):
         assert (repo / "reports/figures" / fig).read_bytes()[:4] == b"\x89PNG"
     df = pd.read_parquet(repo / "reports/results.parquet")
-    runs = df[df.study != "analysis"]
+    runs = df[~df.study.isin(["analysis", "binary_curves"])]
     assert len(runs) == 12 + 4 + 3
     assert set(runs.treatment) == {"base", "BnB", "AnB", "BnB+", "AnB+", "random", "binaryA", "binaryB", "strategy:classifier", "strategy:finetune_top", "cut"}
     assert "**similar**" in (repo / "reports/tables/take_home.md").read_text()
@@ -42,15 +42,15 @@ def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     analysis = df[df.study == "analysis"]
     # per source (baseA, baseB, the A' net of beta 0.5) and unit: 2 probes and 3 estimates; CKA 7 x 7;
     # CKA to baseB for 10 transfer nets x 7 units
-    assert len(analysis) == 3 * 7 * 5 + 7 * 7 + 10 * 7 and "A'0.5" in set(analysis.source)
+    assert len(analysis) == 3 * 7 * 5 + 7 * 7 + 10 * 7 and "A'0.5h1" in set(analysis.source)
     assert set(analysis.method) == {"probe_logreg", "probe_svm", "logme", "leep", "hscore", "cka", "cka_to_base"}
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     strings = [k for k, v in pd.json_normalize(metrics).iloc[0].items() if isinstance(v, str)]
     assert not strings, strings  # dvc exp show compares numbers
-    assert "spearman_logme_vs_probe" in metrics["analysis"] and "b_gain_ci95_low" in metrics["binary"]["beta_0p5"]
+    assert "spearman_logme_vs_probe" in metrics["analysis"] and "b_gain_ci95_low" in metrics["binary"]["beta_0p5_h1"]
     assert {"base_top1", "anb_plus_gain", "anb_drop_top", "bnb_dip", "random_drop_top"} <= set(metrics)
-    assert {"b_gain", "b_gain_ci95_low", "b_gain_count", "a_loss", "b_gain_by_kind", "b_gain_by_split"} <= set(metrics["binary"]["beta_0p5"])
-    assert metrics["binary"]["beta_0p5"]["b_gain_ci95_low"] is None  # one pair: no interval
+    assert {"b_gain", "b_gain_ci95_low", "b_gain_count", "a_loss", "b_gain_by_kind", "b_gain_by_split"} <= set(metrics["binary"]["beta_0p5_h1"])
+    assert metrics["binary"]["beta_0p5_h1"]["b_gain_ci95_low"] is None  # one pair: no interval
     run = json.loads((repo / "data/runs/s0/A7B+/r0/metrics.json").read_text())
     assert run["run_id"] == "s0/A7B+/r0" and run["params"]["transfer"]["layers"] == [1, 7] and run["git_revision"] != "unknown"
     assert (repo / "data/runs/s0/A7B+/r0/live/plots/metrics/test_top1.tsv").is_file()  # DVCLive, for dvc plots
@@ -107,9 +107,9 @@ def test_a_beta_sweep_experiment_trains_only_the_new_beta(dvc_repo):
     repo, _ = dvc_repo
     log = sh(repo, "dvc", "exp", "run", "-S", "binary.betas=[0.0,0.25]")
     ran = stages_run(log)
-    assert {s for s in ran if "@" in s} == {"binary-base@0-0.25-0-0", "binary-finetune@0-0.25-0-0-0", "features@0-0", "analyze@0-0"}, ran
+    assert {s for s in ran if "@" in s} == {"binary-base@0-0.25-1-0-0", "binary-finetune@0-0.25-1-0-0-0", "features@0-0", "analyze@0-0"}, ran
     text = json.dumps(json.loads(sh(repo, "dvc", "exp", "show", "--json")))
-    assert "beta_0p25" in text and "b_gain_by_split" in text
+    assert "beta_0p25_h1" in text and "b_gain_by_split" in text
 
 
 def test_a_probe_setting_reruns_the_analysis_on_the_feature_cache_only(dvc_repo):

@@ -26,8 +26,8 @@ MATRIX = {
     "all-optional-studies-off": {},
     "strategies-alone-mn-both-directions": {"strategies.names": ["classifier"], "strategies.images_per_class": ["all"], "splits": ["mn"], "transfer.targets": ["A", "B"]},
     "cut-alone-nm-two-replicates": {"strategies.cut_layers": [1], "splits": ["nm"], "replicates": [0, 1]},
-    "binary-sweep-random-fraction-classes-odd-count": {
-        "binary.betas": [0.0, 0.5], "binary.equal_halves": False, "analysis.binary_sources": True, "data.synthetic.num_classes": 9,
+    "binary-sweep-heads-random-fraction-classes-odd-count": {
+        "binary.betas": [0.0, 0.5], "binary.heads": [1, 2], "binary.equal_halves": False, "analysis.binary_sources": True, "data.synthetic.num_classes": 9,
         "splits": [3, "classes"], "split.method": "random", "split.fraction": 0.3, "split.classes_a": [0, 1, 2, 3, 4],
     },
     "binary-sources-off-step-schedule-warmup-early-stopping": {
@@ -90,7 +90,7 @@ def _check_reports(repo, params: dict, plan: str) -> None:
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert not [k for k, v in pd.json_normalize(metrics).iloc[0].items() if isinstance(v, str)]
     figures = repo / "reports/figures"
-    for name in ("transfer", "transfer_relative", "binary_beta", "binary_tradeoff", "probe", "cka", "estimates"):
+    for name in ("transfer", "transfer_relative", "binary_beta", "binary_tradeoff", "binary_curves", "probe", "cka", "estimates"):
         assert (figures / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
     strategies = params["strategies"]
     assert (figures / "strategies.png").exists() == bool(strategies["names"])

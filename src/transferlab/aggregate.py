@@ -28,16 +28,17 @@ def write_reports(params, layout, results: Path, metrics_out: Path) -> list[str]
     from transferlab.artifacts import atomic_json, atomic_write
     from transferlab.models import model_units
     from transferlab.runs import planned_binary_runs, planned_runs, planned_strategy_runs
-    from transferlab.studies.binary.report import binary_headline, binary_table
+    from transferlab.studies.binary.report import binary_curves, binary_headline, binary_table
     from transferlab.studies.grid.report import headline, tidy_table
     from transferlab.studies.strategies.report import cut_table, strategy_table, take_home
 
     specs, binary_runs, strategy_runs = planned_runs(params), planned_binary_runs(params), planned_strategy_runs(params)
     grid = tidy_table(specs, read_runs(specs, layout.metrics))
-    binary = binary_table(binary_runs, read_runs(binary_runs, layout.metrics))
+    binary_metrics = read_runs(binary_runs, layout.metrics)
+    binary, curves = binary_table(binary_runs, binary_metrics), binary_curves(binary_runs, binary_metrics)
     strategies = strategy_table(strategy_runs, read_runs(strategy_runs, layout.metrics))
     analysis = analysis_table(params, layout.analysis)
-    df = pd.concat([t for t in (grid, binary, strategies, analysis) if len(t)], ignore_index=True)
+    df = pd.concat([t for t in (grid, binary, curves, strategies, analysis) if len(t)], ignore_index=True)
     tables = {"take_home.md": take_home(strategies), "cut.md": cut_table(strategies, model_units(params.model.name, **params.model.options()))}
     for name, text in tables.items():
         atomic_write(results.parent / "tables" / name, lambda tmp, text=text: tmp.write_text(text))

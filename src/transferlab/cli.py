@@ -99,7 +99,7 @@ def split(dataset: InFile, out: OutPath, split_id: SplitOpt = "0", params: Param
 @app.command()
 @fail_cleanly
 def train(
-    run_id: Annotated[str, typer.Argument(help="The run to train, e.g. s0/baseA/r0, s0/A3B+/r0, s0/binB_b0.5_p0_f0/r0, s0/strat-classifier-i10/r0, s0/cut4/r0.")],
+    run_id: Annotated[str, typer.Argument(help="The run to train, e.g. s0/baseA/r0, s0/A3B+/r0, s0/binB_b0.5_h1_p0_f0/r0, s0/strat-classifier-i10/r0, s0/cut4/r0.")],
     device: DeviceOpt = "auto",
     root: RootOpt = Path("."),
     params: ParamsOpt = Path("params.yaml"),

@@ -15,12 +15,13 @@ def draw_all(df: pd.DataFrame, folder: Path) -> list[str]:
     from transferlab.studies.grid import report as grid_report
     from transferlab.studies.strategies import report as strategies_report
 
-    grid, binary, analysis = (df[df.study == s] for s in ("transfer", "binary", "analysis"))
+    grid, binary, curves, analysis = (df[df.study == s] for s in ("transfer", "binary", "binary_curves", "analysis"))
     figures = {
         "transfer.png": (grid, lambda out: grid_report.transfer_figure(grid, out), "no grid runs"),
         "transfer_relative.png": (grid, lambda out: grid_report.relative_figure(grid, out), "no grid runs"),
         "binary_beta.png": (binary, lambda out: binary_report.beta_figure(binary, out), "no binary-study runs"),
         "binary_tradeoff.png": (binary, lambda out: binary_report.tradeoff_figure(binary, out), "no binary-study runs"),
+        "binary_curves.png": (curves, lambda out: binary_report.curves_figure(curves, out), "no binary-study runs"),
         "probe.png": (analysis, lambda out: analysis_report.probe_figure(analysis, grid, out), "no analysis rows"),
         "cka.png": (analysis, lambda out: analysis_report.cka_figure(analysis, out), "no analysis rows"),
         "estimates.png": (analysis, lambda out: analysis_report.estimates_figure(analysis, grid, out), "no analysis rows"),

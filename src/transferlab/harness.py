@@ -84,7 +84,7 @@ class LiveLog:
 
     def __call__(self, record: dict) -> None:
         self.live.step = record["step"]
-        for key in ("train_loss", "train_top1", "test_top1", "val_top1", "lr"):
+        for key in ("train_loss", "train_top1", "test_top1", "val_top1", "binary_test_top1", "lr"):
             if key in record:
                 self.live.log_metric(key, record[key], plot=True)
         self.live.log_metric("epoch", record["epoch"], plot=False)
@@ -118,6 +118,7 @@ def train_run(
     device: torch.device,
     objective=None,
     input_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+    extra_eval=None,
 ) -> History:
     """Train one run and write its model checkpoint, metrics.json and DVCLive log, at the
     paths `layout` gives its run id.
@@ -128,7 +129,7 @@ def train_run(
     resolved = params.model_dump(mode="json")
     fingerprint = json.dumps({"run": run.run_id, "params": resolved, "device": device.type}, sort_keys=True)
     live = LiveLog(run_dir / "live")
-    opts = FitOptions(device, run.seed, checkpoint, fingerprint, label=run.run_id, on_record=live, objective=objective, input_stats=input_stats)
+    opts = FitOptions(device, run.seed, checkpoint, fingerprint, label=run.run_id, on_record=live, objective=objective, input_stats=input_stats, extra_eval=extra_eval)
     started = time.perf_counter()
     history = fit(model, task, cfg, groups, opts)
     live.end()

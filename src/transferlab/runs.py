@@ -118,25 +118,28 @@ def planned_runs(params: Params) -> list[RunSpec]:
 class BinaryRun:
     """A run of the binary-partition study: an A' net (frozen None) or its fine-tuning on B.
 
-    s0/binA_b0.5_p0/r0       A' net, beta 0.5, partition seed 0, on A of split 0
-    s0/binB_b0.5_p0_f0/r0    that net fine-tuned on B with the first 0 units frozen
-    beta is spelled as DVC spells the params value in folder names (0.0, 0.5)."""
+    s0/binA_b0.5_h1_p0/r0       A' net, beta 0.5, 1 binary head, partition seed 0, on A of split 0
+    s0/binB_b0.5_h1_p0_f0/r0    that net fine-tuned on B with the first 0 units frozen
+    beta is spelled as DVC spells the params value in folder names (0.0, 0.5). Every head
+    count has its own beta = 0 control (the same net for every count: at beta = 0 the heads
+    get no gradient), so that each (beta, heads) pair has a control of the same id pattern."""
 
     split: str
     beta: float
     partition_seed: int
     replicate: int = 0
     frozen: int | None = None
+    heads: int = 1
 
     def __str__(self) -> str:
         if self.frozen is None:
-            return f"s{self.split}/binA_b{self.beta!r}_p{self.partition_seed}/r{self.replicate}"
-        return f"s{self.split}/binB_b{self.beta!r}_p{self.partition_seed}_f{self.frozen}/r{self.replicate}"
+            return f"s{self.split}/binA_b{self.beta!r}_h{self.heads}_p{self.partition_seed}/r{self.replicate}"
+        return f"s{self.split}/binB_b{self.beta!r}_h{self.heads}_p{self.partition_seed}_f{self.frozen}/r{self.replicate}"
 
     @property
     def source(self) -> "BinaryRun":
         """The A' net that a fine-tuning run starts from."""
-        return BinaryRun(self.split, self.beta, self.partition_seed, self.replicate)
+        return BinaryRun(self.split, self.beta, self.partition_seed, self.replicate, heads=self.heads)
 
     @property
     def kind(self) -> str:
@@ -151,8 +154,9 @@ def planned_binary_runs(params: Params) -> list[BinaryRun]:
         for rep in params.replicates:
             for p in b.partition_seeds:
                 for beta in b.betas:
-                    runs.append(BinaryRun(str(split), beta, p, rep))
-                    runs += [BinaryRun(str(split), beta, p, rep, k) for k in b.frozen_units]
+                    for h in b.heads:
+                        runs.append(BinaryRun(str(split), beta, p, rep, heads=h))
+                        runs += [BinaryRun(str(split), beta, p, rep, k, h) for k in b.frozen_units]
     return runs
 
 
@@ -192,8 +196,8 @@ def planned_strategy_runs(params: Params) -> list[StrategyRun]:
     return runs
 
 
-_BINARY_A_ID = re.compile(r"^s(?P<split>[^/]+)/binA_b(?P<beta>\d+\.\d+)_p(?P<p>\d+)/r(?P<rep>\d+)$")
-_BINARY_B_ID = re.compile(r"^s(?P<split>[^/]+)/binB_b(?P<beta>\d+\.\d+)_p(?P<p>\d+)_f(?P<frozen>\d+)/r(?P<rep>\d+)$")
+_BINARY_A_ID = re.compile(r"^s(?P<split>[^/]+)/binA_b(?P<beta>\d+\.\d+)_h(?P<h>\d+)_p(?P<p>\d+)/r(?P<rep>\d+)$")
+_BINARY_B_ID = re.compile(r"^s(?P<split>[^/]+)/binB_b(?P<beta>\d+\.\d+)_h(?P<h>\d+)_p(?P<p>\d+)_f(?P<frozen>\d+)/r(?P<rep>\d+)$")
 _STRATEGY_ID = re.compile(r"^s(?P<split>[^/]+)/(?:strat-(?P<name>\w+?)-i(?P<k>\d+|all)|cut(?P<P>P?)(?P<n>\d+))/r(?P<rep>\d+)$")
 
 Run = RunSpec | BinaryRun | StrategyRun
@@ -202,9 +206,9 @@ Run = RunSpec | BinaryRun | StrategyRun
 def parse_run(run_id: str) -> Run:
     """Any run id of any study: the inverse of str() of RunSpec, BinaryRun and StrategyRun."""
     if m := _BINARY_A_ID.match(run_id):
-        return BinaryRun(m["split"], float(m["beta"]), int(m["p"]), int(m["rep"]))
+        return BinaryRun(m["split"], float(m["beta"]), int(m["p"]), int(m["rep"]), heads=int(m["h"]))
     if m := _BINARY_B_ID.match(run_id):
-        return BinaryRun(m["split"], float(m["beta"]), int(m["p"]), int(m["rep"]), int(m["frozen"]))
+        return BinaryRun(m["split"], float(m["beta"]), int(m["p"]), int(m["rep"]), int(m["frozen"]), int(m["h"]))
     if m := _STRATEGY_ID.match(run_id):
         if m["name"]:
             return StrategyRun(m["split"], m["name"], m["k"] if m["k"] == "all" else int(m["k"]), 0, int(m["rep"]))

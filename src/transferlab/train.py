@@ -107,6 +107,8 @@ class FitOptions:
     # (net, images, labels) -> (loss, logits); None: cross-entropy of net(images)
     objective: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
     input_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std); None: the training images'
+    # (net, images, labels, mean, std) -> more fields of each evaluation record, on the test part
+    extra_eval: Callable[[nn.Module, Images, torch.Tensor, torch.Tensor, torch.Tensor], dict] | None = None
 
 
 def _rng_state(device: torch.device, gen: torch.Generator) -> dict:
@@ -238,6 +240,8 @@ def _record(loop: _Loop, epoch: int, i: int, seen: int, correct: int, loss_sum: 
     }
     if "val_x" in d:
         record["val_top1"] = evaluate(loop.net, d["val_x"], d["val_y"], loop.mean, loop.std)
+    if loop.opts.extra_eval:
+        record |= loop.opts.extra_eval(loop.net, d["test_x"], d["test_y"], loop.mean, loop.std)
     loop.history.records.append(record)
     if loop.opts.on_record:
         loop.opts.on_record(record)

@@ -42,13 +42,13 @@ class Source:
 
 
 def sources(params: Params, layout: Layout, split_id: str, replicate: int) -> list[Source]:
-    """baseA, baseB, the binary study's A' nets of every beta > 0 (first partition seed) when
-    asked for, and the pretrained net when params name one."""
+    """baseA, baseB, the binary study's A' nets of every beta > 0 and head count (first
+    partition seed) when asked for, and the pretrained net when params name one."""
     out = [Source(h, f"base{h}", layout.model(RunSpec(split_id, h, replicate=replicate)), h) for h in ("A", "B")]
     if params.analysis.binary_sources:
         p = params.binary.partition_seeds[0]
-        a_prime = [BinaryRun(split_id, b, p, replicate) for b in params.binary.betas if b > 0]
-        out += [Source(f"A'{r.beta:g}", f"binA_b{r.beta!r}", layout.model(r), "A") for r in a_prime]
+        a_prime = [BinaryRun(split_id, b, p, replicate, heads=h) for b in params.binary.betas if b > 0 for h in params.binary.heads]
+        out += [Source(f"A'{r.beta:g}h{r.heads}", f"binA_b{r.beta!r}_h{r.heads}", layout.model(r), "A") for r in a_prime]
     out += [Source("P", f"pretrained_{w}", layout.pretrained_model(), None) for w in params.pretrained.weights]
     return out
 

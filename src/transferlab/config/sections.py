@@ -200,7 +200,7 @@ class BinaryConfig(Strict):
     """The binary-partition study: auxiliary 2-way heads on A (A'), then fine-tuning on B."""
 
     betas: list[float] = Field(default_factory=lambda: [0.0, 0.5], min_length=1, description="loss weight of the binary heads; 0 is the paired control")
-    heads: int = Field(1, ge=1, description="binary heads, each with its own random partition of A's classes")
+    heads: list[int] = Field(default_factory=lambda: [1], min_length=1, description="the sweep of binary-head counts (each head its own random partition of A's classes); part of the run ids")
     partition_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     equal_halves: bool = Field(True, description="partitions into equal halves (an odd class count is refused)")
     frozen_units: list[int] = Field(default_factory=lambda: [0], min_length=1, description="fine-tuning on B with the first k units frozen (0: none)")
@@ -231,6 +231,11 @@ class BinaryConfig(Strict):
     @classmethod
     def _unique_nonnegative(cls, values: list[int]) -> list[int]:
         return unique(values, minimum=0)
+
+    @field_validator("heads")
+    @classmethod
+    def _unique_positive(cls, values: list[int]) -> list[int]:
+        return unique(values, minimum=1)
 
 
 class AnalysisConfig(Strict):

@@ -33,7 +33,7 @@ def binary_table(runs: list[BinaryRun], metrics: list[dict]) -> pd.DataFrame:
                 "treatment": "binaryA" if r.frozen is None else "binaryB",
                 "target": "A" if r.frozen is None else "B",
                 "beta": r.beta,
-                "heads": m.get("heads"),
+                "heads": r.heads,
                 "partition_seed": r.partition_seed,
                 "frozen": r.frozen if r.frozen is not None else -1,
                 "a_top1": by_id[str(r.source)][STATISTIC],
@@ -44,28 +44,43 @@ def binary_table(runs: list[BinaryRun], metrics: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def binary_curves(runs: list[BinaryRun], metrics: list[dict]) -> pd.DataFrame:
+    """One row per evaluation of every A' net: the classifier's and the binary heads' test
+    top-1 on A (study "binary_curves", for binary_curves.png)."""
+    rows = []
+    for r, m in zip(runs, metrics):
+        if r.frozen is not None:
+            continue
+        for record in m.get("history", []):
+            rows.append({"run_id": str(r), "study": "binary_curves", "split": r.split, "split_kind": split_kind(r.split), "replicate": r.replicate,
+                         "beta": r.beta, "heads": r.heads, "partition_seed": r.partition_seed, "epoch": record["epoch"],
+                         "top1": record["test_top1"], "binary_top1": record.get("binary_test_top1", float("nan"))})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def binary_paired(df: pd.DataFrame) -> pd.DataFrame:
-    """Fine-tuning runs with their beta = 0 control (same split, partition seed, replicate and
-    frozen units): `b_gain` (top-1 on B minus the control's) and `a_loss` (control's top-1 on
-    A minus this A' net's)."""
+    """Fine-tuning runs with their beta = 0 control (same split, head count, partition seed,
+    replicate and frozen units): `b_gain` (top-1 on B minus the control's) and `a_loss`
+    (control's top-1 on A minus this A' net's)."""
     b = df[df.treatment == "binaryB"]
-    keys = ["split", "partition_seed", "replicate", "frozen"]
+    keys = ["split", "heads", "partition_seed", "replicate", "frozen"]
     control = b[b.beta == 0][keys + ["a_top1", "b_top1"]].rename(columns={"a_top1": "a_control", "b_top1": "b_control"})
     out = b[b.beta != 0].merge(control, on=keys, how="inner")
     return out.assign(b_gain=out.b_top1 - out.b_control, a_loss=out.a_control - out.a_top1)
 
 
-def beta_key(beta: float) -> str:
-    return f"beta_{beta:g}".replace(".", "p")
+def beta_key(beta: float, heads: int) -> str:
+    return f"beta_{beta:g}_h{heads}".replace(".", "p")
 
 
 def binary_headline(df: pd.DataFrame) -> dict:
-    """Per beta: mean paired gain on B and loss on A (95% intervals over the pairs), and the
-    gain per split kind and per split (the study found gains confounded with the split)."""
+    """Per beta and head count: mean paired gain on B and loss on A (95% intervals over the
+    pairs), and the gain per split kind and per split (the study found gains confounded with
+    the split)."""
     paired = binary_paired(df)
     out = {}
-    for beta, g in paired.groupby("beta"):
-        out[beta_key(beta)] = {
+    for (beta, heads), g in paired.groupby(["beta", "heads"]):
+        out[beta_key(beta, heads)] = {
             **interval(g.b_gain, DIFFERENCE).fields("b_gain"),
             **interval(g.a_loss, DIFFERENCE).fields("a_loss"),
             "b_gain_by_kind": {k: float(v) for k, v in g.groupby("split_kind").b_gain.mean().items()},
@@ -77,15 +92,27 @@ def binary_headline(df: pd.DataFrame) -> dict:
 # --- figures ---------------------------------------------------------------------------------
 
 
+HEADS_STYLES = ["-", "--", ":", "-."]
+
+
+def _heads_label(heads: int, all_heads: list[int]) -> str:
+    """", 3 heads" where the head count varies, else nothing."""
+    return f", {heads} head{'s' if heads > 1 else ''}" if len(all_heads) > 1 else ""
+
+
 def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.random.Generator) -> list[int]:
-    """Top-1 error of every run against beta; per split kind, the mean line and its interval."""
+    """Top-1 error of every run against beta; per split kind and head count, the mean line and
+    its interval (a line style per head count)."""
     rows = rows.assign(error=1 - rows[column])
     counts = []
+    all_heads = sorted(rows.heads.unique())
     for kind in kinds_in(rows):
-        part = rows[rows.split_kind == kind]
-        color = KIND_COLORS[kind]
-        ax.scatter(part.beta + rng.uniform(-0.01, 0.01, len(part)), part.error, s=18, alpha=0.6, color=color)
-        counts += [i.count for i in mean_band(ax, part, "beta", "error", KIND_LABELS[kind], color, marker="o", linewidth=1.5)]
+        for i, heads in enumerate(all_heads):
+            part = rows[(rows.split_kind == kind) & (rows.heads == heads)]
+            color = KIND_COLORS[kind]
+            ax.scatter(part.beta + rng.uniform(-0.01, 0.01, len(part)), part.error, s=18, alpha=0.6, color=color)
+            label = KIND_LABELS[kind] + _heads_label(heads, all_heads)
+            counts += [i.count for i in mean_band(ax, part, "beta", "error", label, color, marker="o", linewidth=1.5, linestyle=HEADS_STYLES[i % 4])]
     ax.set(xlabel="beta (weight of the binary heads)", ylabel="top-1 error", title=title)
     ax.grid(alpha=0.3)
     return counts
@@ -99,10 +126,12 @@ def beta_figure(df: pd.DataFrame, out: Path) -> None:
     counts += _errors_by_beta(axes[1], df[df.treatment == "binaryA"], "a_top1", "Error of the A' net on A", rng)
     ax = axes[2]
     paired = binary_paired(df)
-    for split, g in paired.groupby("split"):
+    all_heads = sorted(paired.heads.unique())
+    for (split, heads), g in paired.groupby(["split", "heads"]):
         means = g.groupby("beta").b_gain.mean()
         color = KIND_COLORS.get(g.split_kind.iloc[0]) if g.split_kind.iloc[0] != "random" else None
-        ax.plot(means.index, means.values, marker="o", color=color, label=f"split {split}")
+        style = HEADS_STYLES[all_heads.index(heads) % 4]
+        ax.plot(means.index, means.values, marker="o", color=color, linestyle=style, label=f"split {split}{_heads_label(heads, all_heads)}")
         ax.scatter(g.beta, g.b_gain, s=12, alpha=0.4, color=color)
     ax.axhline(0, color="black", linestyle="--", linewidth=0.8)
     ax.set(xlabel="beta", ylabel="top-1 on B minus its beta = 0 control", title="Paired gain on B, per split")
@@ -131,4 +160,26 @@ def tradeoff_figure(df: pd.DataFrame, out: Path) -> None:
            title="Trade-off: lower-left is better on both")  # fmt: skip
     legend_outside(ax, ncol=1 + paired.split.nunique() // 12)
     ax.grid(alpha=0.3)
+    save_figure(fig, out)
+
+
+def curves_figure(curves: pd.DataFrame, out: Path) -> None:
+    """The A' nets' test error on A per evaluation: the classifier's (solid) and the binary
+    heads' own (dashed, on their 2-way partitions), a colour per beta, a panel per head count;
+    mean over splits, partitions and replicates, with its interval from 3 runs."""
+    all_heads = sorted(curves.heads.unique())
+    fig, axes = plt.subplots(1, len(all_heads), figsize=(7 * len(all_heads) + 2.5, 4.8), squeeze=False, sharey=True)
+    betas = sorted(curves.beta.unique())
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(betas)))
+    counts = []
+    for ax, heads in zip(axes[0], all_heads):
+        for beta, color in zip(betas, colors):
+            rows = curves[(curves.heads == heads) & (curves.beta == beta)].assign(error=lambda r: 1 - r.top1, binary_error=lambda r: 1 - r.binary_top1)
+            counts += [i.count for i in mean_band(ax, rows, "epoch", "error", f"beta {beta:g}: classifier", color, linewidth=1.5)]
+            counts += [i.count for i in mean_band(ax, rows.dropna(subset=["binary_error"]), "epoch", "binary_error", f"beta {beta:g}: binary heads", color, linewidth=1.2, linestyle="--")]
+        ax.set(xlabel="epoch", title=f"{heads} binary head{'s' if heads > 1 else ''} ({curves[curves.heads == heads].run_id.nunique()} A' nets)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test error on A (heads: on their partitions)")
+    legend_outside(axes[0][-1])
+    fig.suptitle(f"A' nets during training ({interval_note(counts)}; at beta 0 the heads are untrained)", fontsize=10)
     save_figure(fig, out)

@@ -21,7 +21,7 @@ from transferlab.harness import RunInfo, load_model, model_options, task_data, t
 from transferlab.models import create_model
 from transferlab.models.layered import GlobalPool, LayeredNet
 from transferlab.runs import BinaryRun, Layout, RunSpec, seed_of
-from transferlab.train import History, ParamGroup
+from transferlab.train import History, ParamGroup, evaluate
 from transferlab.transfer import build_treatment, param_groups
 
 
@@ -54,6 +54,10 @@ class BinaryHeadsNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def head_view(self, h: int) -> nn.Module:
+        """A module whose output is binary head h's logits (for evaluating it like a net)."""
+        return nn.Sequential(*self.body.layers, self.heads[h])
+
     def loss(self, x: torch.Tensor, y: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """(the study's loss, the classifier's logits) of a batch."""
         f = x
@@ -75,6 +79,15 @@ def objective(beta: float, label_smoothing: float):
     return compute
 
 
+def heads_accuracy(net: nn.Module, x, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> dict:
+    """The binary heads' own test top-1 (mean over heads), each on its partition's labels: the
+    trainer's `extra_eval` for A' nets (the study followed their error beside the classifier's)."""
+    net = getattr(net, "_orig_mod", net)  # (torch.compile)
+    table = net.partition_table
+    accuracies = [evaluate(net.head_view(h), x, table[h][y], mean, std) for h in range(len(net.heads))]
+    return {"binary_test_top1": sum(accuracies) / len(accuracies)}
+
+
 def train_a_prime(params: Params, run: BinaryRun, layout: Layout, device: torch.device) -> History:
     """Train an A' net: A's classifier plus binary heads, loss weight beta on the heads.
 
@@ -85,13 +98,13 @@ def train_a_prime(params: Params, run: BinaryRun, layout: Layout, device: torch.
     seed = RunSpec(run.split, "A", replicate=run.replicate).seed(params.seed)
     torch.manual_seed(seed)
     body = create_model(params.model.name, task.num_classes, **model_options(params))
-    net = BinaryHeadsNet(body, partitions(task.num_classes, cfg.heads, run.partition_seed, cfg.equal_halves))
+    net = BinaryHeadsNet(body, partitions(task.num_classes, run.heads, run.partition_seed, cfg.equal_halves))
     train = params.training("base")  # as baseA's: beta = 0 is that net
     groups = [*param_groups(body, 0, 1.0, train.layer_lr_factors), ParamGroup(list(net.heads.parameters()), 1.0, "binary heads")]
-    fields = {"split": run.split, "treatment": "binaryA", "beta": run.beta, "heads": cfg.heads, "partition_seed": run.partition_seed,
+    fields = {"split": run.split, "treatment": "binaryA", "beta": run.beta, "heads": run.heads, "partition_seed": run.partition_seed,
               "replicate": run.replicate, "target": "A"}  # fmt: skip
     info = RunInfo(run, seed, train, fields)
-    return train_run(params, info, layout, task, net, groups, device, objective(run.beta, train.label_smoothing))
+    return train_run(params, info, layout, task, net, groups, device, objective(run.beta, train.label_smoothing), extra_eval=heads_accuracy)
 
 
 def finetune_on_b(params: Params, run: BinaryRun, layout: Layout, device: torch.device) -> History:
@@ -106,6 +119,6 @@ def finetune_on_b(params: Params, run: BinaryRun, layout: Layout, device: torch.
     model.freeze(range(run.frozen))
     train = params.training("binary")
     groups = param_groups(model, model.depth, cfg.body_lr_factor, train.layer_lr_factors)
-    fields = {"split": run.split, "treatment": "binaryB", "beta": run.beta, "heads": cfg.heads, "partition_seed": run.partition_seed,
+    fields = {"split": run.split, "treatment": "binaryB", "beta": run.beta, "heads": run.heads, "partition_seed": run.partition_seed,
               "frozen": run.frozen, "replicate": run.replicate, "target": "B"}  # fmt: skip
     return train_run(params, RunInfo(run, seed, train, fields), layout, task, model, groups, device)

@@ -69,7 +69,28 @@ def headline(df: pd.DataFrame) -> dict:
         out.update(_effects(rnd))
     anb = d[d.treatment == "AnB"]
     out["anb_drop_top_by_kind"] = {kind: float(-g[g.n == g.n.max()].delta.mean()) for kind, g in anb.groupby("split_kind")}
+    gaps = anb_minus_random(df)
+    if len(gaps):
+        out["anb_minus_random_by_kind"] = {kind: _gap_summary(g) for kind, g in gaps.groupby("split_kind")}
     return out
+
+
+def anb_minus_random(df: pd.DataFrame) -> pd.DataFrame:
+    """The paper's last finding: AnB minus the random-weights control with the same split,
+    target, replicate and n (paired), one row each; positive where the transferred features,
+    even from a dissimilar half, beat random ones."""
+    keys = ["split_kind", "split", "target", "replicate", "n"]
+    anb = df[df.treatment == "AnB"][[*keys, STATISTIC]]
+    rnd = df[df.treatment == "random"][[*keys, STATISTIC]]
+    both = anb.merge(rnd, on=keys, suffixes=("_anb", "_random"))
+    return both.assign(gap=both[f"{STATISTIC}_anb"] - both[f"{STATISTIC}_random"])[[*keys, "gap"]]
+
+
+def _gap_summary(g: pd.DataFrame) -> dict:
+    """Mean gap per n (n1, n2, ...), its smallest mean over n, and an interval at the top n."""
+    by_n = g.groupby("n").gap.mean()
+    top = g[g.n == g.n.max()].gap
+    return {**{f"n{n}": float(v) for n, v in by_n.items()}, "min_over_n": float(by_n.min()), **interval(top, DIFFERENCE).fields("top")}
 
 
 def _per_pair(d: pd.DataFrame, treatment: str, reduce) -> pd.Series:
@@ -176,9 +197,12 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
         ref = paper[paper.series == paper_name]
         if len(ref):
             ax.plot(ref.n, ref.delta, color=color, linestyle=":", linewidth=1.2, label=f"the paper (ImageNet): {paper_name}")
+    gaps = anb_minus_random(df)
+    for kind, g in gaps[gaps.split_kind != "random"].groupby("split_kind"):  # the dissimilar kinds
+        counts += [i.count for i in mean_band(ax, g, "n", "gap", f"AnB minus random control, {KIND_LABELS[kind]}", KIND_COLORS[kind], DIFFERENCE, linewidth=1.2, linestyle="-.", marker="s", markersize=4)]
     ax.axhline(0, color="black", linestyle="--", linewidth=0.8)
     ax.set_xlabel(X_LABEL)
-    ax.set_ylabel("Top-1 minus the base net's top-1")
+    ax.set_ylabel("Top-1 minus the base net's top-1\n(dash-dot: AnB minus the random control)")
     ax.set_xticks(sorted(d[d.treatment != "base"].n.unique()))
     ax.set_title(f"Transfer relative to the base net ({interval_note(counts)})", fontsize=10)
     legend_outside(ax)
