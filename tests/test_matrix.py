@@ -49,6 +49,8 @@ def _mnist(repo):
     from formats import write_mnist
 
     write_mnist(repo / "data" / "raw", per_class=12)
+    with open(repo / ".gitignore", "a") as f:
+        f.write("data/raw/\n")  # the download stage's output: DVC's, not git's
 
 
 def _weights(repo):

@@ -77,6 +77,18 @@ def settings(out: Annotated[Path, typer.Argument(help="Folder of the settings fi
 
 @app.command()
 @fail_cleanly
+def download(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Fetch (data.download: true) or check (against the published MD5 sums) the original files
+    of the data sets in params into data.root; the synthetic set needs none."""
+    from transferlab.data.download import download as run_download
+
+    p = _params(params)
+    for line in run_download(p.data, Path(p.data.root)):
+        print(line)
+
+
+@app.command()
+@fail_cleanly
 def prepare(out: OutPath, params: ParamsOpt = Path("params.yaml")) -> None:
     """Generate the data set named in params (data.*) as one uint8 tensor file."""
     from transferlab import harness

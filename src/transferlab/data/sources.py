@@ -1,14 +1,13 @@
 """Real data sets, read from their original files into uint8 NCHW tensors.
 
-Small-image sets go through torchvision's own classes (download with its MD5 checks, or a
-local copy of the original files); folder sets (ImageNet, any class-folder tree) are
+Small-image sets go through torchvision's own classes, from the original files that the
+download stage fetched or checked (data/download.py); folder sets (ImageNet, any class-folder tree) are
 decoded once by worker processes, resized and centre-cropped to `image_size`.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from transferlab.config import DataConfig
+from transferlab.data.download import original_files
 from transferlab.errors import InputError
 
 
@@ -66,21 +66,7 @@ def imagenet100_wnids() -> list[str]:
 # --- torchvision's small-image data sets -------------------------------------------------
 
 
-def _expected_files(name: str, root: Path) -> list[Path]:
-    """The original files a local copy must hold, as torchvision lays them out."""
-    from torchvision import datasets as tvd
-
-    if name in ("cifar10", "cifar100"):
-        cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
-        names = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-        return [root / cls.base_folder / f for f in names]
-    if name == "svhn":
-        return [root / tvd.SVHN.split_list[s][1] for s in ("train", "test")]
-    cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
-    return [root / cls.__name__ / "raw" / Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
-
-
-def _torchvision_class(name: str, verify: bool):
+def torchvision_class(name: str, verify: bool):
     """torchvision's class for `name`; with verify off, its MD5 check only asks that the files exist."""
     from torchvision import datasets as tvd
 
@@ -93,28 +79,26 @@ def _torchvision_class(name: str, verify: bool):
             meta = {**cls.meta, "md5": None}
 
         def _check_integrity(self) -> bool:
-            return all(p.is_file() for p in _expected_files(name, Path(self.root)))
+            return all(f.path.is_file() for f in original_files(name, Path(self.root)))
 
     return Unverified
 
 
 def load_torchvision(name: str, cfg: DataConfig) -> RawSet:
-    """CIFAR-10/100, SVHN, MNIST or Fashion-MNIST from `cfg.root` (downloaded if asked)."""
+    """CIFAR-10/100, SVHN, MNIST or Fashion-MNIST from `cfg.root` (the download stage's output)."""
     root = Path(cfg.root)
-    missing = [p for p in _expected_files(name, root) if not p.is_file()]
-    if missing and not cfg.download:
+    missing = [f.path for f in original_files(name, root) if not f.path.is_file()]
+    if missing:
         listed = ", ".join(str(p.relative_to(root)) for p in missing)
-        raise InputError(f"{name}: {root} lacks {listed}; place the original files there or set data.download: true")
-    cls = _torchvision_class(name, cfg.verify)
+        raise InputError(f"{name}: {root} lacks {listed}; run `transferlab download` (it fetches them with data.download: true)")
+    cls = torchvision_class(name, cfg.verify)
     parts = []
     for train in (True, False):
         kwargs = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
         try:
-            ds = cls(str(root), download=cfg.download, **kwargs)
+            ds = cls(str(root), download=False, **kwargs)
         except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
             raise InputError(f"{name}: {root}: {err} (the files' MD5 sums differ from the published ones; data.verify: false skips the check)") from None
-        except OSError as err:  # offline download
-            raise InputError(f"{name}: download to {root} failed ({err}); place the original files there") from None
         parts.append(_arrays(name, ds))
     (train_x, train_y, classes), (test_x, test_y, _) = parts
     groups = _groups(name, classes)
@@ -225,6 +209,4 @@ def load_source(name: str, cfg: DataConfig) -> RawSet:
         return load_imagenet(cfg, subset=name == "imagenet100")
     if name == "imagefolder":
         return load_image_folder(cfg)
-    if cfg.download:
-        os.makedirs(cfg.root, exist_ok=True)
     return load_torchvision(name, cfg)
