@@ -153,6 +153,8 @@ def test_presets_are_complete_valid_and_documented(preset):
     from transferlab.config import load_params
 
     load_params(preset)
+    result = CliRunner().invoke(app, ["plan", "--no-ids", "--params", str(preset)])
+    assert result.exit_code == 0 and "valid" in result.output, result.output
     raw = yaml.safe_load(preset.read_text())
     # every key of params.yaml spelled out (dvc.yaml declares them); beyond them only a study's training overrides
     overrides = ("base.", "transfer.", "binary.finetune.", "strategies.train.")
@@ -194,3 +196,24 @@ def test_train_names_a_bad_or_unplanned_run_and_its_missing_inputs(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     result = _run(tmp_path, tiny_params(), "train", run_id, "--device", "cpu")
     assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_presets_carry_the_studies_numbers():
+    """The binary-partition study's budgets (issue 15): WRN-28-10 112 epochs on A and 71 on B;
+    DenseNet-BC 175 and up to 100 with early stopping; the cross-data-set presets fine-tune at
+    that budget; no flips on SVHN digits; DenseNet-121 on ImageNet-100."""
+    from transferlab.config import load_params
+
+    presets = {p.stem: load_params(p) for p in (ROOT / "configs").glob("*.yaml")}
+    wrn, dense = presets["binary_cifar100_wrn"], presets["binary_cifar100_densenet"]
+    assert (wrn.model.name, wrn.model.dropout, wrn.train.epochs, wrn.training("binary").epochs) == ("wrn", 0.3, 112, 71)
+    assert (dense.model.name, dense.train.epochs, dense.training("binary").epochs) == ("densenet_bc", 175, 100) and dense.training("binary").patience > 0
+    for name in ("cifar100_to_cifar10", "cifar100_to_svhn"):
+        b = presets[name].training("binary")
+        assert (b.epochs, b.patience > 0, b.val_fraction) == (100, True, 0.1), name
+    svhn = presets["cifar100_to_svhn"]
+    assert not any(svhn.training(study).augment for study in ("transfer", "binary", "strategies"))  # B is SVHN: no flips
+    imagenet = presets["binary_imagenet100_densenet121"]
+    assert (imagenet.data.dataset, imagenet.model.name, imagenet.data.image_size) == ("imagenet100", "densenet121", 224)
+    for name in ("binary_cifar100_wrn", "binary_cifar100_densenet", "binary_imagenet100_densenet121", "cifar100_to_cifar10", "cifar100_to_svhn"):
+        assert "Where the numbers come from" in (ROOT / "configs" / f"{name}.yaml").read_text().split("\n\n")[0], name
