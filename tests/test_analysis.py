@@ -147,3 +147,36 @@ def test_features_names_missing_checkpoints_in_one_line_and_writes_nothing(tmp_p
     proc = subprocess.run([str(command), "features", "--device", "cpu", "feat"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: features: 13 checkpoint(s) missing, e.g. data/models/s0/baseA/r0.pt")
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "feat").exists()
+
+
+def test_cnnaug_copies_are_cropped_flipped_and_rotated():
+    import numpy as np
+    import torch
+
+    from transferlab.analysis.extract import augmented
+    from transferlab.data.batches import random_rotate
+
+    x = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(random_rotate(x, 0.0, gen), x)  # no angle: the image itself
+    square = torch.zeros(1, 1, 15, 15, dtype=torch.uint8)
+    square[..., 7, 2:13] = 255  # a horizontal bar through the centre
+    turned = random_rotate(square.expand(64, 1, 15, 15), 90.0, gen)
+    assert turned.dtype == torch.uint8 and turned[:, 0, 7, 7].min() == 255  # the centre stays put
+    assert len({tuple(t.flatten().tolist()) for t in turned}) > 10  # each image its own angle
+    plain, y = augmented(x, np.arange(6), 2, 2, seed=0)
+    rotated, _ = augmented(x, np.arange(6), 2, 2, seed=0, degrees=10.0)
+    assert plain.shape == rotated.shape == (18, 3, 16, 16) and list(y) == list(range(6)) * 3
+    assert torch.equal(plain[:6], x) and torch.equal(rotated[:6], x) and not torch.equal(plain[6:], rotated[6:])
+
+
+def test_the_signed_power_transform_feeds_the_probes():
+    import numpy as np
+
+    from transferlab.analysis.probes import probe_top1, signed_power
+
+    assert signed_power(np.array([-4.0, 0.0, 9.0]), 0.5).tolist() == [-2.0, 0.0, 3.0]
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    x = rng.normal(size=(60, 8)) + 3 * np.eye(3, 8)[y]
+    assert probe_top1(x, y, x, y, "logreg", 10.0, power=0.5) > 0.9

@@ -21,7 +21,7 @@ import torch
 from transferlab.analysis.features import logits, unit_features
 from transferlab.artifacts import atomic_dir, provenance
 from transferlab.config import Params
-from transferlab.data.batches import channel_stats, random_crop_flip
+from transferlab.data.batches import channel_stats, random_crop_flip, random_rotate
 from transferlab.data.dataset import TaskData, select_classes
 from transferlab.data.sampling import per_class_subset
 from transferlab.data.files import as_tensor
@@ -59,10 +59,12 @@ def _images(task: TaskData, part: str, per_class: int | None, seed: int) -> tupl
     return as_tensor(x[keep]), y[keep].numpy()  # image files decoded at the held-out transform
 
 
-def augmented(x: torch.Tensor, y: np.ndarray, copies: int, padding: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
-    """The "CNNaug" variant: the training images plus `copies` randomly cropped and flipped copies."""
+def augmented(x: torch.Tensor, y: np.ndarray, copies: int, padding: int, seed: int, degrees: float = 0.0) -> tuple[torch.Tensor, np.ndarray]:
+    """The "CNNaug" variant (Razavian et al. 2014): the training images plus `copies` randomly
+    cropped, flipped and (with degrees > 0) rotated copies."""
     gen = torch.Generator().manual_seed(seed)
-    xs = [x] + [random_crop_flip(x, padding, gen) for _ in range(copies)]
+    copy = lambda: random_crop_flip(x, padding, gen)  # noqa: E731
+    xs = [x] + [random_rotate(copy(), degrees, gen) if degrees else copy() for _ in range(copies)]
     return torch.cat(xs), np.tile(y, copies + 1)
 
 
@@ -111,7 +113,7 @@ def extract(params: Params, split_id: str, replicate: int, layout: Layout, out: 
     tasks = {h: select_classes(ds, split.half(h)) for h in ("A", "B")}
     b_train_x, b_train_y = _images(tasks["B"], "train", cfg.max_train_per_class, params.seed)
     if cfg.augment_copies:
-        b_train_x, b_train_y = augmented(b_train_x, b_train_y, cfg.augment_copies, params.training("base").crop_padding, params.seed)
+        b_train_x, b_train_y = augmented(b_train_x, b_train_y, cfg.augment_copies, params.training("base").crop_padding, params.seed, cfg.rotate_degrees)
     b_test_x, b_test_y = _images(tasks["B"], "test", None, params.seed)
     b_data = (b_train_x, b_train_y, b_test_x, b_test_y)
     own = {h: _images(tasks[h], "train", cfg.max_train_per_class, params.seed) for h in ("A", "B")}  # each source's own task

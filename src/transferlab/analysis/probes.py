@@ -12,9 +12,14 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
 
-def probe_top1(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, kind: str, c: float) -> float:
+def signed_power(x: np.ndarray, power: float) -> np.ndarray:
+    """CNNaug's component-wise transform sign(x) |x|^power (power 1: unchanged)."""
+    return x if power == 1 else np.sign(x) * np.abs(x) ** power
+
+
+def probe_top1(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, kind: str, c: float, power: float = 1.0) -> float:
     """Top-1 on the test part of a multinomial logistic regression ("logreg") or a linear SVM
-    ("svm") fitted on L2-normalised training features."""
+    ("svm") fitted on L2-normalised training features (after the signed power transform)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
@@ -22,8 +27,8 @@ def probe_top1(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, tes
     clf = LogisticRegression(C=c, max_iter=2000) if kind == "logreg" else LinearSVC(C=c, max_iter=5000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the cap on iterations is the budget
-        clf.fit(l2_normalize(train_x), train_y)
-    return float(np.mean(clf.predict(l2_normalize(test_x)) == test_y))
+        clf.fit(l2_normalize(signed_power(train_x, power)), train_y)
+    return float(np.mean(clf.predict(l2_normalize(signed_power(test_x, power))) == test_y))
 
 
 def source_probabilities(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray, c: float) -> np.ndarray:

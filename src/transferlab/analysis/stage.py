@@ -30,8 +30,8 @@ def unit_values(train, b_train_y, test, b_test_y, own_train, own_y, logits_b_tra
     label distribution: a probe on the source task's own features of this unit (own_train),
     or the source net's own classifier outputs (logits_b_train, a net trained elsewhere)."""
     values = {
-        "probe_logreg": probes.probe_top1(train, b_train_y, test, b_test_y, "logreg", cfg.probe_c),
-        "probe_svm": probes.probe_top1(train, b_train_y, test, b_test_y, "svm", cfg.probe_c),
+        "probe_logreg": probes.probe_top1(train, b_train_y, test, b_test_y, "logreg", cfg.probe_c, cfg.power),
+        "probe_svm": probes.probe_top1(train, b_train_y, test, b_test_y, "svm", cfg.probe_c, cfg.power),
         "logme": estimates.logme(train, b_train_y),
         "hscore": estimates.h_score(train, b_train_y),
     }

@@ -243,6 +243,8 @@ class AnalysisConfig(Strict):
 
     probe_c: float = Field(10.0, gt=0, description="inverse regularisation of the linear probes (L2-normalised features)")
     augment_copies: int = Field(0, ge=0, description="CNNaug: randomly cropped and flipped copies of B's training images added before extraction")
+    rotate_degrees: float = Field(0.0, ge=0, le=180, description="CNNaug: each copy also rotated by a random angle in [-d, d] degrees")
+    power: float = Field(1.0, gt=0, description="signed power transform sign(x)|x|^power of the features before the probes' L2 normalisation (1: none)")
     max_train_per_class: int | None = Field(100, ge=2, description="training images per class used for probes and estimates (null: all)")
     cka_batch_size: int = Field(500, ge=4, description="minibatch of the unbiased CKA estimator")
     binary_sources: bool = Field(True, description="also analyse the binary study's A' nets (beta > 0)")

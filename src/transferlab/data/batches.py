@@ -39,6 +39,18 @@ def random_crop_flip(x: torch.Tensor, padding: int, generator: torch.Generator) 
     return padded.reshape(n, c, -1).gather(2, idx).reshape(n, c, h, w)
 
 
+def random_rotate(x: torch.Tensor, degrees: float, generator: torch.Generator) -> torch.Tensor:
+    """Per-image rotation of a uint8 batch by a random angle in [-degrees, degrees] about the
+    centre (bilinear, zeros outside), in one affine_grid / grid_sample pass."""
+    n = len(x)
+    angle = (torch.rand(n, generator=generator, device=x.device) * 2 - 1) * degrees * torch.pi / 180
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (N, 2, 3)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 standardised, channels_last (the fast layout for convs)."""
     out = x.float().div_(255).sub_(mean).div_(std)
