@@ -77,3 +77,23 @@ def test_a_pretrained_source_transfers_through_the_commands(weight_file, tmp_pat
     assert json.loads((tmp_path / "data/runs/s0/P2B/r0/metrics.json").read_text())["treatment"] == "PnB"
     cut = json.loads((tmp_path / "data/runs/s0/cutP2/r0/metrics.json").read_text())
     assert cut["run_id"] == "s0/cutP2/r0" and cut["source"] == "P" and cut["parameters"] < 1_000_000 and cut["latency_s_per_image"] > 0
+
+
+def test_strategies_also_start_from_the_pretrained_net(weight_file, tmp_path):
+    """The lecture's strategies from the ImageNet source as well as from baseA, with its own
+    input normalisation; best_linear picks the unit of the pretrained net on a validation part."""
+    _, path = weight_file
+    params = tiny_params(**{"model.name": "resnet18", "transfer.layers": [2], "pretrained.weights": ["IMAGENET1K_V1"], "pretrained.cache": str(path.parent),
+                            "data.verify": False, "strategies.cut_layers": [], "strategies.names": ["classifier", "best_linear"]})  # fmt: skip
+    run = project(tmp_path, params, "0")
+    planned = run("plan")
+    assert "s0/stratP-classifier-i5/r0" in planned and "s0/strat-classifier-i5/r0" in planned and "s0/stratP-best_linear-i5/r0" in planned
+    run("pretrained", "--weights", "IMAGENET1K_V1", str(tmp_path / "data/models/pretrained/IMAGENET1K_V1.pt"))
+    for run_id in ("s0/stratP-classifier-i5/r0", "s0/stratP-best_linear-i5/r0"):
+        run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
+    classifier = json.loads((tmp_path / "data/runs/s0/stratP-classifier-i5/r0/metrics.json").read_text())
+    assert classifier["source"] == "P" and classifier["strategy"] == "classifier"
+    tuned = torch.load(tmp_path / "data/strategies/s0/stratP-classifier-i5/r0.pt", weights_only=True)
+    assert torch.allclose(tuned["input_mean"].flatten(), torch.tensor([0.485, 0.456, 0.406]))  # ImageNet normalisation kept
+    linear = json.loads((tmp_path / "data/runs/s0/stratP-best_linear-i5/r0/metrics.json").read_text())
+    assert 1 <= linear["unit_chosen"] <= 5 and len(linear["val_top1_by_unit"]) == 5 and 0 <= linear["topk_mean_top1"] <= 1

@@ -74,3 +74,31 @@ def test_latency_excludes_warm_up():
     net = _SlowStart(slow_calls=3)
     per_image = latency_per_image(net, torch.zeros(10, 3), repeats=5, warmup=3)
     assert per_image < 0.05 / 10 and net.calls == 8
+
+
+def test_best_linear_picks_the_unit_that_separates_the_classes_on_validation():
+    import numpy as np
+
+    from transferlab.studies.strategies.linear import choose_unit
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 10)
+    noise = rng.normal(size=(40, 6))
+    separable = rng.normal(size=(40, 6)) * 0.1 + 5 * np.eye(4, 6)[y]
+    best, scores = choose_unit([noise, separable, noise * 2], y, 0.3, 10.0, seed=0)
+    assert best == 1 and scores[1] == 1.0 and len(scores) == 3 and max(scores[0], scores[2]) < 1.0
+
+
+def test_best_linear_through_the_command(tmp_path):
+    import json
+
+    from conftest import project, tiny_params
+
+    run = project(tmp_path, tiny_params(**{"strategies.names": ["best_linear"], "strategies.cut_layers": []}), "0")
+    for run_id in ("s0/baseA/r0", "s0/strat-best_linear-i5/r0"):
+        run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
+    m = json.loads((tmp_path / "data/runs/s0/strat-best_linear-i5/r0/metrics.json").read_text())
+    assert m["treatment"] == "strategy:best_linear" and 1 <= m["unit_chosen"] <= 7 and len(m["val_top1_by_unit"]) == 7
+    assert m["train_images"] == 4 * 5 and 0 <= m["topk_mean_top1"] <= 1  # 5 images of each of B's 4 classes
+    saved = torch.load(tmp_path / "data/strategies/s0/strat-best_linear-i5/r0.pt", weights_only=True)
+    assert saved["unit"] == m["unit_chosen"] and saved["coef"].shape[0] == 4

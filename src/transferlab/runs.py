@@ -165,6 +165,7 @@ class StrategyRun:
     """A run of the strategies study or the cut study, on B.
 
     s0/strat-finetune_top-i10/r0   finetune_top from baseA with 10 training images per class
+    s0/stratP-classifier-i10/r0    a strategy from the pretrained net
     s0/cut4/r0                     units 1..4 of baseA, pooling, a new classifier
     s0/cutP4/r0                    the same from the pretrained net"""
 
@@ -173,14 +174,15 @@ class StrategyRun:
     images_per_class: int | str = "all"
     n: int = 0
     replicate: int = 0
-    source: str = "A"  # "A" (baseA) or "P" (the pretrained net; cut study only)
+    source: str = "A"  # "A" (baseA) or "P" (the pretrained net)
 
     def __str__(self) -> str:
         return f"s{self.split}/{self.kind}/r{self.replicate}"
 
     @property
     def kind(self) -> str:
-        return f"cut{'P' if self.source == 'P' else ''}{self.n}" if self.name == "cut" else f"strat-{self.name}-i{self.images_per_class}"
+        p = "P" if self.source == "P" else ""
+        return f"cut{p}{self.n}" if self.name == "cut" else f"strat{p}-{self.name}-i{self.images_per_class}"
 
 
 def planned_strategy_runs(params: Params) -> list[StrategyRun]:
@@ -192,13 +194,14 @@ def planned_strategy_runs(params: Params) -> list[StrategyRun]:
             runs += [StrategyRun(str(split), name, k, 0, rep) for name in s.names for k in s.images_per_class]
             runs += [StrategyRun(str(split), "cut", "all", n, rep) for n in s.cut_layers]
             if params.pretrained.weights:
+                runs += [StrategyRun(str(split), name, k, 0, rep, "P") for name in s.names for k in s.images_per_class]
                 runs += [StrategyRun(str(split), "cut", "all", n, rep, "P") for n in s.cut_layers]
     return runs
 
 
 _BINARY_A_ID = re.compile(r"^s(?P<split>[^/]+)/binA_b(?P<beta>\d+\.\d+)_h(?P<h>\d+)_p(?P<p>\d+)/r(?P<rep>\d+)$")
 _BINARY_B_ID = re.compile(r"^s(?P<split>[^/]+)/binB_b(?P<beta>\d+\.\d+)_h(?P<h>\d+)_p(?P<p>\d+)_f(?P<frozen>\d+)/r(?P<rep>\d+)$")
-_STRATEGY_ID = re.compile(r"^s(?P<split>[^/]+)/(?:strat-(?P<name>\w+?)-i(?P<k>\d+|all)|cut(?P<P>P?)(?P<n>\d+))/r(?P<rep>\d+)$")
+_STRATEGY_ID = re.compile(r"^s(?P<split>[^/]+)/(?:strat(?P<SP>P?)-(?P<name>\w+?)-i(?P<k>\d+|all)|cut(?P<P>P?)(?P<n>\d+))/r(?P<rep>\d+)$")
 
 Run = RunSpec | BinaryRun | StrategyRun
 
@@ -211,7 +214,7 @@ def parse_run(run_id: str) -> Run:
         return BinaryRun(m["split"], float(m["beta"]), int(m["p"]), int(m["rep"]), int(m["frozen"]), int(m["h"]))
     if m := _STRATEGY_ID.match(run_id):
         if m["name"]:
-            return StrategyRun(m["split"], m["name"], m["k"] if m["k"] == "all" else int(m["k"]), 0, int(m["rep"]))
+            return StrategyRun(m["split"], m["name"], m["k"] if m["k"] == "all" else int(m["k"]), 0, int(m["rep"]), "P" if m["SP"] else "A")
         return StrategyRun(m["split"], "cut", "all", int(m["n"]), int(m["rep"]), "P" if m["P"] else "A")
     return RunSpec.parse(run_id)
 

@@ -15,7 +15,7 @@ NAMED_SPLITS = ("mn", "nm", "classes", "cross", "all")
 DISSIMILAR_SPLITS = ("mn", "nm", "classes", "cross")
 DatasetName = Literal["synthetic", "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist", "imagenet", "imagenet100", "imagefolder"]
 FOLDER_DATASETS = ("imagenet", "imagenet100", "imagefolder")
-STRATEGY_NAMES = ("classifier", "extra_fc", "finetune_top", "finetune_all")  # studies/strategies/train.py builds each
+STRATEGY_NAMES = ("classifier", "extra_fc", "finetune_top", "finetune_all", "best_linear")  # studies/strategies/ builds each
 # Class counts known before preparing (imagefolder: whatever the folder holds).
 KNOWN_CLASS_COUNTS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "mnist": 10, "fashion_mnist": 10, "imagenet": 1000, "imagenet100": 100}
 
@@ -269,6 +269,8 @@ class StrategiesConfig(Strict):
     cut_layers: list[int] = Field(default_factory=lambda: [2, 4, 7], description="cut study: keep units 1..n of baseA ([]: none)")
     latency_batch: int = Field(64, ge=1)
     latency_repeats: int = Field(20, ge=3)
+    linear_c: float = Field(10.0, gt=0, description="best_linear: inverse regularisation of its logistic regressions")
+    linear_val_fraction: float = Field(0.2, gt=0, lt=1, description="best_linear: share of each class's training images that picks the unit")
     train: TrainOverrides = TrainOverrides(batch_size=64)  # smaller batches: as few as 10 images per class
 
     @field_validator("names", "images_per_class", "cut_layers")

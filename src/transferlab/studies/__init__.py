@@ -29,4 +29,8 @@ def train(params: Params, run: Run, layout: Layout, device: torch.device) -> His
         return binary.train_a_prime(params, run, layout, device) if run.frozen is None else binary.finetune_on_b(params, run, layout, device)
     from transferlab.studies.strategies import train as strategies
 
+    if run.name == "best_linear":
+        from transferlab.studies.strategies.linear import best_linear
+
+        return best_linear(params, run, layout, device)
     return strategies.cut(params, run, layout, device) if run.name == "cut" else strategies.strategy(params, run, layout, device)

@@ -21,6 +21,7 @@ def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
     rows = []
     for r, m in zip(runs, metrics):
         kind = split_kind(r.split)
+        name = r.name + (" (pretrained)" if r.source == "P" and r.name != "cut" else "")  # a strategy from the pretrained net competes as its own
         rows.append(
             {
                 "run_id": str(r),
@@ -29,8 +30,8 @@ def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
                 "split_kind": kind,
                 "similarity": SIMILARITY.get(kind, kind),
                 "replicate": r.replicate,
-                "treatment": "cut" if r.name == "cut" else f"strategy:{r.name}",
-                "strategy": r.name,
+                "treatment": "cut" if r.name == "cut" else f"strategy:{name}",
+                "strategy": name,
                 "source": r.source,
                 "images_per_class": str(r.images_per_class),
                 "n": r.n,

@@ -20,7 +20,7 @@ from transferlab.config import Params
 from transferlab.data.dataset import TaskData
 from transferlab.data.sampling import per_class_subset
 from transferlab.data.files import as_tensor
-from transferlab.harness import RunInfo, load_checkpoint, load_model, model_options, task_data, train_run
+from transferlab.harness import RunInfo, load_checkpoint, model_options, task_data, train_run
 from transferlab.models import create_model
 from transferlab.models.layered import GlobalPool, LayeredNet
 from transferlab.runs import Layout, StrategyRun, seed_of
@@ -134,30 +134,33 @@ def subset(task: TaskData, images_per_class: int | str, seed: int) -> TaskData:
     return TaskData(task.classes, task.train_x[keep], task.train_y[keep], task.test_x, task.test_y)
 
 
-def _target(params: Params, run: StrategyRun, layout: Layout) -> TaskData:
+def target_task(params: Params, run: StrategyRun, layout: Layout) -> TaskData:
     task = task_data(layout, run.split, "B")
     return subset(task, run.images_per_class, seed_of(params.seed, f"s{run.split}/subset/r{run.replicate}"))
 
 
 def strategy(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
-    """Train one strategy on (a subset of) B from baseA of the same split and replicate."""
+    """Train one strategy on (a subset of) B from baseA of the same split and replicate, or
+    from the pretrained net."""
     cfg = params.strategies
-    task = _target(params, run, layout)
+    task = target_task(params, run, layout)
     seed = seed_of(params.seed, str(run))
     torch.manual_seed(seed)
     model = create_model(params.model.name, task.num_classes, **model_options(params))
-    copy_layers(load_model(layout.source_model(run)), model, model.depth)
+    source, state = load_checkpoint(layout.source_model(run))
+    copy_layers(source, model, model.depth)
     groups = apply_strategy(model, run.name, cfg.top_units, cfg.top_lr_factor, cfg.lower_lr_factor, cfg.extra_fc)
     fields = {"split": run.split, "treatment": f"strategy:{run.name}", "strategy": run.name, "images_per_class": str(run.images_per_class),
-              "replicate": run.replicate, "target": "B", "train_images": len(task.train_y)}  # fmt: skip
-    return train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, model, groups, device)
+              "replicate": run.replicate, "target": "B", "train_images": len(task.train_y), "source": run.source}  # fmt: skip
+    stats = (state["input_mean"], state["input_std"]) if run.source == "P" else None  # the pretrained units' own normalisation
+    return train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, model, groups, device, input_stats=stats)
 
 
 def cut(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
     """Units 1..n of baseA, global pooling and a new classifier, fine-tuned on B; then its
     parameters, size on disk, peak inference memory and latency per image."""
     cfg = params.strategies
-    task = _target(params, run, layout)
+    task = target_task(params, run, layout)
     seed = seed_of(params.seed, str(run))
     torch.manual_seed(seed)
     source, state = load_checkpoint(layout.source_model(run))

@@ -1,0 +1,61 @@
+"""The lecture's advice for a different task with little data, measured: "try linear classifiers
+from different stages". A logistic regression on each unit's pooled, L2-normalised features of
+the source net (baseA or the pretrained net), the unit chosen on a validation part of B's
+training images, refitted on all of them, scored on B's test images. No SGD: scikit-learn."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from transferlab.analysis.features import unit_features
+from transferlab.analysis.probes import l2_normalize, probe_top1
+from transferlab.artifacts import atomic_json, atomic_torch_save, provenance
+from transferlab.config import Params
+from transferlab.data.files import as_tensor
+from transferlab.data.sampling import stratified_holdout
+from transferlab.harness import load_checkpoint
+from transferlab.runs import Layout, StrategyRun, seed_of
+from transferlab.train import History
+
+
+def choose_unit(train: list[np.ndarray], y: np.ndarray, fraction: float, c: float, seed: int) -> tuple[int, list[float]]:
+    """Index of the unit whose features give the best validation top-1 (first of ties), and
+    every unit's validation top-1."""
+    fit, val = (i.numpy() for i in stratified_holdout(torch.from_numpy(y), fraction, seed))
+    scores = [probe_top1(f[fit], y[fit], f[val], y[val], "logreg", c) for f in train]
+    return int(np.argmax(scores)), scores
+
+
+def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
+    """Train the best_linear strategy of one run; write its classifier and metrics.json."""
+    from sklearn.linear_model import LogisticRegression
+
+    from transferlab.studies.strategies.train import target_task
+
+    started = time.perf_counter()
+    cfg = params.strategies
+    task = target_task(params, run, layout)
+    seed = seed_of(params.seed, str(run))
+    net, state = load_checkpoint(layout.source_model(run))
+    mean, std = state["input_mean"], state["input_std"]
+    train = unit_features(net, as_tensor(task.train_x), mean, std, device)
+    test = unit_features(net, as_tensor(task.test_x), mean, std, device)
+    y, y_test = task.train_y.numpy(), task.test_y.numpy()
+    best, val_scores = choose_unit(train, y, cfg.linear_val_fraction, cfg.linear_c, seed)
+    clf = LogisticRegression(C=cfg.linear_c, max_iter=2000).fit(l2_normalize(train[best]), y)
+    top1 = float(np.mean(clf.predict(l2_normalize(test[best])) == y_test))
+    history = History(records=[{"epoch": 1.0, "step": 1, "test_top1": top1, "val_top1": val_scores[best]}])
+    atomic_torch_save({"run_id": str(run), "unit": best + 1, "coef": torch.from_numpy(clf.coef_), "intercept": torch.from_numpy(clf.intercept_),
+                       "classes": task.classes, "input_mean": mean, "input_std": std}, layout.model(run))  # fmt: skip
+    metrics = {
+        "run_id": str(run), "seed": seed, "device": str(device), "params": params.model_dump(mode="json"), **provenance(),
+        "split": run.split, "treatment": f"strategy:{run.name}", "strategy": run.name, "images_per_class": str(run.images_per_class),
+        "replicate": run.replicate, "target": "B", "train_images": len(y), "source": run.source,
+        **history.summary(1), "history": history.records,
+        "unit_chosen": best + 1, "val_top1_by_unit": val_scores, "wall_time_s": time.perf_counter() - started,
+    }  # fmt: skip
+    atomic_json(metrics, layout.metrics(run))
+    return history
