@@ -174,3 +174,18 @@ def test_plan_and_aggregate_run_without_importing_torch(tmp_path, command):
     code = f"import sys; sys.argv = ['transferlab', *{command!r}]; from transferlab.cli import run_app; run_app(); print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "False", proc.stdout + proc.stderr
+
+
+def test_the_cut_table_has_the_studys_val_and_test_columns_and_the_whole_net_row():
+    from transferlab.runs import StrategyRun
+    from transferlab.studies.strategies.report import strategy_table
+
+    runs = [StrategyRun("all", "cut", "all", n, 0, "P") for n in (1, 11, 13)]
+    cut = {"parameters": 1000, "size_bytes": 4000, "peak_memory_bytes": 2e6, "peak_memory_method": "m", "latency_s_per_image": 1e-3, "latency_batch": 8, "device": "cpu"}
+    metrics = [{"topk_mean_top1": 0.5 + n / 100, "best_val_top1": 0.6 + n / 100, "test_top1_at_best_val": 0.55 + n / 100, **cut} for n in (1, 11, 13)]
+    table = cut_table(strategy_table(runs, metrics), [f"block{i}" for i in range(1, 14)])
+    assert "| val top-1 | test top-1 at the best val |" in table
+    assert "| 11 | block11 (pretrained) | 1,000 |" in table and "| 0.710 | 0.660 |" in table
+    assert "| 13 | block13 (pretrained) (the whole net: baseB+) |" in table
+    without_val = cut_table(strategy_table(runs, [{k: v for k, v in m.items() if "val" not in k} for m in metrics]), [f"block{i}" for i in range(1, 14)])
+    assert "val top-1" not in without_val

@@ -30,8 +30,9 @@ def weight_file(tmp_path):
 
 def test_loaded_weights_give_the_torchvision_models_output(weight_file):
     reference, path = weight_file
-    net, classes = load_pretrained("resnet18", "IMAGENET1K_V1", str(path.parent), verify=False)
+    net, classes, stats = load_pretrained("resnet18", "IMAGENET1K_V1", str(path.parent), verify=False)
     x = torch.randn(2, 3, 64, 64)
+    assert stats == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     assert len(classes) == 1000 and net.unit_names == ["stem", "layer1", "layer2", "layer3", "layer4"]
     with torch.no_grad():
         assert torch.equal(net.eval()(x), reference(x))
@@ -43,15 +44,72 @@ def test_weight_file_errors_name_the_file(weight_file, tmp_path):
         load_pretrained("resnet18", "IMAGENET1K_V1", str(path.parent), verify=True)
     with pytest.raises(InputError, match=r"pretrained: .*empty/resnet18-f37072fd.pth is missing; download https://download.pytorch.org/models/resnet18-f37072fd.pth"):
         load_pretrained("resnet18", "IMAGENET1K_V1", str(tmp_path / "empty"))
-    with pytest.raises(InputError, match="mobilenet_v1 has no torchvision weights"):
-        load_pretrained("mobilenet_v1", "DEFAULT", None)
+    with pytest.raises(InputError, match="densenet_bc has no ImageNet weights here"):
+        load_pretrained("densenet_bc", "DEFAULT", None)
+
+
+@pytest.fixture
+def timm_hub(tmp_path):
+    """timm's mobilenetv1_100 (random weights) saved as the hub's cache lays out a download:
+    snapshots/<revision>/model.safetensors linked to blobs/<its SHA-256>."""
+    import hashlib
+
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    reference = timm.create_model("mobilenetv1_100", pretrained=False).eval()
+    repo = tmp_path / "hub/models--timm--mobilenetv1_100.ra4_e3600_r224_in1k"
+    (repo / "blobs").mkdir(parents=True)
+    staged = repo / "staged.safetensors"
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(staged))
+    blob = repo / "blobs" / hashlib.sha256(staged.read_bytes()).hexdigest()
+    staged.rename(blob)
+    snapshot = repo / "snapshots/0123abcd/model.safetensors"
+    snapshot.parent.mkdir(parents=True)
+    snapshot.symlink_to(f"../../blobs/{blob.name}")
+    return reference, tmp_path / "hub", blob
+
+
+def test_mobilenet_v1_loads_timms_imagenet_weights_from_the_hub_cache(timm_hub):
+    """The same outputs as timm's own net; n counts the 13 depthwise blocks (the stem in block1)."""
+    reference, hub, blob = timm_hub
+    net, classes, stats = load_pretrained("mobilenet_v1", "ra4_e3600_r224_in1k", str(hub))
+    assert len(classes) == 1000 and stats == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert net.unit_names == [f"block{i}" for i in range(1, 14)] and net.widths[10] == 512 and net.widths[12] == 1024
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), reference(x), atol=1e-5)
+    blob.chmod(0o644)
+    with open(blob, "ab") as f:  # a byte more: the blob no longer has its name's SHA-256
+        f.write(b"\x00")
+    with pytest.raises(InputError, match=r"SHA-256 .* differs from the hub's"):
+        load_pretrained("mobilenet_v1", "ra4_e3600_r224_in1k", str(hub))
+    with pytest.raises(InputError, match="cannot be read as weights"):  # without the check (data.verify: false), still one line
+        load_pretrained("mobilenet_v1", "ra4_e3600_r224_in1k", str(hub), verify=False)
+
+
+def test_mobilenet_v1_weights_missing_or_from_a_named_file(timm_hub, tmp_path):
+    reference, hub, blob = timm_hub
+    with pytest.raises(InputError, match=r"pretrained: .*models--timm--mobilenetv1_100.ra4_e3600_r224_in1k/snapshots/<revision>/model.safetensors is missing; "
+                                         r"fetch https://huggingface.co/timm/mobilenetv1_100.ra4_e3600_r224_in1k"):  # fmt: skip
+        load_pretrained("mobilenet_v1", "ra4_e3600_r224_in1k", str(tmp_path / "nohub"))
+    named = tmp_path / "mine.pth"
+    torch.save(reference.state_dict(), named)  # a checkpoint file the user names in pretrained.cache
+    net, _, _ = load_pretrained("mobilenet_v1", "ra4_e3600_r224_in1k", str(named))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), reference(x), atol=1e-5)
+    torch.save({"conv_stem.weight": torch.zeros(1)}, named)
+    with pytest.raises(InputError, match="does not hold mobilenetv1_100 weights"):
+        load_pretrained("mobilenet_v1", "ra4_e3600_r224_in1k", str(named))
 
 
 def test_params_name_the_allowed_weights(tmp_path):
     params = tiny_params(**{"pretrained.weights": ["IMAGENET1K_V1"]})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
-    assert result.exit_code == 2 and "pretrained.weights[0]: found 'IMAGENET1K_V1', allowed: [] (convnet8 has no torchvision weights)" in result.output
+    assert result.exit_code == 2 and "pretrained.weights[0]: found 'IMAGENET1K_V1', allowed: [] (convnet8 has no ImageNet weights here)" in result.output
     params["model"]["name"] = "resnet18"
     params["pretrained"]["weights"] = ["V9"]
     params["transfer"]["layers"] = [1, 5]

@@ -93,7 +93,7 @@ class Params(Strict):
 
             allowed = weight_names(self.model.name)
             if self.pretrained.weights[0] not in allowed:
-                what = f"one of {', '.join(allowed)} for {self.model.name}" if allowed else f"[] ({self.model.name} has no torchvision weights)"
+                what = f"one of {', '.join(allowed)} for {self.model.name}" if allowed else f"[] ({self.model.name} has no ImageNet weights here)"
                 raise _KeyError("pretrained.weights[0]", self.pretrained.weights[0], what)
         for i, n in enumerate(self.strategies.cut_layers):
             if n > depth:

@@ -253,7 +253,7 @@ class AnalysisConfig(Strict):
 class PretrainedConfig(Strict):
     """Source nets with published ImageNet weights (torchvision) instead of trained base nets."""
 
-    weights: list[str] = Field(default_factory=list, max_length=1, description="[] or one torchvision weight name of model.name, e.g. [IMAGENET1K_V1] or [DEFAULT]")
+    weights: list[str] = Field(default_factory=list, max_length=1, description="[] or one weight name of model.name: torchvision's (e.g. [IMAGENET1K_V1], [DEFAULT]) or, for mobilenet_v1, timm's [ra4_e3600_r224_in1k]")
     cache: str | None = Field(None, description="folder of the weight files (null: torchvision's cache, $TORCH_HOME/hub/checkpoints)")
 
 

@@ -19,7 +19,7 @@ _REGISTRY: dict[str, tuple[str, tuple[str, ...]]] = {
     "convnet8": ("convnet8:convnet8", ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")),
     "densenet_bc": ("torchvision_nets:densenet_bc", ("stem", "block1", "transition1", "block2", "transition2", "block3")),
     "wrn": ("small_nets:wrn", ("stem", *_WRN_UNITS)),
-    "mobilenet_v1": ("small_nets:mobilenet_v1", ("stem", *(f"block{i}" for i in range(1, 14)))),
+    "mobilenet_v1": ("small_nets:mobilenet_v1", tuple(f"block{i}" for i in range(1, 14))),  # block1 holds the stem
     "resnet18": ("torchvision_nets:resnet18", ("stem", "layer1", "layer2", "layer3", "layer4")),
     "resnet50": ("torchvision_nets:resnet50", ("stem", "layer1", "layer2", "layer3", "layer4")),
     "densenet121": ("torchvision_nets:densenet121", ("stem", "block1", "transition1", "block2", "transition2", "block3", "transition3", "block4")),

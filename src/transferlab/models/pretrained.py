@@ -1,4 +1,5 @@
-"""torchvision models with their published ImageNet weights as source nets ("P").
+"""torchvision models with their published ImageNet weights as source nets ("P"), and
+MobileNet v1 with timm's (models/timm_weights.py).
 
 The weights are read from torchvision's cache (`$TORCH_HOME/hub/checkpoints`) or a folder
 named in params, checked against the SHA-256 prefix in their file name, loaded into the
@@ -26,7 +27,12 @@ ADAPTERS = {"resnet18": from_resnet, "resnet50": from_resnet, "densenet121": fro
 
 
 def weight_names(model_name: str) -> list[str]:
-    """The torchvision weight names of a model (plus DEFAULT), or [] if it has none here."""
+    """The torchvision weight names of a model (plus DEFAULT), timm's weight tags for the
+    models torchvision has no weights of, or [] if it has none here."""
+    from transferlab.models.timm_weights import TIMM_WEIGHTS
+
+    if model_name in TIMM_WEIGHTS:
+        return list(TIMM_WEIGHTS[model_name][1])
     if model_name not in ADAPTERS:
         return []
     return ["DEFAULT", *(w.name for w in tvm.get_model_weights(model_name))]  # iteration skips the DEFAULT alias
@@ -60,10 +66,16 @@ def _densenet_keys(state: dict) -> dict:
     return {(m.group(1) + m.group(2) if (m := pattern.match(k)) else k): v for k, v in state.items()}
 
 
-def load_pretrained(model_name: str, weights_name: str, cache: str | None, verify: bool = True, download: bool = False) -> tuple[LayeredNet, list[str]]:
-    """The pretrained net as a LayeredNet, and its classes."""
+def load_pretrained(model_name: str, weights_name: str, cache: str | None, verify: bool = True, download: bool = False) -> tuple[LayeredNet, list[str], tuple]:
+    """The pretrained net as a LayeredNet, its classes, and the input (mean, std) its weights expect."""
+    from transferlab.models.timm_weights import TIMM_WEIGHTS, load_timm
+
+    if model_name in TIMM_WEIGHTS:
+        classes = list(tvm.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])  # ImageNet-1k, in the order every release uses
+        net, stats = load_timm(model_name, weights_name, cache, verify, classes)
+        return net, classes, stats
     if model_name not in ADAPTERS:
-        raise InputError(f"pretrained: {model_name} has no torchvision weights; models with weights: {', '.join(ADAPTERS)}")
+        raise InputError(f"pretrained: {model_name} has no ImageNet weights here; models with weights: {', '.join([*ADAPTERS, *TIMM_WEIGHTS])}")
     path, url = weights_path(model_name, weights_name, cache)
     if not path.is_file():
         if not download:
@@ -83,4 +95,4 @@ def load_pretrained(model_name: str, weights_name: str, cache: str | None, verif
         net.load_state_dict(_densenet_keys(state) if model_name == "densenet121" else state)
     except RuntimeError as err:
         raise InputError(f"pretrained: {path} does not hold {model_name} weights ({str(err).splitlines()[0]})") from None
-    return ADAPTERS[model_name](net), classes
+    return ADAPTERS[model_name](net), classes, (IMAGENET_MEAN, IMAGENET_STD)

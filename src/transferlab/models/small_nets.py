@@ -41,18 +41,21 @@ def wrn(num_classes: int, depth: int = 28, widen: int = 10, dropout: float = 0.3
     return LayeredNet(layers, head, names, chans)
 
 
-def _conv_bn(cin: int, cout: int, stride: int, groups: int = 1, kernel: int = 3) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+def _conv_bn(cin: int, cout: int, stride: int, groups: int = 1, kernel: int = 3, act: type[nn.Module] = nn.ReLU) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), act(inplace=True)]
 
 
 def mobilenet_v1(num_classes: int, width: float = 1.0, dropout: float = 0.0, **_) -> LayeredNet:
     """MobileNet v1 (Howard et al. 2017): a conv stem and 13 depthwise-separable blocks
-    (about 3.2M parameters without the classifier at width 1). Units: stem, block1..block13."""
+    (about 3.2M parameters without the classifier at width 1), ReLU6 as in timm's
+    mobilenetv1_100, whose ImageNet weights it loads (models/timm_weights.py). Units: block1
+    (with the stem) .. block13, so that n counts depthwise blocks as the MobileNet studies do."""
     plan = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 1)] * 5, (1024, 2), (1024, 1)]
     c = lambda ch: max(8, round(ch * width))  # noqa: E731
-    layers, names, chans, cin = [nn.Sequential(*_conv_bn(3, c(32), 2))], ["stem"], [c(32)], c(32)
+    layers, names, chans, cin = [], [], [], c(32)
     for i, (cout, stride) in enumerate(plan, 1):
-        layers.append(nn.Sequential(*_conv_bn(cin, cin, stride, groups=cin), *_conv_bn(cin, c(cout), 1, kernel=1)))
+        stem = _conv_bn(3, c(32), 2, act=nn.ReLU6) if i == 1 else []
+        layers.append(nn.Sequential(*stem, *_conv_bn(cin, cin, stride, groups=cin, act=nn.ReLU6), *_conv_bn(cin, c(cout), 1, kernel=1, act=nn.ReLU6)))
         names.append(f"block{i}")
         chans.append(c(cout))
         cin = c(cout)

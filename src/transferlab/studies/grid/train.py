@@ -47,10 +47,10 @@ def transfer(params: Params, spec: RunSpec, layout: Layout, device: torch.device
 
 
 def pretrained(params: Params, weights: str, out: Path) -> list[str]:
-    """Convert torchvision's published weights of model.name into a source-net checkpoint."""
-    from transferlab.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, load_pretrained
+    """Convert the published ImageNet weights of model.name (torchvision's, or timm's) into a source-net checkpoint."""
+    from transferlab.models.pretrained import load_pretrained
 
-    net, classes = load_pretrained(params.model.name, weights, params.pretrained.cache, params.data.verify, params.data.download)
+    net, classes, (mean, std) = load_pretrained(params.model.name, weights, params.pretrained.cache, params.data.verify, params.data.download)
     atomic_torch_save(
         {
             "run_id": f"pretrained/{params.model.name}/{weights}",
@@ -59,8 +59,8 @@ def pretrained(params: Params, weights: str, out: Path) -> list[str]:
             "num_classes": len(classes),
             "classes": classes,
             "state_dict": net.state_dict(),
-            "input_mean": torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
-            "input_std": torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+            "input_mean": torch.tensor(mean).view(1, 3, 1, 1),  # the normalisation the weights expect
+            "input_std": torch.tensor(std).view(1, 3, 1, 1),
             **provenance(),
         },
         out,

@@ -39,6 +39,9 @@ def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
                 "top1": m[STATISTIC],
                 **{k: m.get(k) for k in ROW_KEYS},
                 **{k: m.get(k) for k in CUT_KEYS if r.name == "cut"},
+                # with a validation part (strategies.train.val_fraction): the study's val_acc and test_acc
+                "val_top1": m.get("best_val_top1"),
+                "test_top1_at_best_val": m.get("test_top1_at_best_val"),
             }
         )
     return pd.DataFrame(rows)
@@ -99,17 +102,19 @@ def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
     c = df[df.study == "cut"] if "study" in df else df
     if c.empty:
         return "# baseA cut after unit n\n\nNot run: strategies.cut_layers is [] in params.yaml.\n"
+    val = c.val_top1.notna().any() if "val_top1" in c else False
     lines = [
         "# baseA cut after unit n, with pooling and a new classifier, fine-tuned on B",
         "",
-        "| n | unit | parameters | size (MB) | peak memory (MB) | latency (ms / image) | top-1 on B |",
-        "|---|---|---|---|---|---|---|",
+        f"| n | unit | parameters | size (MB) | peak memory (MB) | latency (ms / image) | top-1 on B |{' val top-1 | test top-1 at the best val |' if val else ''}",
+        f"|---|---|---|---|---|---|---|{'---|---|' if val else ''}",
     ]
     for (source, n), g in c.groupby(["source", "n"]):
         name = unit_names[int(n) - 1] if int(n) <= len(unit_names) else ""
+        whole = " (the whole net: baseB+)" if int(n) == len(unit_names) else ""
         lines.append(
-            f"| {int(n)} | {name}{' (pretrained)' if source == 'P' else ''} | {int(g.parameters.iloc[0]):,} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
-            f"| {1e3 * g.latency_s_per_image.median():.3f} | {g.top1.mean():.3f} |"
+            f"| {int(n)} | {name}{' (pretrained)' if source == 'P' else ''}{whole} | {int(g.parameters.iloc[0]):,} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
+            f"| {1e3 * g.latency_s_per_image.median():.3f} | {g.top1.mean():.3f} |" + (f" {g.val_top1.mean():.3f} | {g.test_top1_at_best_val.mean():.3f} |" if val else "")
         )
     lines += ["", f"Peak memory: {c.peak_memory_method.iloc[0]}; latency: median of timed batches of {int(c.latency_batch.iloc[0])} after warm-up, on {c.device.iloc[0]}."]
     return "\n".join(lines) + "\n"
