@@ -40,8 +40,11 @@ pytestmark = [
     pytest.mark.skipif(bool(MISSING) and os.environ.get("TRANSFERLAB_REQUIRE_SLURM") != "1", reason=f"no SLURM here: {MISSING}"),
 ]
 
-# Base nets (and A' nets) train long enough to be cancelled between two epoch checkpoints.
-PARAMS = tiny_params(**{"base.epochs": 60})
+# The tiny configuration with one layer and the optional studies off (every stage kind but
+# strategies and cut: 17 jobs, each a SLURM job with its own Snakemake start); base nets (and
+# A' nets) train long enough to be cancelled between two epoch checkpoints.
+PARAMS = tiny_params(**{"base.epochs": 60, "transfer.layers": [1], "binary.betas": [0.0], "strategies.names": [], "strategies.cut_layers": [],
+                        "analysis.binary_sources": False})  # fmt: skip
 CANCELLED_RULE = "train_base_0_A_0"
 
 
@@ -107,7 +110,9 @@ def slurm_run(cluster, tmp_path_factory):
     root = tmp_path_factory.mktemp("slurm-run")
     repo = make_repo(root / "repo", PARAMS)
     profile = _profile(root / "profile", {"threads": 1, "gpus": 0})
-    proc = subprocess.Popen(["snakemake", "--workflow-profile", str(profile)], cwd=repo, env=cluster, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_file = root / "snakemake.log"  # a file, not a pipe: nobody reads a pipe while we watch, and a full one blocks Snakemake
+    with open(log_file, "w") as out:
+        proc = subprocess.Popen(["snakemake", "--workflow-profile", str(profile)], cwd=repo, env=cluster, stdout=out, stderr=subprocess.STDOUT)
     checkpoint = repo / "data/checkpoints/s0/baseA/r0.pt"
     deadline = time.monotonic() + 600
     cancelled = None
@@ -118,7 +123,8 @@ def slurm_run(cluster, tmp_path_factory):
             if cancelled:
                 subprocess.run(["scancel", cancelled], env=cluster, check=True)
         time.sleep(0.05)
-    log, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    log = log_file.read_text()
     assert proc.returncode == 0, log[-4000:]
     return repo, log, cancelled, cluster
 
@@ -158,12 +164,16 @@ def test_the_cancelled_run_resumed_and_results_equal_dvc_repro(slurm_run, tmp_pa
         assert np.array_equal(ours[column].to_numpy(), theirs[column].to_numpy(), equal_nan=True), column
 
 
-def test_the_gpu_form_asks_for_the_gpu_type_and_partition(cluster, tmp_path):
-    """GPU jobs ask for `--gpus=<model>:1` in the GPU partition; the others stay in `cpu`."""
-    repo = make_repo(tmp_path / "repo", tiny_params())
+def test_the_gpu_form_asks_for_the_gpu_type_and_partition(slurm_run, tmp_path):
+    """GPU jobs ask for `--gpus=<model>:1` in the GPU partition; the others stay in `cpu`.
+    (On the finished repository: the split and one base net run again, nothing else.)"""
+    repo, _, _, env = slurm_run
     profile = _profile(tmp_path / "profile", {"threads": 1, "gpus": 1, "gpu_model": "fake", "gpu_partition": "gpu"})
-    log = sh(repo, *"snakemake --workflow-profile".split(), str(profile), CANCELLED_RULE)
+    cmd = ["snakemake", "--workflow-profile", str(profile), "--forcerun", "split_0", "--until", "train_base_0_B_0"]
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
     calls = dict(re.findall(r"sbatch call: .*?--comment '?rule_(\w+)'? (.*)", log))
-    assert set(calls) == {"prepare", "split_0", "settings", CANCELLED_RULE}, calls
-    assert "--gpus=fake:1" in calls[CANCELLED_RULE] and "-p gpu" in calls[CANCELLED_RULE]
-    assert not [r for r, c in calls.items() if r != CANCELLED_RULE and ("--gpus" in c or "-p gpu" in c)]
+    assert set(calls) == {"split_0", "train_base_0_B_0"}, calls
+    assert "--gpus=fake:1" in calls["train_base_0_B_0"] and "-p gpu" in calls["train_base_0_B_0"]
+    assert "--gpus" not in calls["split_0"] and "-p cpu" in calls["split_0"]
