@@ -127,7 +127,7 @@ def test_bad_binary_values_give_one_line(tmp_path, overrides, expected):
     assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1, result.output
 
 
-def test_head_counts_are_a_sweep_in_the_run_ids(tmp_path):
+def test_head_counts_are_a_sweep_in_the_run_ids(tmp_path, monkeypatch):
     """binary.heads is a list: each count has its own A' nets (and beta = 0 control), with that
     many heads, and the tables, headline and figures keep the counts apart."""
     from transferlab.config import parse_params
@@ -153,3 +153,9 @@ def test_head_counts_are_a_sweep_in_the_run_ids(tmp_path):
     assert len(curves) == 4 * 2 and set(curves.heads) == {1, 3}  # the A' nets' evaluations
     curves_figure(curves, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    from transferlab.studies.binary import report
+
+    seen = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, out: seen.extend(ax.get_title() for ax in fig.axes))
+    curves_figure(curves.astype({"heads": float}), tmp_path / "c.png")  # as read back from results.parquet, beside NaN columns
+    assert seen[:2] == ["1 binary head (2 A' nets)", "3 binary heads (2 A' nets)"]

@@ -97,7 +97,7 @@ HEADS_STYLES = ["-", "--", ":", "-."]
 
 def _heads_label(heads: int, all_heads: list[int]) -> str:
     """", 3 heads" where the head count varies, else nothing."""
-    return f", {heads} head{'s' if heads > 1 else ''}" if len(all_heads) > 1 else ""
+    return f", {int(heads)} head{'s' if heads > 1 else ''}" if len(all_heads) > 1 else ""  # (a float in the concatenated table)
 
 
 def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.random.Generator) -> list[int]:
@@ -177,7 +177,7 @@ def curves_figure(curves: pd.DataFrame, out: Path) -> None:
             rows = curves[(curves.heads == heads) & (curves.beta == beta)].assign(error=lambda r: 1 - r.top1, binary_error=lambda r: 1 - r.binary_top1)
             counts += [i.count for i in mean_band(ax, rows, "epoch", "error", f"beta {beta:g}: classifier", color, linewidth=1.5)]
             counts += [i.count for i in mean_band(ax, rows.dropna(subset=["binary_error"]), "epoch", "binary_error", f"beta {beta:g}: binary heads", color, linewidth=1.2, linestyle="--")]
-        ax.set(xlabel="epoch", title=f"{heads} binary head{'s' if heads > 1 else ''} ({curves[curves.heads == heads].run_id.nunique()} A' nets)")
+        ax.set(xlabel="epoch", title=f"{int(heads)} binary head{'s' if heads > 1 else ''} ({curves[curves.heads == heads].run_id.nunique()} A' nets)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test error on A (heads: on their partitions)")
     legend_outside(axes[0][-1])

@@ -198,11 +198,12 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
         if len(ref):
             ax.plot(ref.n, ref.delta, color=color, linestyle=":", linewidth=1.2, label=f"the paper (ImageNet): {paper_name}")
     gaps = anb_minus_random(df)
-    for kind, g in gaps[gaps.split_kind != "random"].groupby("split_kind"):  # the dissimilar kinds
+    dissimilar = gaps[gaps.split_kind != "random"]
+    for kind, g in dissimilar.groupby("split_kind"):
         counts += [i.count for i in mean_band(ax, g, "n", "gap", f"AnB minus random control, {KIND_LABELS[kind]}", KIND_COLORS[kind], DIFFERENCE, linewidth=1.2, linestyle="-.", marker="s", markersize=4)]
     ax.axhline(0, color="black", linestyle="--", linewidth=0.8)
     ax.set_xlabel(X_LABEL)
-    ax.set_ylabel("Top-1 minus the base net's top-1\n(dash-dot: AnB minus the random control)")
+    ax.set_ylabel("Top-1 minus the base net's top-1" + ("\n(dash-dot: AnB minus the random control)" if len(dissimilar) else ""))
     ax.set_xticks(sorted(d[d.treatment != "base"].n.unique()))
     ax.set_title(f"Transfer relative to the base net ({interval_note(counts)})", fontsize=10)
     legend_outside(ax)
