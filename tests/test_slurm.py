@@ -1,7 +1,8 @@
 """The SLURM path for real: a one-node SLURM cluster on localhost (workflow/slurm/local-cluster.sh),
 the tiny configuration through `snakemake --workflow-profile` with the project's SLURM profile
-(placeholders filled in), one training job cancelled mid-run with `scancel`, and the results
-compared with `dvc repro` of the same configuration.
+(its partition and resources set for the local cluster, no account), one training job
+cancelled mid-run with `scancel`, and the results compared with `dvc repro` of the same
+configuration.
 
 Needs Debian's slurm-wlm and munge and root (the script links /etc/slurm/slurm.conf); skipped
 without them unless TRANSFERLAB_REQUIRE_SLURM=1 (.ci/run sets it after installing them)."""
@@ -75,7 +76,7 @@ def cluster(tmp_path_factory):
 
 
 def _profile(folder: Path, config: dict) -> Path:
-    """The project's SLURM profile with its placeholders filled in for the local cluster."""
+    """The project's SLURM profile with the local cluster's partition, no account, and small jobs."""
     profile = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
     profile["default-resources"].update(slurm_partition="cpu", mem_mb=1000, runtime=30)
     del profile["default-resources"]["slurm_account"]

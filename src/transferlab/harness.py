@@ -67,6 +67,12 @@ def load_checkpoint(path: Path) -> tuple[LayeredNet, dict]:
     return model, state
 
 
+def source_input_stats(source: str | None, state: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The normalisation a run from this source trains with: the pretrained net's own (its
+    units expect it), else None (the trainer computes the target task's)."""
+    return (state["input_mean"], state["input_std"]) if source == "P" else None
+
+
 def load_model(path: Path) -> LayeredNet:
     """Rebuild a trained net from its checkpoint."""
     return load_checkpoint(path)[0]

@@ -17,9 +17,9 @@ def signed_power(x: np.ndarray, power: float) -> np.ndarray:
     return x if power == 1 else np.sign(x) * np.abs(x) ** power
 
 
-def probe_top1(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, kind: str, c: float, power: float = 1.0) -> float:
-    """Top-1 on the test part of a multinomial logistic regression ("logreg") or a linear SVM
-    ("svm") fitted on L2-normalised training features (after the signed power transform)."""
+def fit_probe(train_x: np.ndarray, train_y: np.ndarray, kind: str, c: float, power: float = 1.0):
+    """A multinomial logistic regression ("logreg") or a linear SVM ("svm") fitted on the
+    L2-normalised features (after the signed power transform); predict with `features()`."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
@@ -27,18 +27,22 @@ def probe_top1(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, tes
     clf = LogisticRegression(C=c, max_iter=2000) if kind == "logreg" else LinearSVC(C=c, max_iter=5000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the cap on iterations is the budget
-        clf.fit(l2_normalize(signed_power(train_x, power)), train_y)
-    return float(np.mean(clf.predict(l2_normalize(signed_power(test_x, power))) == test_y))
+        clf.fit(features(train_x, power), train_y)
+    return clf
+
+
+def features(x: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """What a probe sees of a unit's activations."""
+    return l2_normalize(signed_power(x, power))
+
+
+def probe_top1(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, kind: str, c: float, power: float = 1.0) -> float:
+    """Top-1 on the test part of a probe (fit_probe) fitted on the training part."""
+    clf = fit_probe(train_x, train_y, kind, c, power)
+    return float(np.mean(clf.predict(features(test_x, power)) == test_y))
 
 
 def source_probabilities(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray, c: float) -> np.ndarray:
     """A source-label distribution theta(x) from one unit: a logistic regression fitted on the
     source task's features, applied to the target images (LEEP needs source predictions)."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-
-    clf = LogisticRegression(C=c, max_iter=2000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(l2_normalize(train_x), train_y)
-    return clf.predict_proba(l2_normalize(x))
+    return fit_probe(train_x, train_y, "logreg", c).predict_proba(features(x))

@@ -41,9 +41,7 @@ def original_files(name: str, root: Path) -> list[OriginalFile]:
         return [OriginalFile(root / cls.base_folder / f, md5, archive) for f, md5 in listed]
     if name == "svhn":
         return [OriginalFile(root / tvd.SVHN.split_list[s][1], tvd.SVHN.split_list[s][2], tvd.SVHN.split_list[s][0]) for s in ("train", "test")]
-    cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
-    raw = root / cls.__name__ / "raw"
-    return [OriginalFile(raw / Path(f).name.removesuffix(".gz"), None, f"{cls.mirrors[0]}{f}") for f, _ in cls.resources]
+    return [OriginalFile(a.path.with_suffix(""), None, a.url) for a in _archives(name, root)]
 
 
 def _archives(name: str, root: Path) -> list[OriginalFile]:
@@ -76,12 +74,11 @@ def check(name: str, root: Path, verify: bool) -> str:
 
 def fetch(name: str, root: Path) -> None:
     """torchvision's download of `name` into `root` (its MD5 checks included)."""
-    from transferlab.data.sources import torchvision_class
+    from transferlab.data.sources import torchvision_class, torchvision_parts
 
     cls = torchvision_class(name, verify=True)
     root.mkdir(parents=True, exist_ok=True)
-    for train in (True, False):
-        kwargs = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
+    for kwargs in torchvision_parts(name):
         try:
             cls(str(root), download=True, **kwargs)
         except (OSError, RuntimeError) as err:  # offline, or a corrupt download

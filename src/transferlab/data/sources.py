@@ -66,6 +66,11 @@ def imagenet100_wnids() -> list[str]:
 # --- torchvision's small-image data sets -------------------------------------------------
 
 
+def torchvision_parts(name: str) -> list[dict]:
+    """The keyword arguments of torchvision's class for the training part, then the test part."""
+    return [{"split": "train"}, {"split": "test"}] if name == "svhn" else [{"train": True}, {"train": False}]
+
+
 def torchvision_class(name: str, verify: bool):
     """torchvision's class for `name`; with verify off, its MD5 check only asks that the files exist."""
     from torchvision import datasets as tvd
@@ -93,8 +98,7 @@ def load_torchvision(name: str, cfg: DataConfig) -> RawSet:
         raise InputError(f"{name}: {root} lacks {listed}; run `transferlab download` (it fetches them with data.download: true)")
     cls = torchvision_class(name, cfg.verify)
     parts = []
-    for train in (True, False):
-        kwargs = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
+    for kwargs in torchvision_parts(name):
         try:
             ds = cls(str(root), download=False, **kwargs)
         except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"

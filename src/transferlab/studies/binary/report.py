@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,11 @@ def binary_headline(df: pd.DataFrame) -> dict:
 HEADS_STYLES = ["-", "--", ":", "-."]
 
 
+def heads_styles(all_heads: list[int]) -> dict:
+    """A line style per head count."""
+    return dict(zip(all_heads, itertools.cycle(HEADS_STYLES)))
+
+
 def _heads_label(heads: int, all_heads: list[int]) -> str:
     """", 3 heads" where the head count varies, else nothing."""
     return f", {int(heads)} head{'s' if heads > 1 else ''}" if len(all_heads) > 1 else ""  # (a float in the concatenated table)
@@ -107,12 +113,12 @@ def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.ran
     counts = []
     all_heads = sorted(rows.heads.unique())
     for kind in kinds_in(rows):
-        for i, heads in enumerate(all_heads):
+        for heads, style in heads_styles(all_heads).items():
             part = rows[(rows.split_kind == kind) & (rows.heads == heads)]
             color = KIND_COLORS[kind]
             ax.scatter(part.beta + rng.uniform(-0.01, 0.01, len(part)), part.error, s=18, alpha=0.6, color=color)
             label = KIND_LABELS[kind] + _heads_label(heads, all_heads)
-            counts += [i.count for i in mean_band(ax, part, "beta", "error", label, color, marker="o", linewidth=1.5, linestyle=HEADS_STYLES[i % 4])]
+            counts += [i.count for i in mean_band(ax, part, "beta", "error", label, color, marker="o", linewidth=1.5, linestyle=style)]
     ax.set(xlabel="beta (weight of the binary heads)", ylabel="top-1 error", title=title)
     ax.grid(alpha=0.3)
     return counts
@@ -130,7 +136,7 @@ def beta_figure(df: pd.DataFrame, out: Path) -> None:
     for (split, heads), g in paired.groupby(["split", "heads"]):
         means = g.groupby("beta").b_gain.mean()
         color = KIND_COLORS.get(g.split_kind.iloc[0]) if g.split_kind.iloc[0] != "random" else None
-        style = HEADS_STYLES[all_heads.index(heads) % 4]
+        style = heads_styles(all_heads)[heads]
         ax.plot(means.index, means.values, marker="o", color=color, linestyle=style, label=f"split {split}{_heads_label(heads, all_heads)}")
         ax.scatter(g.beta, g.b_gain, s=12, alpha=0.4, color=color)
     ax.axhline(0, color="black", linestyle="--", linewidth=0.8)

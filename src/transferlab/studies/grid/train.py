@@ -9,7 +9,7 @@ import torch
 
 from transferlab.artifacts import atomic_torch_save, provenance
 from transferlab.config import Params
-from transferlab.harness import RunInfo, load_checkpoint, model_options, task_data, train_run
+from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, task_data, train_run
 from transferlab.models import create_model
 from transferlab.runs import Layout, RunSpec
 from transferlab.train import History
@@ -41,9 +41,7 @@ def transfer(params: Params, spec: RunSpec, layout: Layout, device: torch.device
     model = build_treatment(fresh, spec.n, source, spec.finetune)
     factor = params.transfer.finetune_lr_factor if source is not None else 1.0
     groups = param_groups(model, spec.n, factor, params.training("transfer").layer_lr_factors)
-    # a pretrained net's units expect the normalisation it was trained with
-    stats = (state["input_mean"], state["input_std"]) if spec.source == "P" else None
-    return train_run(params, _info(params, spec), layout, task, model, groups, device, input_stats=stats)
+    return train_run(params, _info(params, spec), layout, task, model, groups, device, input_stats=source_input_stats(spec.source, state))
 
 
 def pretrained(params: Params, weights: str, out: Path) -> list[str]:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from transferlab.analysis.features import unit_features
-from transferlab.analysis.probes import l2_normalize, probe_top1
+from transferlab.analysis.probes import features, fit_probe, probe_top1
 from transferlab.artifacts import atomic_json, atomic_torch_save, provenance
 from transferlab.config import Params
 from transferlab.data.files import as_tensor
@@ -31,8 +31,6 @@ def choose_unit(train: list[np.ndarray], y: np.ndarray, fraction: float, c: floa
 
 def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
     """Train the best_linear strategy of one run; write its classifier and metrics.json."""
-    from sklearn.linear_model import LogisticRegression
-
     from transferlab.studies.strategies.train import target_task
 
     started = time.perf_counter()
@@ -45,8 +43,8 @@ def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.
     test = unit_features(net, as_tensor(task.test_x), mean, std, device)
     y, y_test = task.train_y.numpy(), task.test_y.numpy()
     best, val_scores = choose_unit(train, y, cfg.linear_val_fraction, cfg.linear_c, seed)
-    clf = LogisticRegression(C=cfg.linear_c, max_iter=2000).fit(l2_normalize(train[best]), y)
-    top1 = float(np.mean(clf.predict(l2_normalize(test[best])) == y_test))
+    clf = fit_probe(train[best], y, "logreg", cfg.linear_c)
+    top1 = float(np.mean(clf.predict(features(test[best])) == y_test))
     history = History(records=[{"epoch": 1.0, "step": 1, "test_top1": top1, "val_top1": val_scores[best]}])
     atomic_torch_save({"run_id": str(run), "unit": best + 1, "coef": torch.from_numpy(clf.coef_), "intercept": torch.from_numpy(clf.intercept_),
                        "classes": task.classes, "input_mean": mean, "input_std": std}, layout.model(run))  # fmt: skip

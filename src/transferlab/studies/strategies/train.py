@@ -20,7 +20,7 @@ from transferlab.config import Params
 from transferlab.data.dataset import TaskData
 from transferlab.data.sampling import per_class_subset
 from transferlab.data.files import as_tensor
-from transferlab.harness import RunInfo, load_checkpoint, model_options, task_data, train_run
+from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, task_data, train_run
 from transferlab.models import create_model
 from transferlab.models.layered import GlobalPool, LayeredNet
 from transferlab.runs import Layout, StrategyRun, seed_of
@@ -152,8 +152,7 @@ def strategy(params: Params, run: StrategyRun, layout: Layout, device: torch.dev
     groups = apply_strategy(model, run.name, cfg.top_units, cfg.top_lr_factor, cfg.lower_lr_factor, cfg.extra_fc)
     fields = {"split": run.split, "treatment": f"strategy:{run.name}", "strategy": run.name, "images_per_class": str(run.images_per_class),
               "replicate": run.replicate, "target": "B", "train_images": len(task.train_y), "source": run.source}  # fmt: skip
-    stats = (state["input_mean"], state["input_std"]) if run.source == "P" else None  # the pretrained units' own normalisation
-    return train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, model, groups, device, input_stats=stats)
+    return train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, model, groups, device, input_stats=source_input_stats(run.source, state))
 
 
 def cut(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
@@ -167,9 +166,7 @@ def cut(params: Params, run: StrategyRun, layout: Layout, device: torch.device) 
     net = CutNet(source, run.n, task.num_classes)
     groups = [ParamGroup(list(net.head.parameters()), 1.0, "new"), ParamGroup(list(net.units.parameters()), cfg.top_lr_factor, "copied")]
     fields = {"split": run.split, "treatment": "cut", "n": run.n, "replicate": run.replicate, "target": "B", "source": run.source}
-    # the pretrained units expect the normalisation they were trained with
-    stats = (state["input_mean"], state["input_std"]) if run.source == "P" else None
-    history = train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, net, groups, device, input_stats=stats)
+    history = train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, net, groups, device, input_stats=source_input_stats(run.source, state))
     x = as_tensor(task.test_x[: cfg.latency_batch]).to(device).float().div(255).contiguous(memory_format=torch.channels_last)
     net.to(device)
     peak, how = peak_memory(net, x)
