@@ -126,7 +126,9 @@ def test_a_study_overrides_only_the_keys_it_names():
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        ({"transfer.patience": 3}, "transfer.patience: found 3, allowed: 0, or a validation part: set val_fraction > 0"),
+        ({"transfer.patience": 3}, "transfer.patience: found 3, allowed: 0, or a validation part: val_fraction > 0, or data.val_folder: true"),
+        ({"train.patience": 1}, "train.patience: found 1, allowed: 0, or a validation part"),
+        ({"data.val_folder": True}, "data.val_folder: found True, allowed: false, or true with a folder data set (imagenet, imagenet100, imagefolder) and no data.b_dataset"),
         ({"binary.finetune.val_fraction": 0.0}, "binary.finetune.patience: found 2, allowed: 0, or a validation part"),
         ({"base.layer_lr_factors": {"conv9": 0.1}}, "base.layer_lr_factors.conv9: found 'conv9', allowed: unit names of convnet8: conv1, conv2"),
     ],
@@ -215,5 +217,7 @@ def test_presets_carry_the_studies_numbers():
     assert not any(svhn.training(study).augment for study in ("transfer", "binary", "strategies"))  # B is SVHN: no flips
     imagenet = presets["binary_imagenet100_densenet121"]
     assert (imagenet.data.dataset, imagenet.model.name, imagenet.data.image_size) == ("imagenet100", "densenet121", 224)
+    mobilenet = presets["mobilenet_cut_imagefolder"]  # v1 cut at n = 1..11 (and 13: baseB+), val_acc from the folder's val/ part
+    assert (mobilenet.model.name, mobilenet.strategies.cut_layers, mobilenet.data.val_folder) == ("mobilenet_v1", [*range(1, 12), 13], True)
     for name in ("binary_cifar100_wrn", "binary_cifar100_densenet", "binary_imagenet100_densenet121", "cifar100_to_cifar10", "cifar100_to_svhn"):
         assert "Where the numbers come from" in (ROOT / "configs" / f"{name}.yaml").read_text().split("\n\n")[0], name

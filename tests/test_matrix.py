@@ -3,7 +3,8 @@
 A matrix of shrunken configurations, each a real `dvc repro` in its own git repository: every
 optional study off on its own and all off together, every split kind alone and mixed, several
 replicates, both directions, a single layer, an odd class count, a step schedule with warm-up,
-early stopping, and a pretrained source. A study that did not run says so in one line."""
+early stopping (on a held-out share, and on an image folder's own val/ part), and a pretrained source.
+A study that did not run says so in one line."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ MATRIX = {
     },
     "cross-data-set": {"data.b_dataset": "mnist", "data.verify": False, "splits": ["cross"], "strategies.names": ["classifier"], "strategies.images_per_class": ["all"]},
     "all-classes-one-task": {"splits": ["all"], "binary.equal_halves": True, "strategies.cut_layers": [1]},
+    "image-folder-train-val-test-early-stopping-on-val": {
+        "data.dataset": "imagefolder", "data.image_folder": "data/raw/lanes", "data.val_folder": True, "train.epochs": 2, "train.patience": 1,
+        "strategies.names": ["best_linear"], "strategies.images_per_class": ["all"], "strategies.cut_layers": [1],
+    },
     "pretrained-source": {"model.name": "resnet18", "pretrained.weights": ["IMAGENET1K_V1"], "pretrained.cache": "weights", "data.verify": False,
                           "strategies.cut_layers": [1]},
 }  # fmt: skip
@@ -69,7 +74,16 @@ def _weights(repo):
         f.write("weights/\n")  # 45 MB: outside git, as torchvision's cache would be
 
 
-SETUP = {"cross-data-set": _mnist, "pretrained-source": _weights}
+def _lanes(repo):
+    """An image folder with train/, val/ and test/ parts, inside data.root (the download stage's output)."""
+    from formats import write_image_folder
+
+    write_image_folder(repo / "data/raw/lanes", ["forward", "left", "right", "stop"], per_class=8, parts=("train", "val", "test"))
+    with open(repo / ".gitignore", "a") as f:
+        f.write("data/raw/\n")
+
+
+SETUP = {"cross-data-set": _mnist, "pretrained-source": _weights, "image-folder-train-val-test-early-stopping-on-val": _lanes}
 
 
 @pytest.mark.parametrize("name", list(MATRIX))
@@ -82,6 +96,11 @@ def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
     assert {"aggregate", "plot"} <= stages_run(log)
     _check_reports(repo, params, plan.output)
     assert "up to date" in sh(repo, "dvc", "status")
+    if params["data"]["val_folder"]:  # every run validated on the folder's val/ part: 8 images of each of B's 2 classes
+        for run_id in ("s0/baseB/r0", "s0/cut1/r0", "s0/strat-best_linear-iall/r0"):
+            m = json.loads((repo / f"data/runs/{run_id}/metrics.json").read_text())
+            assert m["val_from"] == "val_folder" and m.get("val_images", 16) == 16 and 0 <= m["best_val_top1"] <= 1, run_id
+        assert "val top-1" in (repo / "reports/tables/cut.md").read_text()
 
 
 def _check_reports(repo, params: dict, plan: str) -> None:

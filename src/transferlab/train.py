@@ -34,6 +34,7 @@ class History:
     train_seconds: float = 0.0  # in the epoch loop: steps, evaluations, epoch checkpoints (this process)
     input_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # the normalisation used (mean, std)
     resumed_epochs: int = 0  # epochs restored from an epoch checkpoint (a killed run started again)
+    images: dict = field(default_factory=dict)  # images trained on; where the validation part came from, its size
 
     def summary(self, best_k: int) -> dict:
         """Final and best top-1, and the paper's statistic: the mean of the k best evaluations."""
@@ -46,6 +47,7 @@ class History:
             "best_k": k,
             "evaluations": len(top1),
             "epochs_run": self.records[-1].get("epoch"),
+            **self.images,
         }
         if "val_top1" in self.records[-1]:
             best = _best_val_index(self.records)
@@ -162,15 +164,29 @@ def _setup(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[Para
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(device).to(memory_format=torch.channels_last)
-    data = {"train_x": task.train_x, "train_y": task.train_y, "test_x": task.test_x, "test_y": task.test_y}
-    if cfg.val_fraction > 0:
-        keep, val = stratified_holdout(task.train_y, cfg.val_fraction, opts.seed)
-        data |= {"train_x": task.train_x[keep], "train_y": task.train_y[keep], "val_x": task.train_x[val], "val_y": task.train_y[val]}
+    data, images = validation_part(task, cfg.val_fraction, opts.seed)
     data = {k: v if isinstance(v, ImageFiles) else v.to(device) for k, v in data.items()}  # files stay on disk
     mean, std = (s.to(device) for s in opts.input_stats) if opts.input_stats else _stats(data["train_x"], opts.seed, device)
     per_epoch = steps_per_epoch(len(data["train_x"]), cfg.batch_size)
     net = torch.compile(model) if cfg.compile else model
-    return _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, net, mean, std, per_epoch)
+    loop = _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, net, mean, std, per_epoch)
+    loop.history.images = images
+    return loop
+
+
+def validation_part(task: TaskData, val_fraction: float, seed: int) -> tuple[dict, dict]:
+    """The fit's images (train_x, train_y, test_x, test_y, and val_x, val_y when it validates),
+    and their counts with where the validation part came from: the data set's own
+    (data.val_folder) whenever it has one, else `val_fraction` of each class's training images."""
+    data = {"train_x": task.train_x, "train_y": task.train_y, "test_x": task.test_x, "test_y": task.test_y}
+    if task.val_y is not None:
+        data |= {"val_x": task.val_x, "val_y": task.val_y}
+        return data, {"train_images": len(task.train_y), "val_from": "val_folder", "val_images": len(task.val_y)}
+    if val_fraction > 0:
+        keep, val = stratified_holdout(task.train_y, val_fraction, seed)
+        data |= {"train_x": task.train_x[keep], "train_y": task.train_y[keep], "val_x": task.train_x[val], "val_y": task.train_y[val]}
+        return data, {"train_images": len(keep), "val_from": f"val_fraction {val_fraction:g}", "val_images": len(val)}
+    return data, {"train_images": len(task.train_y)}
 
 
 def _stats(x: Images, seed: int, device: torch.device, sample: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:

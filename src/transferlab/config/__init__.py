@@ -59,8 +59,10 @@ class Params(Strict):
     def training(self, study: str) -> TrainConfig:
         """Effective training settings of a study ("base", "transfer", "binary", "strategies")."""
         section = STUDY_SECTIONS[study]
-        overrides = {"base": self.base, "transfer": self.transfer, "binary": self.binary.finetune, "strategies": self.strategies.train}[study]
-        return merged(self.train, overrides, section)
+        return merged(self.train, self._overrides(section), section)
+
+    def _overrides(self, section: str) -> BaseModel:
+        return {"base": self.base, "transfer": self.transfer, "binary.finetune": self.binary.finetune, "strategies.train": self.strategies.train}[section]
 
     def settings(self) -> dict[str, dict]:
         """Every study's effective training settings, as written to data/settings/<study>.json."""
@@ -82,6 +84,9 @@ class Params(Strict):
         units = model_units(self.model.name, **self.model.options())
         depth = len(units)
         for section, cfg in {"train": self.train, **{s: self.training(study) for study, s in STUDY_SECTIONS.items()}}.items():
+            if cfg.patience and not cfg.val_fraction and not self.data.val_folder:
+                written = section if section == "train" or self._overrides(section).patience is not None else "train"
+                raise _KeyError(f"{written}.patience", cfg.patience, "0, or a validation part: val_fraction > 0, or data.val_folder: true")
             for name in cfg.layer_lr_factors:
                 if name not in units:
                     raise _KeyError(f"{section}.layer_lr_factors.{name}", name, f"unit names of {self.model.name}: {', '.join(units)}")

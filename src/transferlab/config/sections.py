@@ -55,6 +55,7 @@ class DataConfig(Strict):
     max_train_per_class: int | None = Field(None, ge=1, description="keep at most this many training images per class")
     max_test_per_class: int | None = Field(None, ge=1)
     test_fraction: float = Field(0.2, gt=0, lt=1, description="imagefolder without a test/ folder: share held out per class")
+    val_folder: bool = Field(False, description="folder data sets: a validation part read from val/ beside train/ and test/; every run validates on it (val_fraction then holds nothing out)")
     workers: int = Field(4, ge=0, description="image-decoding worker processes (folder data sets)")
     storage: Literal["tensor", "files"] = Field("tensor", description="tensor: decode once into one uint8 tensor (a resized cache); files: decode from the files every epoch (folder data sets)")
     seed: int = Field(0, ge=0, description="synthetic generation and per-class subsets")
@@ -69,6 +70,8 @@ class DataConfig(Strict):
             raise _KeyError("data.b_dataset", self.b_dataset, "at most one folder data set (imagenet, imagenet100, imagefolder) per task pair")
         if folders and not self.image_folder:
             raise _KeyError("data.image_folder", self.image_folder, f"the folder that holds the {folders[0]} images")
+        if self.val_folder and (self.dataset not in FOLDER_DATASETS or self.b_dataset):
+            raise _KeyError("data.val_folder", True, f"false, or true with a folder data set ({', '.join(FOLDER_DATASETS)}) and no data.b_dataset")
         if self.storage == "files" and (self.dataset not in FOLDER_DATASETS or self.b_dataset):
             raise _KeyError("data.storage", self.storage, f"tensor, or files with a folder data set ({', '.join(FOLDER_DATASETS)}) and no data.b_dataset")
         return self
@@ -138,7 +141,7 @@ class TrainConfig(Strict):
     crop_padding: int = Field(4, ge=0)
     evals_per_epoch: int = Field(1, ge=1)
     best_k: int = Field(3, ge=1, description="the paper's statistic: mean of the k best evaluations")
-    val_fraction: float = Field(0.0, ge=0, lt=1, description="share of each class's training images held out for validation")
+    val_fraction: float = Field(0.0, ge=0, lt=1, description="share of each class's training images held out for validation (a data set with a validation part, data.val_folder, uses that instead)")
     patience: int = Field(0, ge=0, description="early stopping: evaluations without a better validation top-1 (0: off)")
     layer_lr_factors: dict[str, float] = Field(default_factory=dict, description="lr factor per unit name, e.g. {conv1: 0.1}")
     compile: bool = Field(False, description="torch.compile the model (pays off on CUDA for long runs)")
@@ -147,8 +150,6 @@ class TrainConfig(Strict):
     def _consistent(self) -> "TrainConfig":
         if self.warmup_epochs >= self.epochs:
             raise _KeyError("warmup_epochs", self.warmup_epochs, f"a value below epochs ({self.epochs})", relative=True)
-        if self.patience and not self.val_fraction:
-            raise _KeyError("patience", self.patience, "0, or a validation part: set val_fraction > 0", relative=True)
         if any(f < 0 for f in self.layer_lr_factors.values()):
             raise ValueError("layer_lr_factors must be >= 0")
         return self
@@ -270,7 +271,7 @@ class StrategiesConfig(Strict):
     latency_batch: int = Field(64, ge=1)
     latency_repeats: int = Field(20, ge=3)
     linear_c: float = Field(10.0, gt=0, description="best_linear: inverse regularisation of its logistic regressions")
-    linear_val_fraction: float = Field(0.2, gt=0, lt=1, description="best_linear: share of each class's training images that picks the unit")
+    linear_val_fraction: float = Field(0.2, gt=0, lt=1, description="best_linear: share of each class's training images that picks the unit (without data.val_folder)")
     train: TrainOverrides = TrainOverrides(batch_size=64)  # smaller batches: as few as 10 images per class
 
     @field_validator("names", "images_per_class", "cut_layers")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -14,9 +14,13 @@ from transferlab.data.sampling import per_class_subset
 Images = torch.Tensor | ImageFiles  # uint8 (N, 3, H, W) in memory, or files decoded while training
 
 
+IMAGE_KEYS = ("train_x", "test_x", "val_x")
+
+
 @dataclass(frozen=True)
 class PreparedDataset:
-    """Train and test images as uint8 NCHW tensors (or ImageFiles) with int64 labels 0..C-1."""
+    """Train and test images (and a validation part, when the data set has one) as uint8 NCHW
+    tensors (or ImageFiles) with int64 labels 0..C-1."""
 
     name: str
     classes: list[str]
@@ -26,11 +30,13 @@ class PreparedDataset:
     test_x: Images
     test_y: torch.Tensor
     sources: list[str] = field(default_factory=list)  # per class: the data set it comes from
+    val_x: Images | None = None  # data.val_folder: the folder's val/ part
+    val_y: torch.Tensor | None = None
 
     def to_dict(self) -> dict:
         """Plain dict of tensors, strings and lists (loadable with weights_only=True)."""
         d = dict(self.__dict__)
-        for key in ("train_x", "test_x"):
+        for key in IMAGE_KEYS:
             if isinstance(d[key], ImageFiles):
                 d[key] = {"files": d[key].to_dict()}
         return d
@@ -38,8 +44,8 @@ class PreparedDataset:
     @classmethod
     def from_dict(cls, d: dict) -> "PreparedDataset":
         d = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        for key in ("train_x", "test_x"):
-            if isinstance(d[key], dict):
+        for key in IMAGE_KEYS:
+            if isinstance(d.get(key), dict):
                 d[key] = ImageFiles.from_dict(d[key]["files"])
         return cls(**d)
 
@@ -79,7 +85,7 @@ def _prepare_one(name: str, cfg: DataConfig) -> PreparedDataset:
         ds = PreparedDataset(
             name, raw.classes, raw.groups,
             conform(raw.train_x, cfg.image_size), raw.train_y, conform(raw.test_x, cfg.image_size), raw.test_y,
-            [name] * len(raw.classes),
+            [name] * len(raw.classes), None if raw.val_x is None else conform(raw.val_x, cfg.image_size), raw.val_y,
         )  # fmt: skip
     return cap_per_class(ds, cfg.max_train_per_class, cfg.max_test_per_class, cfg.seed)
 
@@ -102,9 +108,14 @@ def conform(x: Images, size: int, chunk: int = 4096) -> Images:
 
 
 def cap_per_class(ds: PreparedDataset, max_train: int | None, max_test: int | None, seed: int) -> PreparedDataset:
+    """At most `max_train` training images per class, `max_test` test (and validation) images."""
     tr = per_class_subset(ds.train_y, max_train, seed)
     te = per_class_subset(ds.test_y, max_test, seed + 1)
-    return PreparedDataset(ds.name, ds.classes, ds.groups, ds.train_x[tr], ds.train_y[tr], ds.test_x[te], ds.test_y[te], ds.sources)
+    out = replace(ds, train_x=ds.train_x[tr], train_y=ds.train_y[tr], test_x=ds.test_x[te], test_y=ds.test_y[te])
+    if ds.val_y is None:
+        return out
+    va = per_class_subset(ds.val_y, max_test, seed + 2)
+    return replace(out, val_x=ds.val_x[va], val_y=ds.val_y[va])
 
 
 def concat(parts: list[PreparedDataset]) -> PreparedDataset:
@@ -121,7 +132,7 @@ def concat(parts: list[PreparedDataset]) -> PreparedDataset:
         test_x=torch.cat([d.test_x for d in parts]),
         test_y=torch.cat([d.test_y + o for d, o in zip(parts, offsets)]),
         sources=[s for d in parts for s in d.sources],
-    )
+    )  # (no validation part: data.val_folder takes one data set)
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,8 @@ class TaskData:
     train_y: torch.Tensor
     test_x: Images
     test_y: torch.Tensor
+    val_x: Images | None = None  # the data set's validation part, if it has one
+    val_y: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
@@ -150,4 +163,5 @@ def select_classes(ds: PreparedDataset, class_indices: list[int]) -> TaskData:
 
     train_x, train_y = pick(ds.train_x, ds.train_y)
     test_x, test_y = pick(ds.test_x, ds.test_y)
-    return TaskData([ds.classes[i] for i in class_indices], train_x, train_y, test_x, test_y)
+    val_x, val_y = pick(ds.val_x, ds.val_y) if ds.val_y is not None else (None, None)
+    return TaskData([ds.classes[i] for i in class_indices], train_x, train_y, test_x, test_y, val_x, val_y)

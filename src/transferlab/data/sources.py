@@ -8,6 +8,7 @@ decoded once by worker processes, resized and centre-cropped to `image_size`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,6 +33,8 @@ class RawSet:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    val_x: torch.Tensor | None = None  # a validation part (image folders' val/ with data.val_folder)
+    val_y: torch.Tensor | None = None
 
 
 def _resource(*parts: str) -> str:
@@ -146,31 +149,41 @@ def _class_dirs(folder: Path) -> list[str]:
     return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def _split_dirs(folder: Path) -> tuple[Path, Path | None]:
-    """(train, test) sub-folders: train/ with test/ or val/, else the folder itself and None."""
+def _split_dirs(folder: Path, val_folder: bool = False) -> tuple[Path, Path | None, Path | None]:
+    """(train, test, val) sub-folders: train/ with test/ or val/ (the test part), else the
+    folder itself and None; with `val_folder`, train/, val/ and test/ (val/ the validation part)."""
+    if val_folder:
+        return folder / "train", folder / "test", folder / "val"
     if (folder / "train").is_dir():
         for test in ("test", "val"):
             if (folder / test).is_dir():
-                return folder / "train", folder / test
-    return folder, None
+                return folder / "train", folder / test, None
+    return folder, None, None
 
 
 def load_image_folder(cfg: DataConfig, name: str = "imagefolder", only: list[str] | None = None) -> RawSet:
     """A class-folder tree: train/ and test/ (or val/) sub-folders, or one folder whose
-    images are split per class by `data.test_fraction`. `only` restricts the classes."""
+    images are split per class by `data.test_fraction`; with `data.val_folder`, train/, val/
+    and test/. `only` restricts the classes."""
     folder = Path(cfg.image_folder or "")
     if not folder.is_dir():
         raise InputError(f"{name}: data.image_folder {folder} is not a folder; expected class sub-folders (or train/ and val/ holding them)")
-    train_dir, test_dir = _split_dirs(folder)
+    train_dir, test_dir, val_dir = _split_dirs(folder, cfg.val_folder)
+    lacking = [d.name + "/" for d in (train_dir, val_dir, test_dir) if cfg.val_folder and not d.is_dir()]
+    if lacking:
+        raise InputError(f"{name}: {folder} lacks {', '.join(lacking)}; data.val_folder: true reads train/, val/ and test/ class folders")
     classes = _class_dirs(train_dir) if only is None else only
-    absent = [c for c in classes if not (train_dir / c).is_dir() or (test_dir and not (test_dir / c).is_dir())]
+    parts = [d for d in (test_dir, val_dir) if d is not None]
+    absent = [c for c in classes if not (train_dir / c).is_dir() or any(not (d / c).is_dir() for d in parts)]
     if absent:
         raise InputError(f"{name}: {folder} lacks class folders {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''} ({len(absent)} of {len(classes)})")
     if len(classes) < 2:
         raise InputError(f"{name}: {train_dir} holds {len(classes)} class folders, need at least 2")
-    if test_dir is not None and only is None and _class_dirs(test_dir) != classes:
-        raise InputError(f"{name}: {train_dir} and {test_dir} hold different class folders")
+    for d in parts if only is None else []:
+        if _class_dirs(d) != classes:
+            raise InputError(f"{name}: {train_dir} and {d} hold different class folders")
     x, y = _read(train_dir, classes, cfg)
+    val_x, val_y = _read(val_dir, classes, cfg) if val_dir is not None else (None, None)
     if test_dir is not None:
         test_x, test_y = _read(test_dir, classes, cfg)
         train_x, train_y = x, y
@@ -179,7 +192,7 @@ def load_image_folder(cfg: DataConfig, name: str = "imagefolder", only: list[str
 
         keep, held = stratified_holdout(y, cfg.test_fraction, cfg.seed)
         train_x, train_y, test_x, test_y = x[keep], y[keep], x[held], y[held]
-    return RawSet(name, classes, [""] * len(classes), train_x, train_y, test_x, test_y)
+    return RawSet(name, classes, [""] * len(classes), train_x, train_y, test_x, test_y, val_x, val_y)
 
 
 def load_imagenet(cfg: DataConfig, subset: bool) -> RawSet:
@@ -204,7 +217,7 @@ def load_imagenet(cfg: DataConfig, subset: bool) -> RawSet:
         if unknown:
             raise InputError(f"imagenet: {train_dir} has folders that are not ILSVRC-2012 WordNet ids: {', '.join(unknown[:5])}")
     raw = load_image_folder(cfg, name, only=wanted or None)
-    return RawSet(name, raw.classes, [groups[c] for c in raw.classes], raw.train_x, raw.train_y, raw.test_x, raw.test_y)
+    return dataclasses.replace(raw, groups=[groups[c] for c in raw.classes])
 
 
 def load_source(name: str, cfg: DataConfig) -> RawSet:

@@ -1,7 +1,8 @@
 """The lecture's advice for a different task with little data, measured: "try linear classifiers
 from different stages". A logistic regression on each unit's pooled, L2-normalised features of
-the source net (baseA or the pretrained net), the unit chosen on a validation part of B's
-training images, refitted on all of them, scored on B's test images. No SGD: scikit-learn."""
+the source net (baseA or the pretrained net), the unit chosen on a validation part (the data
+set's own with data.val_folder, else a share of B's training images), refitted on all of B's
+training images, scored on B's test images. No SGD: scikit-learn."""
 
 from __future__ import annotations
 
@@ -21,11 +22,18 @@ from transferlab.runs import Layout, StrategyRun, seed_of
 from transferlab.train import History
 
 
-def choose_unit(train: list[np.ndarray], y: np.ndarray, fraction: float, c: float, seed: int) -> tuple[int, list[float]]:
+def choose_unit(train: list[np.ndarray], y: np.ndarray, fraction: float, c: float, seed: int,
+                val: tuple[list[np.ndarray], np.ndarray] | None = None) -> tuple[int, list[float]]:
     """Index of the unit whose features give the best validation top-1 (first of ties), and
-    every unit's validation top-1."""
-    fit, val = (i.numpy() for i in stratified_holdout(torch.from_numpy(y), fraction, seed))
-    scores = [probe_top1(f[fit], y[fit], f[val], y[val], "logreg", c) for f in train]
+    every unit's validation top-1: on `val` (features per unit, labels) when given, else on
+    `fraction` of each class of the training features, fitted on the rest."""
+    if val is not None:
+        return _best([probe_top1(f, y, fv, val[1], "logreg", c) for f, fv in zip(train, val[0])])
+    fit, held = (i.numpy() for i in stratified_holdout(torch.from_numpy(y), fraction, seed))
+    return _best([probe_top1(f[fit], y[fit], f[held], y[held], "logreg", c) for f in train])
+
+
+def _best(scores: list[float]) -> tuple[int, list[float]]:
     return int(np.argmax(scores)), scores
 
 
@@ -42,7 +50,8 @@ def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.
     train = unit_features(net, as_tensor(task.train_x), mean, std, device)
     test = unit_features(net, as_tensor(task.test_x), mean, std, device)
     y, y_test = task.train_y.numpy(), task.test_y.numpy()
-    best, val_scores = choose_unit(train, y, cfg.linear_val_fraction, cfg.linear_c, seed)
+    val = None if task.val_y is None else (unit_features(net, as_tensor(task.val_x), mean, std, device), task.val_y.numpy())
+    best, val_scores = choose_unit(train, y, cfg.linear_val_fraction, cfg.linear_c, seed, val)
     clf = fit_probe(train[best], y, "logreg", cfg.linear_c)
     top1 = float(np.mean(clf.predict(features(test[best])) == y_test))
     history = History(records=[{"epoch": 1.0, "step": 1, "test_top1": top1, "val_top1": val_scores[best]}])
@@ -54,6 +63,7 @@ def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.
         "replicate": run.replicate, "target": "B", "train_images": len(y), "source": run.source,
         **history.summary(1), "history": history.records,
         "unit_chosen": best + 1, "val_top1_by_unit": val_scores, "wall_time_s": time.perf_counter() - started,
+        "val_from": "val_folder" if val is not None else f"linear_val_fraction {cfg.linear_val_fraction:g}",
     }  # fmt: skip
     atomic_json(metrics, layout.metrics(run))
     return history

@@ -9,6 +9,7 @@ Strategies on a source net for task B:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -131,7 +132,7 @@ def subset(task: TaskData, images_per_class: int | str, seed: int) -> TaskData:
     if images_per_class == "all":
         return task
     keep = per_class_subset(task.train_y, int(images_per_class), seed)
-    return TaskData(task.classes, task.train_x[keep], task.train_y[keep], task.test_x, task.test_y)
+    return dataclasses.replace(task, train_x=task.train_x[keep], train_y=task.train_y[keep])
 
 
 def target_task(params: Params, run: StrategyRun, layout: Layout) -> TaskData:
