@@ -189,3 +189,19 @@ def test_the_cut_table_has_the_studys_val_and_test_columns_and_the_whole_net_row
     assert "| 13 | block13 (pretrained) (the whole net: baseB+) |" in table
     without_val = cut_table(strategy_table(runs, [{k: v for k, v in m.items() if "val" not in k} for m in metrics]), [f"block{i}" for i in range(1, 14)])
     assert "val top-1" not in without_val
+
+
+def test_figure_2_reads_the_treatments_against_the_base_nets_of_their_target(tmp_path, monkeypatch):
+    """With transfer.targets [B], the dashed base line is baseB's mean: baseA (another half, often
+    easier or harder) would shift the line every treatment on B is read against."""
+    import matplotlib.pyplot as plt
+
+    from transferlab.studies.grid.report import STATISTIC
+
+    table = _noisy_table(tmp_path, [0, 1, 2])
+    axes_seen = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: (axes_seen.extend(fig.axes), plt.close(fig)))
+    plots.transfer_figure(table, tmp_path / "t.png")
+    line = next(ln for ln in axes_seen[0].get_lines() if ln.get_label() == "baseB (mean)")
+    base_b = table[(table.treatment == "base") & (table.target == "B")][STATISTIC].mean()
+    assert line.get_ydata()[0] == pytest.approx(base_b)

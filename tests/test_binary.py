@@ -159,3 +159,20 @@ def test_head_counts_are_a_sweep_in_the_run_ids(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "save_figure", lambda fig, out: seen.extend(ax.get_title() for ax in fig.axes))
     curves_figure(curves.astype({"heads": float}), tmp_path / "c.png")  # as read back from results.parquet, beside NaN columns
     assert seen[:2] == ["1 binary head (2 A' nets)", "3 binary heads (2 A' nets)"]
+
+
+def test_each_split_has_its_own_look_in_the_per_split_panel():
+    """20 random splits and mn: no two alike, and no random split in the colour of a named kind
+    (split 1 once took matplotlib's orange, next to mn's)."""
+    import pandas as pd
+
+    from transferlab.plots import KIND_COLORS
+    from transferlab.studies.binary.report import split_looks
+
+    df = pd.DataFrame({"split": [*map(str, range(20)), "mn"], "split_kind": ["random"] * 20 + ["mn"]})
+    looks = split_looks(df)
+    assert len({(tuple(c) if not isinstance(c, str) else c, m) for c, m in looks.values()}) == 21
+    from matplotlib.colors import to_hex
+
+    named = {to_hex(c) for c in KIND_COLORS.values()} - {KIND_COLORS["random"]}
+    assert looks["mn"][0] == KIND_COLORS["mn"] and not {to_hex(looks[str(i)][0]) for i in range(20)} & named

@@ -106,6 +106,16 @@ def _heads_label(heads: int, all_heads: list[int]) -> str:
     return f", {int(heads)} head{'s' if heads > 1 else ''}" if len(all_heads) > 1 else ""  # (a float in the concatenated table)
 
 
+def split_looks(df: pd.DataFrame) -> dict:
+    """Split id -> (colour, marker): random splits in shades of the random kind's red, each with
+    its own marker; a named split in its kind's colour (as in the panels per kind)."""
+    random = sorted({s for s, k in zip(df.split, df.split_kind) if k == "random"}, key=str)
+    shades = plt.get_cmap("Reds")(np.linspace(0.45, 0.95, max(2, len(random))))
+    markers = "osD^vP*Xph<>"
+    looks = {s: (shades[i], markers[i % len(markers)]) for i, s in enumerate(random)}
+    return looks | {s: (KIND_COLORS.get(k, "black"), "s") for s, k in zip(df.split, df.split_kind) if k != "random"}
+
+
 def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.random.Generator) -> list[int]:
     """Top-1 error of every run against beta; per split kind and head count, the mean line and
     its interval (a line style per head count)."""
@@ -133,16 +143,20 @@ def beta_figure(df: pd.DataFrame, out: Path) -> None:
     ax = axes[2]
     paired = binary_paired(df)
     all_heads = sorted(paired.heads.unique())
+    looks = split_looks(paired)
     for (split, heads), g in paired.groupby(["split", "heads"]):
         means = g.groupby("beta").b_gain.mean()
-        color = KIND_COLORS.get(g.split_kind.iloc[0]) if g.split_kind.iloc[0] != "random" else None
+        color, marker = looks[split]
         style = heads_styles(all_heads)[heads]
-        ax.plot(means.index, means.values, marker="o", color=color, linestyle=style, label=f"split {split}{_heads_label(heads, all_heads)}")
-        ax.scatter(g.beta, g.b_gain, s=12, alpha=0.4, color=color)
+        ax.plot(means.index, means.values, marker=marker, color=color, linestyle=style, label=f"split {split}{_heads_label(heads, all_heads)}")
+        ax.scatter(g.beta, g.b_gain, s=12, alpha=0.4, color=color, marker=marker)
     ax.axhline(0, color="black", linestyle="--", linewidth=0.8)
     ax.set(xlabel="beta", ylabel="top-1 on B minus its beta = 0 control", title="Paired gain on B, per split")
     ax.grid(alpha=0.3)
-    legend_outside(axes[1])
+    # the split kinds' legend under the figure: beside a middle panel it would push the panels apart
+    handles, labels = axes[1].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.4, 0.0), ncol=len(labels), fontsize=8, frameon=False)
     legend_outside(ax, ncol=1 + paired.split.nunique() // 12)
     fig.suptitle(f"The binary-partition study ({interval_note(counts)})", fontsize=10)
     save_figure(fig, out)

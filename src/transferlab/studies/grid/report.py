@@ -135,8 +135,11 @@ def transfer_figure(df: pd.DataFrame, out: Path) -> None:
 
 def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> list[int]:
     rng = np.random.default_rng(0)
-    base = d[d.treatment == "base"]
-    ax.axhline(base[STATISTIC].mean(), color="black", linestyle="--", linewidth=0.8, label="base (mean)")
+    # The base nets of the halves the treatments target (transfer.targets): with B alone, baseA
+    # (often an easier or harder half) would shift the line the treatments are read against.
+    targets = set(d[d.treatment != "base"].target) or set(d.target)
+    base = d[(d.treatment == "base") & d.target.isin(targets)]
+    ax.axhline(base[STATISTIC].mean(), color="black", linestyle="--", linewidth=0.8, label=f"base{'B' if targets == {'B'} else 'A' if targets == {'A'} else ''} (mean)")
     scatter_runs(ax, base.assign(n=0), STATISTIC, "base", 0.0, rng)
     offsets = {"BnB": -0.15, "BnB+": -0.05, "AnB": 0.05, "AnB+": 0.15, "PnB": 0.25, "PnB+": 0.3}
     counts = []
