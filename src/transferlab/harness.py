@@ -114,6 +114,24 @@ class RunInfo:
         return str(self.run)
 
 
+def run_metrics(info: dict, fields: dict, history: History, best_k: int, started: float) -> dict:
+    """The metrics.json of a run, whatever trained it: who it is, its table columns, its
+    summary and history, and its timings (which benchmarks/pipeline_time.py reads)."""
+    born = command_started_at()
+    return {
+        **info,
+        **fields,
+        **history.summary(best_k),
+        "history": history.records,
+        "wall_time_s": time.perf_counter() - started,
+        "resumed_epochs": history.resumed_epochs,
+        "train_s": history.train_seconds,  # the training loop alone: what pipeline efficiency counts
+        # The fixed cost of a run: process start (interpreter, imports, data) to the first step.
+        "startup_s": history.first_step_at - born if born and history.first_step_at else None,
+        "process_s": time.time() - born if born else None,  # process start to metrics written
+    }
+
+
 def train_run(
     params: Params,
     run: RunInfo,
@@ -154,19 +172,6 @@ def train_run(
         },
         model_out,
     )
-    born = command_started_at()
-    metrics = {
-        **info,
-        **run.fields,
-        **history.summary(cfg.best_k),
-        "history": history.records,
-        "wall_time_s": time.perf_counter() - started,
-        "resumed_epochs": history.resumed_epochs,
-        "train_s": history.train_seconds,  # the epoch loop alone: what pipeline efficiency counts
-        # The fixed cost of a run: process start (interpreter, imports, data) to the first step.
-        "startup_s": history.first_step_at - born if born and history.first_step_at else None,
-        "process_s": time.time() - born if born else None,  # process start to metrics written
-    }
-    atomic_json(metrics, run_dir / "metrics.json")
+    atomic_json(run_metrics(info, run.fields, history, cfg.best_k, started), run_dir / "metrics.json")
     checkpoint.unlink(missing_ok=True)
     return history

@@ -17,7 +17,7 @@ from transferlab.artifacts import atomic_json, atomic_torch_save, provenance
 from transferlab.config import Params
 from transferlab.data.files import as_tensor
 from transferlab.data.sampling import stratified_holdout
-from transferlab.harness import load_checkpoint
+from transferlab.harness import load_checkpoint, run_metrics
 from transferlab.runs import Layout, StrategyRun, seed_of
 from transferlab.train import History
 
@@ -39,7 +39,7 @@ def _best(scores: list[float]) -> tuple[int, list[float]]:
 
 def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
     """Train the best_linear strategy of one run; write its classifier and metrics.json."""
-    from transferlab.studies.strategies.train import target_task
+    from transferlab.studies.strategies.train import strategy_fields, target_task
 
     started = time.perf_counter()
     cfg = params.strategies
@@ -47,6 +47,7 @@ def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.
     seed = seed_of(params.seed, str(run))
     net, state = load_checkpoint(layout.source_model(run))
     mean, std = state["input_mean"], state["input_std"]
+    first_step_at, fitting = time.time(), time.perf_counter()  # its "training": features and fits
     train = unit_features(net, as_tensor(task.train_x), mean, std, device)
     test = unit_features(net, as_tensor(task.test_x), mean, std, device)
     y, y_test = task.train_y.numpy(), task.test_y.numpy()
@@ -54,15 +55,13 @@ def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.
     best, val_scores = choose_unit(train, y, cfg.linear_val_fraction, cfg.linear_c, seed, val)
     clf = fit_probe(train[best], y, "logreg", cfg.linear_c)
     top1 = float(np.mean(clf.predict(features(test[best])) == y_test))
-    history = History(records=[{"epoch": 1.0, "step": 1, "test_top1": top1, "val_top1": val_scores[best]}])
+    history = History(records=[{"epoch": 1.0, "step": 1, "test_top1": top1, "val_top1": val_scores[best]}],
+                      first_step_at=first_step_at, train_seconds=time.perf_counter() - fitting)
     atomic_torch_save({"run_id": str(run), "unit": best + 1, "coef": torch.from_numpy(clf.coef_), "intercept": torch.from_numpy(clf.intercept_),
                        "classes": task.classes, "input_mean": mean, "input_std": std}, layout.model(run))  # fmt: skip
-    metrics = {
-        "run_id": str(run), "seed": seed, "device": str(device), "params": params.model_dump(mode="json"), **provenance(),
-        "split": run.split, "treatment": f"strategy:{run.name}", "strategy": run.name, "images_per_class": str(run.images_per_class),
-        "replicate": run.replicate, "target": "B", "train_images": len(y), "source": run.source,
-        **history.summary(1), "history": history.records,
-        "unit_chosen": best + 1, "val_top1_by_unit": val_scores, "wall_time_s": time.perf_counter() - started,
+    info = {"run_id": str(run), "seed": seed, "device": str(device), "params": params.model_dump(mode="json"), **provenance()}
+    metrics = run_metrics(info, strategy_fields(run, len(y)), history, 1, started) | {
+        "unit_chosen": best + 1, "val_top1_by_unit": val_scores,
         "val_from": "val_folder" if val is not None else f"linear_val_fraction {cfg.linear_val_fraction:g}",
     }  # fmt: skip
     atomic_json(metrics, layout.metrics(run))

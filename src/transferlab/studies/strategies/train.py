@@ -140,6 +140,12 @@ def target_task(params: Params, run: StrategyRun, layout: Layout) -> TaskData:
     return subset(task, run.images_per_class, seed_of(params.seed, f"s{run.split}/subset/r{run.replicate}"))
 
 
+def strategy_fields(run: StrategyRun, train_images: int) -> dict:
+    """The table columns of a strategy run."""
+    return {"split": run.split, "treatment": f"strategy:{run.name}", "strategy": run.name, "images_per_class": str(run.images_per_class),
+            "replicate": run.replicate, "target": "B", "train_images": train_images, "source": run.source}  # fmt: skip
+
+
 def strategy(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
     """Train one strategy on (a subset of) B from baseA of the same split and replicate, or
     from the pretrained net."""
@@ -151,8 +157,7 @@ def strategy(params: Params, run: StrategyRun, layout: Layout, device: torch.dev
     source, state = load_checkpoint(layout.source_model(run))
     copy_layers(source, model, model.depth)
     groups = apply_strategy(model, run.name, cfg.top_units, cfg.top_lr_factor, cfg.lower_lr_factor, cfg.extra_fc)
-    fields = {"split": run.split, "treatment": f"strategy:{run.name}", "strategy": run.name, "images_per_class": str(run.images_per_class),
-              "replicate": run.replicate, "target": "B", "train_images": len(task.train_y), "source": run.source}  # fmt: skip
+    fields = strategy_fields(run, len(task.train_y))
     return train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, model, groups, device, input_stats=source_input_stats(run.source, state))
 
 
