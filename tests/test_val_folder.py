@@ -55,8 +55,9 @@ def test_without_val_folder_the_val_part_is_not_read(lanes):
     assert ds.val_y is None and len(ds.test_y) == 24  # test/ is the test part, val/ unused
 
 
-def test_the_fit_validates_on_the_val_part_and_trains_on_every_training_image(lanes):
-    task = select_classes(prepare_dataset(_cfg(lanes)), [0, 1, 2, 3])
+@pytest.mark.parametrize("storage", ["tensor", "files"])
+def test_the_fit_validates_on_the_val_part_and_trains_on_every_training_image(lanes, storage):
+    task = select_classes(prepare_dataset(_cfg(lanes, storage=storage)), [0, 1, 2, 3])
     data, where = validation_part(task, val_fraction=0.5, seed=0)  # val_fraction holds nothing out
     assert len(data["train_y"]) == 24 and data["val_y"] is task.val_y and where == {"train_images": 24, "val_from": "val_folder", "val_images": 24}
     cfg = TrainConfig(epochs=3, batch_size=8, lr=0.05, patience=1, schedule="constant")
