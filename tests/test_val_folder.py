@@ -91,3 +91,11 @@ def test_early_stopping_and_best_linear_use_the_val_part_through_the_commands(la
     assert (cut["val_from"], cut["val_images"], cut["train_images"]) == ("val_folder", 12, 12)  # B: 2 classes, 6 train and 6 val images each
     linear = json.loads((tmp_path / "data/runs/s0/strat-best_linear-i5/r0/metrics.json").read_text())
     assert linear["val_from"] == "val_folder" and linear["train_images"] == 10 and len(linear["val_top1_by_unit"]) == 7
+
+
+def test_a_part_with_other_class_folders_is_named(lanes):
+    from transferlab.errors import InputError
+
+    (lanes / "val" / "yield").mkdir()
+    with pytest.raises(InputError, match=r"lanes/train and .*lanes/val hold different class folders"):
+        prepare_dataset(_cfg(lanes))

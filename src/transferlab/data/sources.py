@@ -169,8 +169,7 @@ def load_image_folder(cfg: DataConfig, name: str = "imagefolder", only: list[str
     if not folder.is_dir():
         raise InputError(f"{name}: data.image_folder {folder} is not a folder; expected class sub-folders (or train/ and val/ holding them)")
     train_dir, test_dir, val_dir = _split_dirs(folder, cfg.val_folder)
-    lacking = [d.name + "/" for d in (train_dir, val_dir, test_dir) if cfg.val_folder and not d.is_dir()]
-    if lacking:
+    if cfg.val_folder and (lacking := [d.name + "/" for d in (train_dir, val_dir, test_dir) if not d.is_dir()]):
         raise InputError(f"{name}: {folder} lacks {', '.join(lacking)}; data.val_folder: true reads train/, val/ and test/ class folders")
     classes = _class_dirs(train_dir) if only is None else only
     parts = [d for d in (test_dir, val_dir) if d is not None]
@@ -179,9 +178,9 @@ def load_image_folder(cfg: DataConfig, name: str = "imagefolder", only: list[str
         raise InputError(f"{name}: {folder} lacks class folders {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''} ({len(absent)} of {len(classes)})")
     if len(classes) < 2:
         raise InputError(f"{name}: {train_dir} holds {len(classes)} class folders, need at least 2")
-    for d in parts if only is None else []:
-        if _class_dirs(d) != classes:
-            raise InputError(f"{name}: {train_dir} and {d} hold different class folders")
+    differing = [d for d in parts if _class_dirs(d) != classes] if only is None else []  # (a chosen subset may leave folders out)
+    if differing:
+        raise InputError(f"{name}: {train_dir} and {differing[0]} hold different class folders")
     x, y = _read(train_dir, classes, cfg)
     val_x, val_y = _read(val_dir, classes, cfg) if val_dir is not None else (None, None)
     if test_dir is not None:

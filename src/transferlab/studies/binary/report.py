@@ -143,11 +143,11 @@ def beta_figure(df: pd.DataFrame, out: Path) -> None:
     ax = axes[2]
     paired = binary_paired(df)
     all_heads = sorted(paired.heads.unique())
-    looks = split_looks(paired)
+    looks, styles = split_looks(paired), heads_styles(all_heads)
     for (split, heads), g in paired.groupby(["split", "heads"]):
         means = g.groupby("beta").b_gain.mean()
         color, marker = looks[split]
-        style = heads_styles(all_heads)[heads]
+        style = styles[heads]
         ax.plot(means.index, means.values, marker=marker, color=color, linestyle=style, label=f"split {split}{_heads_label(heads, all_heads)}")
         ax.scatter(g.beta, g.b_gain, s=12, alpha=0.4, color=color, marker=marker)
     ax.axhline(0, color="black", linestyle="--", linewidth=0.8)

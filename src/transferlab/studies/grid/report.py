@@ -139,7 +139,8 @@ def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> list[int]:
     # (often an easier or harder half) would shift the line the treatments are read against.
     targets = set(d[d.treatment != "base"].target) or set(d.target)
     base = d[(d.treatment == "base") & d.target.isin(targets)]
-    ax.axhline(base[STATISTIC].mean(), color="black", linestyle="--", linewidth=0.8, label=f"base{'B' if targets == {'B'} else 'A' if targets == {'A'} else ''} (mean)")
+    half = next(iter(targets)) if len(targets) == 1 else ""  # "baseB (mean)" with targets [B]
+    ax.axhline(base[STATISTIC].mean(), color="black", linestyle="--", linewidth=0.8, label=f"base{half} (mean)")
     scatter_runs(ax, base.assign(n=0), STATISTIC, "base", 0.0, rng)
     offsets = {"BnB": -0.15, "BnB+": -0.05, "AnB": 0.05, "AnB+": 0.15, "PnB": 0.25, "PnB+": 0.3}
     counts = []

@@ -39,7 +39,7 @@ def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
                 "top1": m[STATISTIC],
                 **{k: m.get(k) for k in ROW_KEYS},
                 **{k: m.get(k) for k in CUT_KEYS if r.name == "cut"},
-                # with a validation part (strategies.train.val_fraction): the study's val_acc and test_acc
+                # with a validation part (val_fraction, or data.val_folder): the study's val_acc and test_acc
                 "val_top1": m.get("best_val_top1"),
                 "test_top1_at_best_val": m.get("test_top1_at_best_val"),
             }
