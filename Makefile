@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+lint: setup
+	$(BIN)/ruff check src tests workflow benchmarks
+	$(BIN)/ruff format --check src tests workflow benchmarks
+
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
@@ -42,4 +46,4 @@ bench: setup
 	$(BIN)/python benchmarks/schedule_sim.py
 
 clean:
-	rm -rf data/prepared data/splits data/models data/runs data/checkpoints data/binary data/strategies data/features data/analysis reports/results.* reports/metrics.json reports/figures .snakemake
+	rm -rf data/code data/prepared data/splits data/models data/runs data/checkpoints data/binary data/strategies data/features data/analysis reports/results.* reports/metrics.json reports/figures .snakemake

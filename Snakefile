@@ -1,49 +1,79 @@
-# A thin, generic adapter: one Snakemake rule per DVC stage of dvc.yaml, with the same
-# command, inputs, outputs and resources, so that
+# A thin, generic adapter: Snakemake runs the stages of dvc.yaml that DVC says are stale, in
+# parallel, with the same commands and resources:
 #     snakemake --cores 8 --resources gpu=4
-# runs the same graph as `dvc repro`, in parallel. When it succeeds, `dvc commit` records
-# what ran in dvc.lock on this (submit) host, so `dvc status` is clean afterwards.
+# DVC is the one judge of what is up to date (workflow/dvc_plan.py): on this (submit) host the
+# Snakefile takes DVC's repository lock, asks DVC which stages are stale and plans them and
+# what depends on them; each job (workflow/stage_job.py) runs its stage's command, and the
+# stage is recorded in dvc.lock as soon as it has run to the end. Snakemake's own metadata and
+# mtimes decide nothing: a rule's output is only a marker of this invocation.
+import os
 import sys
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-from dvc_stages import commit, is_directory, job_resources, producers, read_stages
+from dvc_plan import PLAN_ENV, EngineBusy, Plan, job_resources, submit_host_plan
 
-STAGES = read_stages(Path("."))
-ALL_OUTS = [o for s in STAGES for o in s.outs]
+STAGE_JOB = Path(workflow.basedir) / "workflow" / "stage_job.py"
+
+if workflow.is_main_process:
+    # A run's thread count is one of its settings (params.yaml `threads`): each job gets it.
+    THREADS = int((yaml.safe_load(Path("params.yaml").read_text()) or {}).get("threads", 1))
+    try:
+        PLAN, COMMITTER = submit_host_plan(Path("."), THREADS)
+    except EngineBusy as err:
+        sys.exit(f"transferlab: {err}")
+    PLAN_FILE = os.environ[PLAN_ENV]
+else:  # a job reading the Snakefile again (SLURM): the submit host's plan, no DVC
+    PLAN_FILE = os.environ[PLAN_ENV]
+    PLAN, COMMITTER = Plan.load(PLAN_FILE), None
 
 
-def _output(path):
-    return directory(path) if is_directory(path, Path(".")) else path
+if PLAN.stages:
+
+    rule all:
+        input:
+            [PLAN.marker(s.rule, "ok") for s in PLAN.stages],
+        default_target: True
+
+else:  # nothing stale: a target that exists, so that Snakemake says "Nothing to be done"
+
+    rule all:
+        output:
+            PLAN_FILE,
+        default_target: True
 
 
-rule all:
-    input:
-        ALL_OUTS,
-    default_target: True
-
-
-for _stage in STAGES:
+for _stage in PLAN.stages:
 
     rule:
         name:
             _stage.rule
         input:
-            [p for d in _stage.deps for p in producers(d, ALL_OUTS)],
+            [PLAN.marker(up, "ok") for up in _stage.upstream],
         output:
-            [_output(o) for o in _stage.outs],
+            PLAN.marker(_stage.rule, "ok"),
         params:
             # Evaluated now, in the loop (a shell directive would read _stage at run time).
-            cmd=_stage.cmd,
-            dvc=_stage.params,
-        threads:
-            # The job's CPUs (sbatch --cpus-per-task); Snakemake sets OMP_NUM_THREADS to it.
-            int(config.get("threads", 1))
+            job=f"{sys.executable} {STAGE_JOB} {PLAN_FILE} {_stage.rule}",
+        threads: PLAN.threads
         resources:
-            **job_resources(_stage, config),
+            **job_resources(_stage.resources, config),
         shell:
-            "{params.cmd}"
+            "{params.job}"
+
+
+onstart:
+    if COMMITTER is not None:
+        COMMITTER.start()
 
 
 onsuccess:
-    commit(STAGES)
+    if COMMITTER is not None:
+        COMMITTER.finish()
+
+
+onerror:
+    if COMMITTER is not None:
+        COMMITTER.finish()

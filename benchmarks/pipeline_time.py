@@ -6,9 +6,13 @@ snakemake) there with this interpreter's environment, and writes
 reports/bench/pipeline_time_<engine>.json: total seconds; efficiency, the sum over runs of
 the time in their training loops (steps, evaluations, epoch checkpoints) divided by the
 pipeline's wall time; and per run the fixed cost (command start to first optimiser step),
-the training time and the command's whole time.
+the training time and the command's whole time. Under snakemake, also the engine's own
+bookkeeping: asking DVC what is stale (on the submit host, before any job) and recording each
+finished stage in dvc.lock (a thread beside the jobs), from .snakemake/transferlab/*/engine.json.
+`--set KEY=VALUE` (repeatable, YAML values) runs another configuration, e.g.
+`--set 'splits=[0,1,2,mn]'`.
 
-    python benchmarks/pipeline_time.py [--engine dvc|snakemake] [--prefork/--no-prefork] [--keep]
+    python benchmarks/pipeline_time.py [--engine dvc|snakemake] [--set KEY=VALUE ...] [--keep]
 """
 
 from __future__ import annotations
@@ -30,43 +34,70 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
-    parser.add_argument("--engine", choices=["dvc", "snakemake"], default="dvc", help="dvc repro, or snakemake with --jobs in parallel")
+    parser.add_argument(
+        "--engine", choices=["dvc", "snakemake"], default="dvc", help="dvc repro, or snakemake with --jobs in parallel"
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel jobs (snakemake)")
-    parser.add_argument("--prefork", action=argparse.BooleanOptionalAction, default=True, help="heavy commands in the warm server (the default)")
-    parser.add_argument("--out", type=Path, default=None, help="default: reports/bench/pipeline_time_<engine>[_no_prefork].json")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a params.yaml value (dotted key, YAML value)"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="default: reports/bench/pipeline_time_<engine>.json")
     args = parser.parse_args()
-    args.out = args.out or ROOT / f"reports/bench/pipeline_time_{args.engine}{'' if args.prefork else '_no_prefork'}.json"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    env["TRANSFERLAB_PREFORK"] = "1" if args.prefork else "0"
+    args.out = args.out or ROOT / f"reports/bench/pipeline_time_{args.engine}.json"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
     work = Path(tempfile.mkdtemp(prefix="transferlab-bench-"))
     clone = work / "project"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    if args.set:
+        import yaml
+
+        params = yaml.safe_load((clone / "params.yaml").read_text())
+        for item in args.set:
+            key, value = item.split("=", 1)
+            *sections, name = key.split(".")
+            target = params
+            for section in sections:
+                target = target[section]
+            target[name] = yaml.safe_load(value)
+        (clone / "params.yaml").write_text(yaml.safe_dump(params))
     t0 = time.perf_counter()
     env["PYTHONPATH"] = str(clone / "src")  # the cloned code, not an editable install elsewhere
-    slots = 1 if args.engine == "dvc" else args.jobs
     if args.engine == "dvc":
         cmd = ["dvc", "repro"]
-    else:  # one thread per job: the jobs, not the threads, share the cores
+    else:  # each job with params.yaml's `threads`: Snakemake runs cores / threads jobs side by side
         cmd = ["snakemake", "--cores", str(args.jobs), "--resources", f"gpu={args.jobs}"]
-        env["OMP_NUM_THREADS"] = "1"
     log = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
     total = time.perf_counter() - t0
     if log.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{log.stderr[-2000:]}")
     runs = [m for p in (clone / "data/runs").rglob("metrics.json") if "run_id" in (m := json.loads(p.read_text()))]
+    threads = runs[0]["threads"] if runs else 1
+    slots = max(1, args.jobs // threads) if args.engine == "snakemake" else 1
+    engine = next((json.loads(p.read_text()) for p in (clone / ".snakemake/transferlab").glob("*/engine.json")), None)
     startups = [r["startup_s"] for r in runs if r.get("startup_s") is not None]
     result = {
         "benchmark": "pipeline_time",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "git_revision": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "git_revision": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
         "command": " ".join(cmd),
-        "prefork": args.prefork,
+        "set": args.set,
+        "threads_per_run": threads,
         "total_s": round(total, 1),
         # training-loop seconds over slot-seconds: wall time times the jobs run side by side
         "efficiency": round(sum(r["train_s"] for r in runs) / (total * slots), 3),
         "parallel_jobs": slots,
         "train_loop_s_sum": round(sum(r["train_s"] for r in runs), 1),
         "runs": len(runs),
+        # snakemake's own bookkeeping: asking DVC (before any job), recording in dvc.lock (beside the jobs)
+        "engine_plan_s": engine["plan_s"] if engine else None,
+        "engine_commit_s": engine["commit_s"] if engine else None,
+        "engine_share_of_wall": round((engine["plan_s"] + engine["commit_s"]) / total, 3) if engine else None,
         "startup_s_median": round(statistics.median(startups), 2) if startups else None,
         "startup_s_max": round(max(startups), 2) if startups else None,
         "run_wall_s_median": round(statistics.median(r["wall_time_s"] for r in runs), 2),

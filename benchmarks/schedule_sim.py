@@ -73,8 +73,14 @@ def simulate(pipeline: list[Job], train_s: dict[str, float], fixed_s: float, gpu
             training += train_s[job.kind]
         now, run_id = heapq.heappop(running)
         done.add(run_id)
-    return {"gpus": gpus, "jobs": len(pipeline), "makespan_s": round(now, 1), "utilisation": round(busy / (gpus * now), 3),
-            "efficiency": round(training / (gpus * now), 3), "fixed_cost_share_of_busy": round(1 - training / busy, 3)}  # fmt: skip
+    return {
+        "gpus": gpus,
+        "jobs": len(pipeline),
+        "makespan_s": round(now, 1),
+        "utilisation": round(busy / (gpus * now), 3),
+        "efficiency": round(training / (gpus * now), 3),
+        "fixed_cost_share_of_busy": round(1 - training / busy, 3),
+    }
 
 
 def durations(pipeline_json: Path) -> tuple[dict[str, float], float]:
@@ -83,19 +89,35 @@ def durations(pipeline_json: Path) -> tuple[dict[str, float], float]:
     by_kind: dict[str, list[float]] = {}
     for run_id, secs in measured["run_train_seconds"].items():
         by_kind.setdefault(kind(run_id), []).append(secs)
-    return {k: statistics.median(v) for k, v in by_kind.items()}, statistics.median(measured["run_startup_seconds"].values())
+    return {k: statistics.median(v) for k, v in by_kind.items()}, statistics.median(
+        measured["run_startup_seconds"].values()
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--durations", type=Path, default=ROOT / "reports/bench/pipeline_time_dvc.json")
-    parser.add_argument("--device-init-s", type=float, default=2.0, help="fixed cost a GPU adds per process (assumed: CUDA context, cuDNN)")
+    parser.add_argument(
+        "--device-init-s",
+        type=float,
+        default=2.0,
+        help="fixed cost a GPU adds per process (assumed: CUDA context, cuDNN)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "reports/bench/schedule_sim.json")
     args = parser.parse_args()
     train_s, fixed_s = durations(args.durations)
     fixed = fixed_s + args.device_init_s
-    out = {"benchmark": "schedule_sim", "durations": str(args.durations), "train_seconds_per_kind": {k: round(v, 2) for k, v in train_s.items()},
-           "fixed_cost_s": {"measured_median": round(fixed_s, 2), "device_init_assumed": args.device_init_s, "per_job": round(fixed, 2)}, "grids": {}}  # fmt: skip
+    out = {
+        "benchmark": "schedule_sim",
+        "durations": str(args.durations),
+        "train_seconds_per_kind": {k: round(v, 2) for k, v in train_s.items()},
+        "fixed_cost_s": {
+            "measured_median": round(fixed_s, 2),
+            "device_init_assumed": args.device_init_s,
+            "per_job": round(fixed, 2),
+        },
+        "grids": {},
+    }
     for name, params in GRIDS.items():
         out["grids"][name] = [simulate(jobs(params), train_s, fixed, n) for n in (1, 4, 8)]
     args.out.parent.mkdir(parents=True, exist_ok=True)

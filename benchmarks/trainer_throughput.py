@@ -94,7 +94,11 @@ def limit_loop(task, cfg: TrainConfig, device: torch.device, steps_per_epoch: in
     y_all = task.train_y.to(device)
     rates, gen = [], torch.Generator().manual_seed(0)
     for _ in range(cfg.epochs):
-        order = torch.randperm(len(y_all), generator=gen)[: steps_per_epoch * cfg.batch_size].view(steps_per_epoch, -1).to(device)
+        order = (
+            torch.randperm(len(y_all), generator=gen)[: steps_per_epoch * cfg.batch_size]
+            .view(steps_per_epoch, -1)
+            .to(device)
+        )
         batches = [(x_all[i], y_all[i]) for i in order]  # gathered before timing
         rates.append(_timed_steps(model, opt, batches, device))
     return after_warmup(rates)
@@ -103,10 +107,22 @@ def limit_loop(task, cfg: TrainConfig, device: torch.device, steps_per_epoch: in
 def reference_loop(task, cfg: TrainConfig, device: torch.device, epochs: int, workers: int) -> float:
     """images/s of the usual torchvision + DataLoader loop."""
     mean, std = (t.flatten().tolist() for t in channel_stats(task.train_x))
-    tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(mean, std)])
+    tf = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
+    )
     loader = torch.utils.data.DataLoader(
-        PILImages(task.train_x, task.train_y, tf), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-        num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+        PILImages(task.train_x, task.train_y, tf),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
     )
     model = _model(task.num_classes, device)
     opt = make_optimizer(param_groups(model, 0, 1.0), cfg)
@@ -159,8 +175,16 @@ def main() -> None:
     out = {
         "benchmark": "trainer_throughput",
         "device": str(device),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": str(torch.__version__), "threads": torch.get_num_threads()},
-        "model": "convnet8", "batch_size": cfg.batch_size, "train_images": len(task.train_y), "dataloader_workers": args.workers,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": str(torch.__version__),
+            "threads": torch.get_num_threads(),
+        },
+        "model": "convnet8",
+        "batch_size": cfg.batch_size,
+        "train_images": len(task.train_y),
+        "dataloader_workers": args.workers,
         "images_per_s": {k: round(v, 1) for k, v in med.items()},
         "spread": {k: {"min": round(min(v), 1), "max": round(max(v), 1)} for k, v in results.items()},
         "rounds": {k: [round(x, 1) for x in v] for k, v in results.items()},

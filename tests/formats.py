@@ -34,7 +34,10 @@ def label_of(x) -> np.ndarray:
 def write_cifar(root: Path, name: str, per_class: int = 3) -> list[str]:
     """CIFAR-10 or CIFAR-100 "python version": pickled dicts of flattened CHW rows."""
     if name == "cifar10":
-        folder, classes = root / "cifar-10-batches-py", ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        folder, classes = (
+            root / "cifar-10-batches-py",
+            ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+        )
         files = {f"data_batch_{i}": "labels" for i in range(1, 6)} | {"test_batch": "labels"}
         meta_file, meta_key = "batches.meta", "label_names"
     else:
@@ -71,10 +74,18 @@ def write_mnist(root: Path, folder: str = "MNIST", per_class: int = 3) -> None:
         y = _labels(10, per_class, i)
         x = _images(y, 28, 1, i)[..., 0]
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, len(y), 28, 28) + x.tobytes())
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, len(y)) + y.astype(np.uint8).tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">II", 0x801, len(y)) + y.astype(np.uint8).tobytes()
+        )
 
 
-def write_image_folder(root: Path, classes: list[str], per_class: int, size: tuple[int, int] = (40, 30), parts: tuple[str, ...] = ("train", "val")) -> None:
+def write_image_folder(
+    root: Path,
+    classes: list[str],
+    per_class: int,
+    size: tuple[int, int] = (40, 30),
+    parts: tuple[str, ...] = ("train", "val"),
+) -> None:
     """A class-folder tree of PNG and JPEG files (non-square, so resizing and cropping show)."""
     for p, part in enumerate(parts):
         for label, name in enumerate(classes):

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -17,13 +18,23 @@ ENV = {
     **os.environ,
     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-}  # fmt: skip
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
+
+
+def repo_env(cwd: Path) -> dict:
+    """The environment of commands in a test repository: its own copy of the code first (the
+    code is a dependency of every stage: an edit there must change what runs)."""
+    src = Path(cwd) / "src"
+    return {**ENV, "PYTHONPATH": str(src)} if (src / "transferlab").is_dir() else ENV
 
 
 def sh(cwd: Path, *cmd: str) -> str:
     """Run a command in `cwd`; fail the test with the end of its output if it fails."""
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=repo_env(cwd), capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 
@@ -32,9 +43,12 @@ def make_repo(path: Path, params: dict, setup=None) -> Path:
     """A git repository holding the project's pipeline files and `params` as params.yaml;
     `setup(path)` may add files (e.g. a data set's original files) before the first commit."""
     path.mkdir()
-    for name in ("dvc.yaml", "Snakefile", "workflow", ".dvcignore"):
+    for name in ("dvc.yaml", "Snakefile", "workflow", ".dvcignore", "src/transferlab"):
         src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / name)
+        if src.is_dir():
+            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, path / name)
     (path / "params.yaml").write_text(yaml.safe_dump(params))
     (path / ".gitignore").write_text("data/checkpoints/\n.snakemake/\n__pycache__/\n")
     if setup is not None:
@@ -46,6 +60,32 @@ def make_repo(path: Path, params: dict, setup=None) -> Path:
     sh(path, "git", "add", "-A")
     sh(path, "git", "commit", "-qm", "pipeline")
     return path
+
+
+@dataclass(frozen=True)
+class ResolvedStage:
+    name: str
+    cmd: str
+    deps: tuple[str, ...]  # paths (params excluded)
+    outs: tuple[str, ...]
+
+
+def resolved_stages(root: Path) -> list[ResolvedStage]:
+    """Every stage of dvc.yaml with its matrix entries resolved, as DVC reads them."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return [
+            ResolvedStage(
+                s.addressing,
+                s.cmd,
+                tuple(str(d.def_path) for d in s.deps if not isinstance(d, ParamsDependency)),
+                tuple(str(o.def_path) for o in s.outs),
+            )
+            for s in repo.index.stages
+            if s.cmd
+        ]
 
 
 def stages_run(log: str) -> set[str]:

@@ -5,11 +5,12 @@ import pytest
 import yaml
 
 from transferlab import aggregate
-from transferlab.studies.grid import report as plots
-from transferlab.studies.grid import report as agg
-from transferlab.studies.strategies.report import cut_table, take_home
 from transferlab.config import parse_params
 from transferlab.runs import planned_runs
+from transferlab.studies.grid import report as agg
+from transferlab.studies.grid import report as plots
+from transferlab.studies.strategies.report import cut_table, take_home
+
 from conftest import tiny_params
 
 
@@ -17,13 +18,24 @@ def _write_metrics(root, specs, value):
     for spec in specs:
         path = root / str(spec) / "metrics.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"topk_mean_top1": value(spec), "final_top1": value(spec), "params": {"model": {"name": "convnet8"}}}))
+        path.write_text(
+            json.dumps(
+                {"topk_mean_top1": value(spec), "final_top1": value(spec), "params": {"model": {"name": "convnet8"}}}
+            )
+        )
 
 
 def _value(spec):
     """Base 0.6; BnB dips by 0.1 at n=7; AnB drops 0.2 at n=7; AnB+ gains 0.05; random drops 0.5."""
     top = spec.n == 7
-    return {"base": 0.6, "BnB": 0.5 if top else 0.6, "AnB": 0.4 if top else 0.58, "BnB+": 0.6, "AnB+": 0.65, "random": 0.1 if top else 0.55}[spec.treatment] + 0.01 * spec.replicate
+    return {
+        "base": 0.6,
+        "BnB": 0.5 if top else 0.6,
+        "AnB": 0.4 if top else 0.58,
+        "BnB+": 0.6,
+        "AnB+": 0.65,
+        "random": 0.1 if top else 0.55,
+    }[spec.treatment] + 0.01 * spec.replicate
 
 
 @pytest.fixture
@@ -50,7 +62,9 @@ def test_headline_numbers(table):
     assert h["anb_drop_top_by_kind"] == pytest.approx({"random": 0.2, "mn": 0.2})
     # the paper's last finding, paired per split, replicate and n: AnB 0.58 / 0.4 against random 0.55 / 0.1
     gap = h["anb_minus_random_by_kind"]["mn"]
-    assert (gap["n1"], gap["n7"], gap["min_over_n"], gap["top"], gap["top_count"]) == pytest.approx((0.03, 0.3, 0.03, 0.3, 3))
+    assert (gap["n1"], gap["n7"], gap["min_over_n"], gap["top"], gap["top_count"]) == pytest.approx(
+        (0.03, 0.3, 0.03, 0.3, 3)
+    )
     # both halves' base nets, three replicates: an interval, clipped to what an accuracy can be
     assert h["base_top1_count"] == 6 and 0 <= h["base_top1_ci95_low"] < 0.61 < h["base_top1_ci95_high"] <= 1
     assert all(isinstance(v, (int, float, dict)) or v is None for v in h.values())  # numbers for dvc exp show
@@ -92,7 +106,9 @@ def _noisy_table(tmp_path, splits):
     import numpy as np
 
     rng = np.random.default_rng(1)
-    specs = planned_runs(parse_params(tiny_params(splits=splits, **{"split.method": "random", "split.classes_a": [0, 1, 2, 3]})))
+    specs = planned_runs(
+        parse_params(tiny_params(splits=splits, **{"split.method": "random", "split.classes_a": [0, 1, 2, 3]}))
+    )
     _write_metrics(tmp_path, specs, lambda spec: float(np.clip(_value(spec) + rng.normal(0, 0.1), 0, 1)))
     return agg.tidy_table(specs, aggregate.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
 
@@ -161,7 +177,10 @@ def test_table_and_plot_code_do_not_import_torch():
     import sys
 
     code = "import sys, transferlab.plots, transferlab.aggregate; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 @pytest.mark.parametrize("command", [["plan", "--no-ids"], ["aggregate", "r.parquet", "m.json", "--root", "."]])
@@ -181,13 +200,32 @@ def test_the_cut_table_has_the_studys_val_and_test_columns_and_the_whole_net_row
     from transferlab.studies.strategies.report import strategy_table
 
     runs = [StrategyRun("all", "cut", "all", n, 0, "P") for n in (1, 11, 13)]
-    cut = {"parameters": 1000, "size_bytes": 4000, "peak_memory_bytes": 2e6, "peak_memory_method": "m", "latency_s_per_image": 1e-3, "latency_batch": 8, "device": "cpu"}
-    metrics = [{"topk_mean_top1": 0.5 + n / 100, "best_val_top1": 0.6 + n / 100, "test_top1_at_best_val": 0.55 + n / 100, **cut} for n in (1, 11, 13)]
+    cut = {
+        "parameters": 1000,
+        "size_bytes": 4000,
+        "peak_memory_bytes": 2e6,
+        "peak_memory_method": "m",
+        "latency_s_per_image": 1e-3,
+        "latency_batch": 8,
+        "device": "cpu",
+    }
+    metrics = [
+        {
+            "topk_mean_top1": 0.5 + n / 100,
+            "best_val_top1": 0.6 + n / 100,
+            "test_top1_at_best_val": 0.55 + n / 100,
+            **cut,
+        }
+        for n in (1, 11, 13)
+    ]
     table = cut_table(strategy_table(runs, metrics), [f"block{i}" for i in range(1, 14)])
     assert "| val top-1 | test top-1 at the best val |" in table
     assert "| 11 | block11 (pretrained) | 1,000 |" in table and "| 0.710 | 0.660 |" in table
     assert "| 13 | block13 (pretrained) (the whole net: baseB+) |" in table
-    without_val = cut_table(strategy_table(runs, [{k: v for k, v in m.items() if "val" not in k} for m in metrics]), [f"block{i}" for i in range(1, 14)])
+    without_val = cut_table(
+        strategy_table(runs, [{k: v for k, v in m.items() if "val" not in k} for m in metrics]),
+        [f"block{i}" for i in range(1, 14)],
+    )
     assert "val top-1" not in without_val
 
 
@@ -196,7 +234,7 @@ def test_figure_2_reads_the_treatments_against_the_base_nets_of_their_target(tmp
     easier or harder) would shift the line every treatment on B is read against."""
     import matplotlib.pyplot as plt
 
-    from transferlab.studies.grid.report import STATISTIC
+    from transferlab.stats import STATISTIC
 
     table = _noisy_table(tmp_path, [0, 1, 2])
     axes_seen = []

@@ -36,7 +36,11 @@ def test_unbiased_hsic_matches_a_direct_float64_computation():
     n = len(k)
     kt, lt = k - np.diag(np.diag(k)), l - np.diag(np.diag(l))
     term1 = sum(kt[i, j] * lt[j, i] for i in range(n) for j in range(n))
-    term2 = sum(kt[i, j] for i in range(n) for j in range(n)) * sum(lt[i, j] for i in range(n) for j in range(n)) / ((n - 1) * (n - 2))
+    term2 = (
+        sum(kt[i, j] for i in range(n) for j in range(n))
+        * sum(lt[i, j] for i in range(n) for j in range(n))
+        / ((n - 1) * (n - 2))
+    )
     term3 = 2 / (n - 2) * sum(kt[i, j] * lt[j, m] for i in range(n) for j in range(n) for m in range(n))
     assert hsic1(k, l) == pytest.approx((term1 + term2 - term3) / (n * (n - 3)), rel=1e-12)
 
@@ -62,7 +66,12 @@ def test_logme_equals_the_directly_maximised_evidence():
     expected = []
     for k in (0, 1):
         y = (labels == k).astype(float)
-        best = minimize(lambda p: -_evidence(f, y, np.exp(p[0]), np.exp(p[1])), x0=[0.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+        best = minimize(
+            lambda p: -_evidence(f, y, np.exp(p[0]), np.exp(p[1])),
+            x0=[0.0, 0.0],
+            method="Nelder-Mead",
+            options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000},
+        )
         expected.append(-best.fun / len(y))
     assert logme(f, labels) == pytest.approx(np.mean(expected), abs=1e-4)
 
@@ -116,10 +125,14 @@ def test_source_rows_take_leep_from_a_probe_per_unit_or_from_a_foreign_nets_own_
     mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.25)
     b_data = (x, y, x[:12], y[:12])
     own = source_arrays(net, mean, std, b_data, (x, y), torch.device("cpu"))
-    assert [own[f"b_test_{n}"].shape[0] for n in range(1, 8)] == [12] * 7 and own["own_train_7"].shape == own["b_train_7"].shape
+    assert [own[f"b_test_{n}"].shape[0] for n in range(1, 8)] == [12] * 7 and own["own_train_7"].shape == own[
+        "b_train_7"
+    ].shape
     own_rows = source_rows(unit_tasks("A", own, 7), AnalysisConfig())
     assert sum(r["method"] == "leep" for r in own_rows) == 7 and [r["n"] for r in own_rows[::5]] == list(range(1, 8))
-    foreign = source_rows(unit_tasks("P", source_arrays(net, mean, std, b_data, None, torch.device("cpu")), 7), AnalysisConfig())
+    foreign = source_rows(
+        unit_tasks("P", source_arrays(net, mean, std, b_data, None, torch.device("cpu")), 7), AnalysisConfig()
+    )
     leep_rows = [r for r in foreign if r["method"] == "leep"]
     assert [r["n"] for r in leep_rows] == [7] and leep_rows[0]["value"] < 0  # a log-likelihood
     assert {r["method"] for r in foreign} == {"probe_logreg", "probe_svm", "logme", "hscore", "leep"}
@@ -144,8 +157,12 @@ def test_features_names_missing_checkpoints_in_one_line_and_writes_nothing(tmp_p
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     command = Path(sys.executable).parent / "transferlab"
-    proc = subprocess.run([str(command), "features", "--device", "cpu", "feat"], cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: features: 13 checkpoint(s) missing, e.g. data/models/s0/baseA/r0.pt")
+    proc = subprocess.run(
+        [str(command), "features", "--device", "cpu", "feat"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and proc.stderr.strip().startswith(
+        "error: features: 13 checkpoint(s) missing, e.g. data/models/s0/baseA/r0.pt"
+    )
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "feat").exists()
 
 
@@ -180,3 +197,27 @@ def test_the_signed_power_transform_feeds_the_probes():
     y = np.repeat(np.arange(3), 20)
     x = rng.normal(size=(60, 8)) + 3 * np.eye(3, 8)[y]
     assert probe_top1(x, y, x, y, "logreg", 10.0, power=0.5) > 0.9
+
+
+def test_features_refuses_a_split_id_that_params_do_not_ask_for(tmp_path):
+    """The split id becomes part of paths: ../../x must not reach outside data/."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from conftest import tiny_params
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    command = Path(sys.executable).parent / "transferlab"
+    proc = subprocess.run(
+        [str(command), "features", "--split", "../../x", "--device", "cpu", "feat"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        "error: --split ../../x --replicate 0: not a split and replicate"
+    )
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "feat").exists()

@@ -21,19 +21,40 @@ def test_every_run_of_the_default_pipeline_is_a_job_with_its_input():
     pipeline = {j.run_id: j for j in jobs(Params())}
     assert len(pipeline) == 54  # 52 nets and 2 best_linear fits
     assert pipeline["s0/A3B+/r0"].after == "s0/baseA/r0" and pipeline["s0/R3B/r0"].after is None
-    assert pipeline["s0/binB_b0.5_h1_p0_f0/r0"].after == "s0/binA_b0.5_h1_p0/r0" and pipeline["s0/cut4/r0"].after == "s0/baseA/r0"
-    assert {kind(r) for r in ("s0/binA_b0.5_h1_p0/r0", "s0/binB_b0.0_h1_p0_f2/r0", "s0/strat-classifier-i10/r0")} == {"binaryA", "binaryB_f2", "strat-classifier-i10"}
+    assert (
+        pipeline["s0/binB_b0.5_h1_p0_f0/r0"].after == "s0/binA_b0.5_h1_p0/r0"
+        and pipeline["s0/cut4/r0"].after == "s0/baseA/r0"
+    )
+    assert {kind(r) for r in ("s0/binA_b0.5_h1_p0/r0", "s0/binB_b0.0_h1_p0_f2/r0", "s0/strat-classifier-i10/r0")} == {
+        "binaryA",
+        "binaryB_f2",
+        "strat-classifier-i10",
+    }
 
 
 def test_the_simulation_waits_for_inputs_and_counts_busy_time():
     pipeline = [Job("base", "base", None), Job("a", "t", "base"), Job("b", "t", "base"), Job("r", "t", None)]
     seconds = {"base": 4.0, "t": 1.0}
-    assert simulate(pipeline, seconds, 0.0, 1) == {"gpus": 1, "jobs": 4, "makespan_s": 7.0, "utilisation": 1.0, "efficiency": 1.0, "fixed_cost_share_of_busy": 0.0}
+    assert simulate(pipeline, seconds, 0.0, 1) == {
+        "gpus": 1,
+        "jobs": 4,
+        "makespan_s": 7.0,
+        "utilisation": 1.0,
+        "efficiency": 1.0,
+        "fixed_cost_share_of_busy": 0.0,
+    }
     # two GPUs: base and r start at once; a and b wait for base (t = 4), then run side by side
-    assert simulate(pipeline, seconds, 0.0, 2)["makespan_s"] == 5.0 and simulate(pipeline, seconds, 0.0, 2)["utilisation"] == 0.7
+    assert (
+        simulate(pipeline, seconds, 0.0, 2)["makespan_s"] == 5.0
+        and simulate(pipeline, seconds, 0.0, 2)["utilisation"] == 0.7
+    )
     # a fixed cost of 1 s per job: base ends at 5, a and b at 7; 7 s of training in 2 x 7 GPU-seconds
     with_fixed = simulate(pipeline, seconds, 1.0, 2)
-    assert with_fixed["makespan_s"] == 7.0 and with_fixed["efficiency"] == 0.5 and with_fixed["fixed_cost_share_of_busy"] == round(4 / 11, 3)
+    assert (
+        with_fixed["makespan_s"] == 7.0
+        and with_fixed["efficiency"] == 0.5
+        and with_fixed["fixed_cost_share_of_busy"] == round(4 / 11, 3)
+    )
 
 
 @pytest.mark.slow
@@ -43,7 +64,14 @@ def test_the_limit_is_an_upper_bound_of_the_trainer(tmp_path):
     round (the best round: a busy machine slows some rounds, never speeds one up)."""
     out = tmp_path / "tp.json"
     script = ROOT / "benchmarks" / "trainer_throughput.py"
-    subprocess.run([sys.executable, str(script), "--rounds", "3", "--epochs", "3", "--workers", "1", "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), "--rounds", "3", "--epochs", "3", "--workers", "1", "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     result = json.loads(out.read_text())
-    assert set(result["images_per_s"]) == {"trainer", "limit", "reference"} and set(result["spread"]["trainer"]) == {"min", "max"}
+    assert set(result["images_per_s"]) == {"trainer", "limit", "reference"} and set(result["spread"]["trainer"]) == {
+        "min",
+        "max",
+    }
     assert 0 < result["images_per_s"]["trainer"] <= 1.05 * result["spread"]["limit"]["max"], result

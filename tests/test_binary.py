@@ -7,15 +7,16 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import project, tiny_params
-from transferlab.studies.binary.train import BinaryHeadsNet, objective, partitions
 from transferlab.cli import app
 from transferlab.config import DataConfig, SyntheticConfig, TrainConfig
 from transferlab.data.dataset import prepare_synthetic, select_classes
 from transferlab.errors import InputError
 from transferlab.models import create_model
+from transferlab.studies.binary.train import BinaryHeadsNet, objective, partitions
 from transferlab.train import FitOptions, ParamGroup, fit
 from transferlab.transfer import param_groups
+
+from conftest import project, tiny_params
 
 
 def test_partitions_are_balanced_deterministic_and_differ_across_seeds():
@@ -47,7 +48,9 @@ def test_loss_is_the_weighted_sum_of_classifier_and_mean_binary_cross_entropy():
 
 
 def _task():
-    ds = prepare_synthetic(DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=8, train_per_class=16, test_per_class=4)))
+    ds = prepare_synthetic(
+        DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=8, train_per_class=16, test_per_class=4))
+    )
     return select_classes(ds, [0, 1, 2, 3])
 
 
@@ -83,11 +86,17 @@ def test_stages_drop_the_heads_and_fine_tune_with_the_configured_rates(tmp_path)
     state = torch.load(tmp_path / "data/binary/s0/binA_b0.5_h1_p0/r0.pt", weights_only=True)
     assert not any("heads" in k or "partition" in k for k in state["state_dict"])
     a_prime = yaml.safe_load(open(tmp_path / "data/runs/s0/binA_b0.5_h1_p0/r0/metrics.json"))
-    assert a_prime["heads"] == 1 and all(0 <= r["binary_test_top1"] <= 1 for r in a_prime["history"])  # the heads' own test top-1
+    assert a_prime["heads"] == 1 and all(
+        0 <= r["binary_test_top1"] <= 1 for r in a_prime["history"]
+    )  # the heads' own test top-1
     assert (tmp_path / "data/runs/s0/binA_b0.5_h1_p0/r0/live/plots/metrics/binary_test_top1.tsv").is_file()
     run("train", "s0/binB_b0.5_h1_p0_f2/r0", "--device", "cpu", "--root", str(tmp_path))
     metrics = yaml.safe_load(open(tmp_path / "data/runs/s0/binB_b0.5_h1_p0_f2/r0/metrics.json"))
-    assert metrics["run_id"] == "s0/binB_b0.5_h1_p0_f2/r0" and metrics["frozen"] == 2 and "test_top1_at_best_val" in metrics
+    assert (
+        metrics["run_id"] == "s0/binB_b0.5_h1_p0_f2/r0"
+        and metrics["frozen"] == 2
+        and "test_top1_at_best_val" in metrics
+    )
     assert metrics["train"]["epochs"] == 2 and metrics["train"]["patience"] == 2  # the study's overrides
     tuned = torch.load(tmp_path / "data/binary/s0/binB_b0.5_h1_p0_f2/r0.pt", weights_only=True)["state_dict"]
     # frozen units stayed the A' net's, fine-tuned ones moved
@@ -98,7 +107,10 @@ def test_stages_drop_the_heads_and_fine_tune_with_the_configured_rates(tmp_path)
 def test_fine_tuning_groups_put_the_body_at_the_reduced_rate():
     from transferlab.transfer import build_treatment
 
-    src, model = create_model("convnet8", 4, width=0.0625, image_size=16), create_model("convnet8", 3, width=0.0625, image_size=16)
+    src, model = (
+        create_model("convnet8", 4, width=0.0625, image_size=16),
+        create_model("convnet8", 3, width=0.0625, image_size=16),
+    )
     build_treatment(model, model.depth, src, finetune=True)
     model.freeze(range(2))
     groups = {g.lr_factor: g for g in param_groups(model, model.depth, 0.1)}
@@ -117,14 +129,19 @@ def test_fine_tuning_groups_put_the_body_at_the_reduced_rate():
         ({"binary.betas": [0, 0.5]}, "binary.betas: found [0, 0.5], entry 0 must be written with a decimal point"),
         ({"binary.heads": [0]}, "binary.heads: found [0], entries must be >= 1"),
         ({"binary.heads": 1}, "binary.heads: found 1, Input should be a valid list"),
-        ({"data.synthetic.num_classes": 6}, "binary.equal_halves: found True, allowed: false, or an even class count in A (A has 3 classes"),
+        (
+            {"data.synthetic.num_classes": 6},
+            "binary.equal_halves: found True, allowed: false, or an even class count in A (A has 3 classes",
+        ),
         ({"binary.frozen_units": [8]}, "binary.frozen_units[0]: found 8, allowed: 0..7 for convnet8"),
     ],
 )
 def test_bad_binary_values_give_one_line(tmp_path, overrides, expected):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(**overrides)))
     result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
-    assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1, (
+        result.output
+    )
 
 
 def test_head_counts_are_a_sweep_in_the_run_ids(tmp_path, monkeypatch):
@@ -136,16 +153,30 @@ def test_head_counts_are_a_sweep_in_the_run_ids(tmp_path, monkeypatch):
 
     params = tiny_params(**{"binary.heads": [1, 3], "binary.betas": [0.0, 0.5]})
     ids = [str(r) for r in planned_binary_runs(parse_params(params))]
-    assert ids == ["s0/binA_b0.0_h1_p0/r0", "s0/binB_b0.0_h1_p0_f0/r0", "s0/binA_b0.0_h3_p0/r0", "s0/binB_b0.0_h3_p0_f0/r0",
-                   "s0/binA_b0.5_h1_p0/r0", "s0/binB_b0.5_h1_p0_f0/r0", "s0/binA_b0.5_h3_p0/r0", "s0/binB_b0.5_h3_p0_f0/r0"]  # fmt: skip
+    assert ids == [
+        "s0/binA_b0.0_h1_p0/r0",
+        "s0/binB_b0.0_h1_p0_f0/r0",
+        "s0/binA_b0.0_h3_p0/r0",
+        "s0/binB_b0.0_h3_p0_f0/r0",
+        "s0/binA_b0.5_h1_p0/r0",
+        "s0/binB_b0.5_h1_p0_f0/r0",
+        "s0/binA_b0.5_h3_p0/r0",
+        "s0/binB_b0.5_h3_p0_f0/r0",
+    ]
     run = project(tmp_path, params, "0")
     run("train", "s0/binA_b0.5_h3_p0/r0", "--device", "cpu", "--root", str(tmp_path))
     metrics = yaml.safe_load(open(tmp_path / "data/runs/s0/binA_b0.5_h3_p0/r0/metrics.json"))
     assert metrics["heads"] == 3 and "binary_test_top1" in metrics["history"][-1]
 
     runs = planned_binary_runs(parse_params(params))
-    fake = [{"topk_mean_top1": 0.5 + 0.1 * r.beta * (r.frozen is not None) - 0.01 * r.heads, "params": {},
-             "history": [{"epoch": e, "test_top1": 0.3 + 0.1 * e, "binary_test_top1": 0.6 + 0.1 * e} for e in (1, 2)]} for r in runs]  # fmt: skip
+    fake = [
+        {
+            "topk_mean_top1": 0.5 + 0.1 * r.beta * (r.frozen is not None) - 0.01 * r.heads,
+            "params": {},
+            "history": [{"epoch": e, "test_top1": 0.3 + 0.1 * e, "binary_test_top1": 0.6 + 0.1 * e} for e in (1, 2)],
+        }
+        for r in runs
+    ]
     table = binary_table(runs, fake)
     headline = binary_headline(table)
     assert set(headline) == {"beta_0p5_h1", "beta_0p5_h3"} and headline["beta_0p5_h3"]["b_gain"] == pytest.approx(0.05)
@@ -157,7 +188,9 @@ def test_head_counts_are_a_sweep_in_the_run_ids(tmp_path, monkeypatch):
 
     seen = []
     monkeypatch.setattr(report, "save_figure", lambda fig, out: seen.extend(ax.get_title() for ax in fig.axes))
-    curves_figure(curves.astype({"heads": float}), tmp_path / "c.png")  # as read back from results.parquet, beside NaN columns
+    curves_figure(
+        curves.astype({"heads": float}), tmp_path / "c.png"
+    )  # as read back from results.parquet, beside NaN columns
     assert seen[:2] == ["1 binary head (2 A' nets)", "3 binary heads (2 A' nets)"]
 
 

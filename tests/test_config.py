@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from transferlab.cli import app
 from transferlab.config import TrainConfig
+
 from conftest import ROOT, tiny_params
 
 runner = CliRunner()
@@ -26,17 +27,35 @@ def _run(tmp_path, params, *args):
         ({"transfer.targets": ["C"]}, "transfer.targets[0]: found 'C', Input should be 'A' or 'B'"),
         ({"model.name": "vgg99"}, "model.name: found 'vgg99', unknown model, allowed: convnet8"),
         ({"split.fraction": 1.5}, "split.fraction: found 1.5, Input should be less than 1"),
-        ({"split.method": "random", "split.fraction": 0.05}, "split.fraction: found 0.05, allowed: a fraction that leaves both halves of 8 classes non-empty"),
+        (
+            {"split.method": "random", "split.fraction": 0.05},
+            "split.fraction: found 0.05, allowed: a fraction that leaves both halves of 8 classes non-empty",
+        ),
         ({"split.fraction": 0.3}, "split.fraction: found 0.3, allowed: 0.5 with split.method yosinski2014"),
         ({"split.method": "halves"}, "split.method: found 'halves', Input should be 'yosinski2014' or 'random'"),
         ({"splits": ["classes"]}, "split.classes_a: found [], allowed: a non-empty list of class names or indices"),
-        ({"split.classes_a": ["cat"], "split.classes_b": ["dog", "cat"]}, "split.classes_b: found 'cat', allowed: classes not in split.classes_a"),
+        (
+            {"split.classes_a": ["cat"], "split.classes_b": ["dog", "cat"]},
+            "split.classes_b: found 'cat', allowed: classes not in split.classes_a",
+        ),
         ({"splits": ["cross"]}, "splits: found 'cross', allowed: ['cross'] exactly when data.b_dataset is set"),
-        ({"data.dataset": "cifar100", "data.b_dataset": "svhn"}, "splits: found [0], allowed: ['cross'] exactly when data.b_dataset is set"),
-        ({"data.dataset": "cifar10", "data.b_dataset": "cifar10"}, "data.b_dataset: found 'cifar10', allowed: a data set other than data.dataset"),
-        ({"data.dataset": "imagefolder"}, "data.image_folder: found None, allowed: the folder that holds the imagefolder images"),
+        (
+            {"data.dataset": "cifar100", "data.b_dataset": "svhn"},
+            "splits: found [0], allowed: ['cross'] exactly when data.b_dataset is set",
+        ),
+        (
+            {"data.dataset": "cifar10", "data.b_dataset": "cifar10"},
+            "data.b_dataset: found 'cifar10', allowed: a data set other than data.dataset",
+        ),
+        (
+            {"data.dataset": "imagefolder"},
+            "data.image_folder: found None, allowed: the folder that holds the imagefolder images",
+        ),
         ({"data.dataset": "stl10"}, "data.dataset: found 'stl10', Input should be 'synthetic', 'cifar10'"),
-        ({"data.max_train_per_class": 0}, "data.max_train_per_class: found 0, Input should be greater than or equal to 1"),
+        (
+            {"data.max_train_per_class": 0},
+            "data.max_train_per_class: found 0, Input should be greater than or equal to 1",
+        ),
         ({"splits": [0, "xy"]}, "splits: found [0, 'xy'], entry 'xy' is not allowed"),
         ({"replicates": [0, 0]}, "replicates: found [0, 0], entries must be unique"),
         ({"base.schedule": "linear"}, "base.schedule: found 'linear', Input should be 'cosine', 'step' or 'constant'"),
@@ -79,7 +98,10 @@ def test_a_failing_stage_writes_nothing(tmp_path):
 def test_plan_lists_the_runs(tmp_path):
     result = _run(tmp_path, tiny_params(), "plan")
     assert result.exit_code == 0
-    assert "19 runs: base 2, BnB 2, BnB+ 2, AnB 2, AnB+ 2, random 2, binary A' 2, binary on B 2, strategy 2, cut 1" in result.output
+    assert (
+        "19 runs: base 2, BnB 2, BnB+ 2, AnB 2, AnB+ 2, random 2, binary A' 2, binary on B 2, strategy 2, cut 1"
+        in result.output
+    )
     assert "s0/binB_b0.5_h1_p0_f0/r0" in result.output
     assert "s0/A7B+/r0" in result.output
 
@@ -94,6 +116,7 @@ def test_every_stage_has_help():
 
 def test_params_yaml_spells_out_the_schema_defaults():
     from transferlab.config import Params, load_params
+
     from conftest import ROOT
 
     assert load_params(ROOT / "params.yaml") == Params()
@@ -104,13 +127,27 @@ def test_training_stages_depend_on_their_studys_settings_only():
     settings stage from `train` and the study's overrides), never from training keys of
     params.yaml: so it reruns exactly when its effective settings change."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    study_of = {"train-base": "base", "binary-base": "base", "transfer": "transfer", "finetune": "transfer", "control": "transfer",
-                "pretrained-frozen": "transfer", "pretrained-finetune": "transfer", "binary-finetune": "binary", "strategy": "strategies", "cut": "strategies",
-                "cut-pretrained": "strategies"}  # fmt: skip
-    training_keys = {"train", "base", "binary.finetune", "strategies.train"} | {f"transfer.{k}" for k in TrainConfig.model_fields}
+    study_of = {
+        "train-base": "base",
+        "binary-base": "base",
+        "transfer": "transfer",
+        "finetune": "transfer",
+        "control": "transfer",
+        "pretrained-frozen": "transfer",
+        "pretrained-finetune": "transfer",
+        "binary-finetune": "binary",
+        "strategy": "strategies",
+        "cut": "strategies",
+        "cut-pretrained": "strategies",
+    }
+    training_keys = {"train", "base", "binary.finetune", "strategies.train"} | {
+        f"transfer.{k}" for k in TrainConfig.model_fields
+    }
     for name, study in study_of.items():
         assert f"data/settings/{study}.json" in stages[name]["deps"], name
-        assert not any(str(k).split(".")[0] in ("train", "base") or k in training_keys for k in stages[name]["params"]), name
+        assert not any(
+            str(k).split(".")[0] in ("train", "base") or k in training_keys for k in stages[name]["params"]
+        ), name
     assert set(stages["settings"]["params"]) == {"train", "base", "transfer", "binary.finetune", "strategies.train"}
 
 
@@ -119,18 +156,34 @@ def test_a_study_overrides_only_the_keys_it_names():
 
     p = parse_params({"train": {"epochs": 7, "lr": 0.1}, "transfer": {"epochs": 3}, "base": {"epochs": None}})
     assert (p.training("base").epochs, p.training("transfer").epochs, p.training("transfer").lr) == (7, 3, 0.1)
-    assert p.training("binary").patience == 2 and p.training("binary").epochs == 7  # the study's early stopping, the shared schedule
-    assert p.training("strategies").batch_size == 64 and set(p.settings()) == {"base", "transfer", "binary", "strategies"}
+    assert (
+        p.training("binary").patience == 2 and p.training("binary").epochs == 7
+    )  # the study's early stopping, the shared schedule
+    assert p.training("strategies").batch_size == 64 and set(p.settings()) == {
+        "base",
+        "transfer",
+        "binary",
+        "strategies",
+    }
 
 
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        ({"transfer.patience": 3}, "transfer.patience: found 3, allowed: 0, or a validation part: val_fraction > 0, or data.val_folder: true"),
+        (
+            {"transfer.patience": 3},
+            "transfer.patience: found 3, allowed: 0, or a validation part: val_fraction > 0, or data.val_folder: true",
+        ),
         ({"train.patience": 1}, "train.patience: found 1, allowed: 0, or a validation part"),
-        ({"data.val_folder": True}, "data.val_folder: found True, allowed: false, or true with a folder data set (imagenet, imagenet100, imagefolder) and no data.b_dataset"),
+        (
+            {"data.val_folder": True},
+            "data.val_folder: found True, allowed: false, or true with a folder data set (imagenet, imagenet100, imagefolder) and no data.b_dataset",
+        ),
         ({"binary.finetune.val_fraction": 0.0}, "binary.finetune.patience: found 2, allowed: 0, or a validation part"),
-        ({"base.layer_lr_factors": {"conv9": 0.1}}, "base.layer_lr_factors.conv9: found 'conv9', allowed: unit names of convnet8: conv1, conv2"),
+        (
+            {"base.layer_lr_factors": {"conv9": 0.1}},
+            "base.layer_lr_factors.conv9: found 'conv9', allowed: unit names of convnet8: conv1, conv2",
+        ),
     ],
 )
 def test_trainer_option_errors(tmp_path, overrides, expected):
@@ -140,14 +193,23 @@ def test_trainer_option_errors(tmp_path, overrides, expected):
 
 def test_aggregate_names_the_missing_runs_and_writes_nothing(tmp_path):
     out = tmp_path / "reports" / "results.parquet"
-    result = _run(tmp_path, tiny_params(), "aggregate", str(out), str(tmp_path / "metrics.json"), "--root", str(tmp_path))
+    result = _run(
+        tmp_path, tiny_params(), "aggregate", str(out), str(tmp_path / "metrics.json"), "--root", str(tmp_path)
+    )
     assert result.exit_code == 2
-    assert "error: 12 run(s) asked for by params.yaml have no metrics: s0/baseA/r0, s0/baseB/r0, s0/B1B/r0 and 9 more" in result.output
+    assert (
+        "error: 12 run(s) asked for by params.yaml have no metrics: s0/baseA/r0, s0/baseB/r0, s0/B1B/r0 and 9 more"
+        in result.output
+    )
     assert not out.parent.exists() and not (tmp_path / "metrics.json").exists()
 
 
 def _keys(d: dict, prefix: str = "") -> set[str]:
-    return {k for key, v in d.items() for k in ({f"{prefix}{key}"} | (_keys(v, f"{prefix}{key}.") if isinstance(v, dict) else set()))}
+    return {
+        k
+        for key, v in d.items()
+        for k in ({f"{prefix}{key}"} | (_keys(v, f"{prefix}{key}.") if isinstance(v, dict) else set()))
+    }
 
 
 @pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
@@ -160,10 +222,16 @@ def test_presets_are_complete_valid_and_documented(preset):
     raw = yaml.safe_load(preset.read_text())
     # every key of params.yaml spelled out (dvc.yaml declares them); beyond them only a study's training overrides
     overrides = ("base.", "transfer.", "binary.finetune.", "strategies.train.")
-    spelled = {k for k in _keys(yaml.safe_load((ROOT / "params.yaml").read_text())) if not k.startswith(overrides) or k.startswith("transfer.layers")}
+    spelled = {
+        k
+        for k in _keys(yaml.safe_load((ROOT / "params.yaml").read_text()))
+        if not k.startswith(overrides) or k.startswith("transfer.layers")
+    }
     assert spelled <= _keys(raw) and all(k.startswith(overrides) for k in _keys(raw) - spelled)
     header = preset.read_text().split("\n\n")[0]
-    assert header.startswith("#") and ("GPU" in header or "CPU" in header) and "Needs" in header  # what it costs, what it needs
+    assert (
+        header.startswith("#") and ("GPU" in header or "CPU" in header) and "Needs" in header
+    )  # what it costs, what it needs
 
 
 @pytest.mark.parametrize(
@@ -171,7 +239,10 @@ def test_presets_are_complete_valid_and_documented(preset):
     [
         (["train", "--bogus"], "error: transferlab train: No such option: --bogus (see transferlab train --help)"),
         (["train"], "error: transferlab train: Missing argument 'run_id'. (see transferlab train --help)"),
-        (["split", "nofile.pt", "out.json"], "error: transferlab split: Invalid value for 'dataset': file 'nofile.pt' does not exist. (see transferlab split --help)"),
+        (
+            ["split", "nofile.pt", "out.json"],
+            "error: transferlab split: Invalid value for 'dataset': file 'nofile.pt' does not exist. (see transferlab split --help)",
+        ),
         (["nosuchcmd"], "error: transferlab: No such command 'nosuchcmd'. (see transferlab --help)"),
     ],
 )
@@ -191,13 +262,18 @@ def test_usage_errors_of_the_real_command_are_one_line_and_exit_2(tmp_path, args
         ("s0/A9B/r0", "s0/A9B/r0: not a run that"),
         ("s0/cut3/r0", "s0/cut3/r0: not a run that"),
         ("s0/A1Z/r0", "not a run id: 's0/A1Z/r0'"),
-        ("s0/A1B/r0", "s0/A1B/r0: missing input(s) data/prepared/dataset.pt, data/splits/s0.json, data/settings/transfer.json, data/models/s0/baseA/r0.pt"),
+        (
+            "s0/A1B/r0",
+            "s0/A1B/r0: missing input(s) data/prepared/dataset.pt, data/splits/s0.json, data/settings/transfer.json, data/models/s0/baseA/r0.pt",
+        ),
     ],
 )
 def test_train_names_a_bad_or_unplanned_run_and_its_missing_inputs(tmp_path, monkeypatch, run_id, expected):
     monkeypatch.chdir(tmp_path)
     result = _run(tmp_path, tiny_params(), "train", run_id, "--device", "cpu")
-    assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1, (
+        result.output
+    )
 
 
 def test_presets_carry_the_studies_numbers():
@@ -209,15 +285,33 @@ def test_presets_carry_the_studies_numbers():
     presets = {p.stem: load_params(p) for p in (ROOT / "configs").glob("*.yaml")}
     wrn, dense = presets["binary_cifar100_wrn"], presets["binary_cifar100_densenet"]
     assert (wrn.model.name, wrn.model.dropout, wrn.train.epochs, wrn.training("binary").epochs) == ("wrn", 0.3, 112, 71)
-    assert (dense.model.name, dense.train.epochs, dense.training("binary").epochs) == ("densenet_bc", 175, 100) and dense.training("binary").patience > 0
+    assert (dense.model.name, dense.train.epochs, dense.training("binary").epochs) == (
+        "densenet_bc",
+        175,
+        100,
+    ) and dense.training("binary").patience > 0
     for name in ("cifar100_to_cifar10", "cifar100_to_svhn"):
         b = presets[name].training("binary")
         assert (b.epochs, b.patience > 0, b.val_fraction) == (100, True, 0.1), name
     svhn = presets["cifar100_to_svhn"]
-    assert not any(svhn.training(study).augment for study in ("transfer", "binary", "strategies"))  # B is SVHN: no flips
+    assert not any(
+        svhn.training(study).augment for study in ("transfer", "binary", "strategies")
+    )  # B is SVHN: no flips
     imagenet = presets["binary_imagenet100_densenet121"]
     assert (imagenet.data.dataset, imagenet.model.name, imagenet.data.image_size) == ("imagenet100", "densenet121", 224)
-    mobilenet = presets["mobilenet_cut_imagefolder"]  # v1 cut at n = 1..11 (and 13: baseB+), val_acc from the folder's val/ part
-    assert (mobilenet.model.name, mobilenet.strategies.cut_layers, mobilenet.data.val_folder) == ("mobilenet_v1", [*range(1, 12), 13], True)
-    for name in ("binary_cifar100_wrn", "binary_cifar100_densenet", "binary_imagenet100_densenet121", "cifar100_to_cifar10", "cifar100_to_svhn"):
+    mobilenet = presets[
+        "mobilenet_cut_imagefolder"
+    ]  # v1 cut at n = 1..11 (and 13: baseB+), val_acc from the folder's val/ part
+    assert (mobilenet.model.name, mobilenet.strategies.cut_layers, mobilenet.data.val_folder) == (
+        "mobilenet_v1",
+        [*range(1, 12), 13],
+        True,
+    )
+    for name in (
+        "binary_cifar100_wrn",
+        "binary_cifar100_densenet",
+        "binary_imagenet100_densenet121",
+        "cifar100_to_cifar10",
+        "cifar100_to_svhn",
+    ):
         assert "Where the numbers come from" in (ROOT / "configs" / f"{name}.yaml").read_text().split("\n\n")[0], name

@@ -2,13 +2,20 @@
 holder's device is free again (the kernel drops its flock)."""
 
 import os
+import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import torch
 
-from transferlab.devices import choose_device
+from transferlab.devices import LeaseError, checked_lock_dir, choose_device, lease_gpu, visible_devices
+
+from second_user import SETPRIV, as_nobody, needs_second_user, shared_tmp_name
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 HOLDER = """
 import os, sys, time
@@ -27,6 +34,7 @@ def _holder(env):
 def test_four_concurrent_leases_get_four_devices_and_a_killed_one_is_freed(tmp_path):
     env = {**os.environ, "TRANSFERLAB_GPU_COUNT": "4", "TRANSFERLAB_LOCK_DIR": str(tmp_path)}
     env.pop("SLURM_JOB_ID", None)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
     holders = [_holder(env) for _ in range(4)]
     try:
         assert sorted(gpu for _, gpu in holders) == ["0", "1", "2", "3"]
@@ -66,7 +74,12 @@ def test_without_gpus_auto_is_the_cpu(monkeypatch):
 
 
 def test_packing_spreads_runs_over_devices_first(tmp_path):
-    env = {**os.environ, "TRANSFERLAB_GPU_COUNT": "2", "TRANSFERLAB_RUNS_PER_GPU": "2", "TRANSFERLAB_LOCK_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "TRANSFERLAB_GPU_COUNT": "2",
+        "TRANSFERLAB_RUNS_PER_GPU": "2",
+        "TRANSFERLAB_LOCK_DIR": str(tmp_path),
+    }
     env.pop("SLURM_JOB_ID", None)
     holders = []
     try:
@@ -86,3 +99,81 @@ def test_a_slurm_pinned_device_is_trusted(tmp_path, monkeypatch):
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert choose_device("auto", lock_dir=tmp_path).type == expected
     assert list(tmp_path.iterdir()) == []  # no lease taken
+
+
+def test_leases_stay_among_the_devices_the_user_made_visible(tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("TRANSFERLAB_GPU_COUNT", "8")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    choose_device("auto", lock_dir=tmp_path)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"  # not 0: someone else's device
+    assert [p.name for p in tmp_path.iterdir()] == ["gpu3.slot0.lock"]
+    assert visible_devices(8) == ["3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5,-1,7")  # CUDA stops at the first invalid entry
+    assert visible_devices(8) == ["2", "5"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert choose_device("auto", lock_dir=tmp_path) == torch.device("cpu")
+
+
+def test_a_private_lock_folder_is_made_0700_and_one_writable_by_others_is_refused(tmp_path):
+    made = checked_lock_dir(tmp_path / "locks")
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    with pytest.raises(LeaseError, match="writable by others"):
+        checked_lock_dir(loose)
+
+
+@needs_second_user
+def test_a_lock_folder_planted_by_another_user_is_refused():
+    for mode in ("777", "1777"):  # open, or posing as a shared folder
+        with shared_tmp_name() as planted:
+            as_nobody("mkdir", "-m", mode, str(planted))
+            with pytest.raises(LeaseError, match=r"owned by uid \d+, not by you") as err:
+                lease_gpu(["0"], planted)
+            assert "\n" not in str(err.value)
+            assert list(planted.iterdir()) == []  # nothing of ours left in their folder
+
+
+@needs_second_user
+def test_a_link_planted_in_a_shared_folder_is_not_followed():
+    with shared_tmp_name() as shared, shared_tmp_name() as victim:
+        shared.mkdir()
+        shared.chmod(0o1777)  # made for sharing, by root
+        victim.write_text("precious\n")
+        as_nobody("ln", "-s", str(victim), str(shared / "gpu0.slot0.lock"))
+        as_nobody("mkfifo", str(shared / "gpu1.slot0.lock"))
+        with pytest.raises(LeaseError, match="a symbolic link; refusing") as err:
+            lease_gpu(["0"], shared)
+        assert "\n" not in str(err.value)
+        with pytest.raises(LeaseError, match="not a regular file"):
+            lease_gpu(["1"], shared)
+        assert victim.read_text() == "precious\n"
+
+
+@needs_second_user
+def test_two_users_lease_different_devices_from_a_shared_folder():
+    with shared_tmp_name() as shared:
+        shared.mkdir()
+        shared.chmod(0o1777)
+        env = {
+            "PATH": os.environ["PATH"],
+            "TRANSFERLAB_GPU_COUNT": "2",
+            "TRANSFERLAB_LOCK_DIR": str(shared),
+            "HOME": "/nonexistent",
+        }
+        proc = subprocess.Popen(
+            [*SETPRIV, sys.executable, "-c", HOLDER],
+            env={**env, "PYTHONPATH": str(SRC)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            theirs = proc.stdout.readline().strip()
+            assert theirs == "0", proc.stderr.read() if proc.poll() is not None else theirs
+            assert lease_gpu(["0", "1"], shared) == "1"  # their lock file opened (not created) and respected
+        finally:
+            proc.kill()
+            proc.wait()

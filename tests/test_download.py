@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from transferlab.data.download import check
+from transferlab.data.originals import original_files
+from transferlab.errors import InputError
+
 from conftest import tiny_params
 from formats import write_cifar, write_mnist
-from transferlab.data.download import check, original_files
-from transferlab.errors import InputError
 
 
 def _download(tmp_path: Path, **data) -> subprocess.CompletedProcess:
@@ -24,7 +26,13 @@ def _download(tmp_path: Path, **data) -> subprocess.CompletedProcess:
     params = tiny_params(**{f"data.{k}": v for k, v in data.items()}, **{"binary.equal_halves": False})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     script = Path(sys.executable).parent / "transferlab"
-    return subprocess.run([str(script), "download", "--params", "params.yaml"], cwd=tmp_path, capture_output=True, text=True, env={"TRANSFERLAB_PREFORK": "0", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [str(script), "download", "--params", "params.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_the_synthetic_set_needs_no_download(tmp_path):
@@ -36,14 +44,19 @@ def test_the_synthetic_set_needs_no_download(tmp_path):
 def test_missing_files_are_named_with_where_to_get_them(tmp_path):
     proc = _download(tmp_path, dataset="cifar10", root="raw")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert "cifar10: raw lacks 7 original file(s): cifar-10-batches-py/data_batch_1 from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in proc.stderr
+    assert (
+        "cifar10: raw lacks 7 original file(s): cifar-10-batches-py/data_batch_1 from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+        in proc.stderr
+    )
     assert not (tmp_path / "raw/MANIFEST.txt").exists()
 
 
 def test_files_that_differ_from_the_published_sums_are_refused_unless_verify_is_off(tmp_path):
     write_cifar(tmp_path / "raw", "cifar10", per_class=1)
     proc = _download(tmp_path, dataset="cifar10", root="raw")
-    assert proc.returncode == 2 and "does not match its published MD5" in proc.stderr and "7 file(s) differ" in proc.stderr
+    assert (
+        proc.returncode == 2 and "does not match its published MD5" in proc.stderr and "7 file(s) differ" in proc.stderr
+    )
     proc = _download(tmp_path, dataset="cifar10", root="raw", verify=False)
     assert proc.returncode == 0 and "cifar10: 7 files in raw (MD5 check off: data.verify is false)" in proc.stdout
 
@@ -66,7 +79,9 @@ def test_files_that_match_the_published_sums_pass(tmp_path, monkeypatch):
 def test_mnist_is_checked_through_its_archives(tmp_path):
     """torchvision publishes sums of MNIST's .gz archives, not of the extracted files."""
     write_mnist(tmp_path, per_class=1)
-    assert check("mnist", tmp_path, verify=True).endswith("0 match their published MD5; 4 extracted file(s) have no published sum")
+    assert check("mnist", tmp_path, verify=True).endswith(
+        "0 match their published MD5; 4 extracted file(s) have no published sum"
+    )
     raw = tmp_path / "MNIST/raw"
     (raw / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress((raw / "train-images-idx3-ubyte").read_bytes()))
     with pytest.raises(InputError, match="train-images-idx3-ubyte.gz does not match its published MD5"):
@@ -80,7 +95,9 @@ def test_a_failed_download_is_one_error(tmp_path, monkeypatch):
     from transferlab.data.download import fetch
 
     monkeypatch.setattr(tvd.CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
-    with pytest.raises(InputError, match=r"cifar10: download to .* failed \(.*refused.*\); place the original files there"):
+    with pytest.raises(
+        InputError, match=r"cifar10: download to .* failed \(.*refused.*\); place the original files there"
+    ):
         fetch("cifar10", tmp_path / "raw")
 
 

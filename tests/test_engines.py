@@ -1,22 +1,55 @@
 """End to end: the real `dvc repro`, `dvc exp run` and `snakemake` on a shrunken configuration
-in temporary git repositories. Both engines run the same graph; after one, the other has
-nothing to do."""
+in temporary git repositories. DVC is the one judge of what is up to date: for every kind of
+change both engines see the same stale stages, after either one the other has nothing to do,
+only what ran is recorded, and both give the same numbers."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, tiny_params
-from pipeline import make_repo, sh, stages_run
+from conftest import tiny_params
+from pipeline import make_repo, repo_env, resolved_stages, sh, stages_run
 
 pytestmark = pytest.mark.slow
+MEASURED = ["wall_time_s", "latency_s_per_image", "peak_memory_bytes", "git_revision"]  # differ from run to run
+
+
+def dvc_stale(repo: Path) -> set[str]:
+    return set(json.loads(sh(repo, "dvc", "status", "--json")))
+
+
+def snakemake_plan(repo: Path) -> tuple[set[str], set[str]]:
+    """What `snakemake -n` plans: the stages DVC found stale, and all it would schedule."""
+    log = sh(repo, "snakemake", "-n")
+    if "Nothing to be done" in log:
+        return set(), set()
+    plan = json.loads(next((repo / ".snakemake/transferlab").glob("*/plan.json")).read_text())
+    return {s["name"] for s in plan["stages"] if s["stale"]}, {s["name"] for s in plan["stages"]}
+
+
+def recorded(log: str) -> set[str]:
+    """The stages a Snakemake log says were recorded in dvc.lock."""
+    return set(re.findall(r"transferlab: (\S+) recorded in dvc.lock", log))
+
+
+def params_of_every_run_match(repo: Path) -> None:
+    expected = yaml.safe_load((repo / "params.yaml").read_text())
+    for path in (repo / "data/runs").rglob("metrics.json"):
+        if path.parent.name == "live":
+            continue  # DVCLive's own
+        got = json.loads(path.read_text())["params"]
+        assert got["model"] == expected["model"] and got["transfer"]["layers"] == expected["transfer"]["layers"], path
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +60,39 @@ def dvc_repo(tmp_path_factory) -> tuple[Path, str]:
 
 def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     repo, log = dvc_repo
-    # download, settings, prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings, 2 strategies,
-    # 1 cut, features, analyze, aggregate, plot
-    assert len(stages_run(log)) == 1 + 1 + 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2
-    figures = ("transfer", "transfer_relative", "binary_beta", "binary_tradeoff", "binary_curves", "probe", "cka", "estimates", "strategies", "cut")
+    # code, download, settings, prepare, split, bases, 4 treatments x 2 layers, control x 2, 2 A' nets, 2 fine-tunings,
+    # 2 strategies, 1 cut, features, analyze, aggregate, plot
+    assert len(stages_run(log)) == 1 + 1 + 1 + 1 + 1 + 2 + 4 * 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2
+    figures = (
+        "transfer",
+        "transfer_relative",
+        "binary_beta",
+        "binary_tradeoff",
+        "binary_curves",
+        "probe",
+        "cka",
+        "estimates",
+        "strategies",
+        "cut",
+    )
     for fig in (f"{name}.png" for name in figures):
         assert (repo / "reports/figures" / fig).read_bytes()[:4] == b"\x89PNG"
     df = pd.read_parquet(repo / "reports/results.parquet")
     runs = df[~df.study.isin(["analysis", "binary_curves"])]
     assert len(runs) == 12 + 4 + 3
-    assert set(runs.treatment) == {"base", "BnB", "AnB", "BnB+", "AnB+", "random", "binaryA", "binaryB", "strategy:classifier", "strategy:finetune_top", "cut"}
+    assert set(runs.treatment) == {
+        "base",
+        "BnB",
+        "AnB",
+        "BnB+",
+        "AnB+",
+        "random",
+        "binaryA",
+        "binaryB",
+        "strategy:classifier",
+        "strategy:finetune_top",
+        "cut",
+    }
     assert "**similar**" in (repo / "reports/tables/take_home.md").read_text()
     assert "| 2 | conv2 |" in (repo / "reports/tables/cut.md").read_text()
     analysis = df[df.study == "analysis"]
@@ -49,28 +105,31 @@ def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     assert not strings, strings  # dvc exp show compares numbers
     assert "spearman_logme_vs_probe" in metrics["analysis"] and "b_gain_ci95_low" in metrics["binary"]["beta_0p5_h1"]
     assert {"base_top1", "anb_plus_gain", "anb_drop_top", "bnb_dip", "random_drop_top"} <= set(metrics)
-    assert {"b_gain", "b_gain_ci95_low", "b_gain_count", "a_loss", "b_gain_by_kind", "b_gain_by_split"} <= set(metrics["binary"]["beta_0p5_h1"])
+    assert {"b_gain", "b_gain_ci95_low", "b_gain_count", "a_loss", "b_gain_by_kind", "b_gain_by_split"} <= set(
+        metrics["binary"]["beta_0p5_h1"]
+    )
     assert metrics["binary"]["beta_0p5_h1"]["b_gain_ci95_low"] is None  # one pair: no interval
     run = json.loads((repo / "data/runs/s0/A7B+/r0/metrics.json").read_text())
-    assert run["run_id"] == "s0/A7B+/r0" and run["params"]["transfer"]["layers"] == [1, 7] and run["git_revision"] != "unknown"
+    assert (
+        run["run_id"] == "s0/A7B+/r0"
+        and run["params"]["transfer"]["layers"] == [1, 7]
+        and run["git_revision"] != "unknown"
+    )
+    assert run["threads"] == 2 and run["params"]["threads"] == 2 and len(run["fingerprint"]) == 64
     assert (repo / "data/runs/s0/A7B+/r0/live/plots/metrics/test_top1.tsv").is_file()  # DVCLive, for dvc plots
 
 
-def test_after_dvc_snakemake_has_nothing_to_do(dvc_repo):
+def test_after_dvc_snakemake_has_nothing_to_do_and_a_finished_run_is_left_alone(dvc_repo):
     repo, _ = dvc_repo
     assert "Nothing to be done" in sh(repo, "snakemake", "-n")
-
-
-def test_both_engines_see_the_same_jobs(dvc_repo):
-    repo, _ = dvc_repo
-    sys.path.insert(0, str(ROOT / "workflow"))
-    from dvc_stages import rule_name
-
-    dvc_names = sh(repo, "dvc", "stage", "list", "--name-only").split()
-    rules = set(sh(repo, "snakemake", "--list-rules").split()) - {"all"}
-    assert rules == {rule_name(n) for n in dvc_names}
-    dry = sh(repo, "snakemake", "-n", "--forceall")
-    assert f"total                  {len(dvc_names) + 1}" in re.sub(r"total\s+", "total                  ", dry)
+    metrics = repo / "data/runs/s0/baseA/r0/metrics.json"
+    before = metrics.read_bytes()
+    said = sh(repo, "transferlab", "train", "s0/baseA/r0", "--device", "cpu")
+    assert (
+        said.strip()
+        == "s0/baseA/r0: up to date (its outputs were made by this code from these inputs and params); --force trains it again"
+    )
+    assert metrics.read_bytes() == before
 
 
 def test_an_override_equal_to_the_shared_value_reruns_no_net(dvc_repo):
@@ -89,55 +148,208 @@ def test_an_override_equal_to_the_shared_value_reruns_no_net(dvc_repo):
         sh(repo, "dvc", "repro", "settings")
 
 
-def test_an_experiment_reruns_only_what_its_change_touches(dvc_repo):
-    repo, _ = dvc_repo
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "results")
-    log = sh(repo, "dvc", "exp", "run", "-S", "++transfer.epochs=2")  # ++: a key that params.yaml leaves to `train`
-    ran = stages_run(log)
-    # the analysis reruns too: it compares every transfer net with its base
-    assert ran and all(s.startswith(("transfer@", "finetune@", "control@", "features@", "analyze@")) or s in ("settings", "aggregate", "plot") for s in ran), ran
-    assert len([s for s in ran if "@" in s]) == 10 + 2
-    shown = json.loads(sh(repo, "dvc", "exp", "show", "--json"))
-    text = json.dumps(shown)
-    assert '"epochs": 2' in text and "anb_plus_gain" in text and "base_top1" in text
+def _edit_params(repo: Path) -> None:
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    p["model"]["dropout"] = 0.4
+    (repo / "params.yaml").write_text(yaml.safe_dump(p))
 
 
-def test_a_beta_sweep_experiment_trains_only_the_new_beta(dvc_repo):
-    repo, _ = dvc_repo
-    log = sh(repo, "dvc", "exp", "run", "-S", "binary.betas=[0.0,0.25]")
-    ran = stages_run(log)
-    assert {s for s in ran if "@" in s} == {"binary-base@0-0.25-1-0-0", "binary-finetune@0-0.25-1-0-0-0", "features@0-0", "analyze@0-0"}, ran
-    text = json.dumps(json.loads(sh(repo, "dvc", "exp", "show", "--json")))
-    assert "beta_0p25_h1" in text and "b_gain_by_split" in text
+def _edit_code(path: str):
+    def edit(repo: Path) -> None:
+        with open(repo / path, "a") as f:
+            f.write("\n# an edit\n")
+
+    return edit
 
 
-def test_a_probe_setting_reruns_the_analysis_on_the_feature_cache_only(dvc_repo):
-    repo, _ = dvc_repo
-    index = json.loads((repo / "data/features/s0/r0/index.json").read_text())
-    names = [s["name"] for s in index["sources"]]  # baseA, baseB and the A' net of the beta > 0 in params
-    assert names[:2] == ["A", "B"] and len(names) == 3 and names[2].startswith("A'") and len(index["transfer"]) == 10
-    params = repo / "params.yaml"
-    before = params.read_text()
-    changed = yaml.safe_load(before)
-    changed["analysis"]["probe_c"] = 1.0
-    try:
-        params.write_text(yaml.safe_dump(changed))
-        assert set(json.loads(sh(repo, "dvc", "status", "--json"))) == {"analyze@0-0"}
-    finally:
-        params.write_text(before)
+def _edit_split(repo: Path) -> None:
+    split = repo / "data/splits/s0.json"
+    split.write_text(split.read_text() + "\n")  # same split, other bytes: DVC sees a modified output
 
 
-def test_adding_a_layer_trains_only_that_layers_nets(dvc_repo):
-    repo, _ = dvc_repo
-    log = sh(repo, "dvc", "exp", "run", "-S", "transfer.layers=[1,4,7]")
-    trained = {s for s in stages_run(log) if s.startswith(("transfer@", "finetune@", "control@", "train-base@"))}
-    assert trained == {"transfer@0-A-B-4-0", "transfer@0-B-B-4-0", "finetune@0-A-B-4-0", "finetune@0-B-B-4-0", "control@0-B-4-0"}, trained
+def _delete_run(repo: Path) -> None:
+    import shutil
+
+    shutil.rmtree(repo / "data/runs/s0/A7B+/r0")
 
 
-def test_after_snakemake_dvc_status_is_clean(tmp_path):
-    repo = make_repo(tmp_path / "smk", tiny_params())
-    sh(repo, "snakemake", "--cores", "2", "--resources", "gpu=2")
-    assert (repo / "reports/figures/transfer.png").is_file() and (repo / "reports/figures/binary_beta.png").is_file()
-    assert "up to date" in sh(repo, "dvc", "status")
+TRAINING = ("train-base@", "transfer@", "finetune@", "control@", "binary-", "strategy@", "cut@")
+CHANGES = {
+    # change: (edit, the engine that catches up, the stages that must run, stages that must not)
+    "params-value": (_edit_params, "snakemake", {"train-base@0-A-0", "features@0-0", "plot"}, {"settings", "split@0"}),
+    "trainer-code": (
+        _edit_code("src/transferlab/train.py"),
+        "snakemake",
+        {"code", "transfer@0-A-B-7-0", "features@0-0"},
+        {"settings", "download"},
+    ),
+    "report-code": (
+        _edit_code("src/transferlab/studies/grid/report.py"),
+        "dvc",
+        {"code", "aggregate", "plot"},
+        set(TRAINING),
+    ),
+    "input-data-file": (_edit_split, "snakemake", {"split@0"}, set(TRAINING) | {"aggregate"}),
+    "deleted-output": (
+        _delete_run,
+        "snakemake",
+        {"finetune@0-A-B-7-0", "aggregate"},
+        {"finetune@0-A-B-1-0", "train-base@0-A-0"},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def engine_repo(tmp_path_factory) -> Path:
+    """A repository where dvc repro ran: the changes below are made one after the other."""
+    repo = make_repo(tmp_path_factory.mktemp("changes") / "repo", tiny_params())
+    sh(repo, "dvc", "repro")
+    return repo
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_both_engines_judge_a_change_alike_and_either_catches_up(engine_repo, change):
+    repo = engine_repo
+    edit, engine, must, must_not = CHANGES[change]
+    edit(repo)
+    stale = dvc_stale(repo)
+    planned_stale, planned = snakemake_plan(repo)
+    assert stale and planned_stale == stale, (stale, planned_stale)
+    if engine == "snakemake":
+        ran = recorded(sh(repo, "snakemake", "--cores", "2", "--resources", "gpu=2"))
+        assert stale <= ran <= planned
+    else:
+        ran = stages_run(sh(repo, "dvc", "repro"))
+    assert must <= ran, ran
+    assert not [r for r in ran if r.startswith(tuple(must_not))], ran
+    assert dvc_stale(repo) == set()
     assert "Nothing to be done" in sh(repo, "snakemake", "-n")
+    params_of_every_run_match(repo)
+
+
+def test_a_subset_run_records_only_what_it_ran(engine_repo):
+    """Snakemake asked for one stage leaves every other stale stage stale (it used to commit
+    them all with --force)."""
+    repo = engine_repo
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    p["model"]["dropout"] = 0.3
+    (repo / "params.yaml").write_text(yaml.safe_dump(p))
+    stale = dvc_stale(repo)
+    assert {"train-base@0-A-0", "train-base@0-B-0"} <= stale
+    ran = recorded(sh(repo, "snakemake", "--cores", "1", "train_base_0_A_0"))
+    assert ran == {"train-base@0-A-0"}
+    assert dvc_stale(repo) == stale - {"train-base@0-A-0"}
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert lock["train-base@0-B-0"]["params"]["params.yaml"]["model"]["dropout"] == 0.4  # still the old value: not run
+
+
+def test_an_interrupted_snakemake_leaves_the_rest_to_dvc_and_a_second_engine_is_refused(engine_repo):
+    repo = engine_repo
+    log_path = repo.parent / "interrupted.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            ["snakemake", "--cores", "1"],
+            cwd=repo,
+            env=repo_env(repo),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while len(recorded(log_path.read_text())) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.3)
+        # a second engine while Snakemake holds the repository: refused, in one line
+        other = subprocess.run(["snakemake", "-n"], cwd=repo, env=repo_env(repo), capture_output=True, text=True)
+        refusal = [line for line in (other.stdout + other.stderr).splitlines() if "one engine at a time" in line]
+        assert other.returncode != 0 and len(refusal) == 1 and "in use by snakemake (pid" in refusal[0], other.stderr[
+            -2000:
+        ]
+        dvc = subprocess.run(["dvc", "repro"], cwd=repo, env=repo_env(repo), capture_output=True, text=True)
+        assert dvc.returncode != 0 and "Unable to acquire lock" in dvc.stderr
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    finished = recorded(log_path.read_text())
+    left = dvc_stale(repo)
+    assert finished and left and not (finished & left), (finished, left)
+    ran = stages_run(sh(repo, "dvc", "repro"))
+    assert ran and not (ran & finished), (ran, finished)  # nothing that finished is run again
+    assert dvc_stale(repo) == set()
+
+
+@pytest.fixture(scope="module")
+def snakemake_repo(tmp_path_factory) -> Path:
+    repo = make_repo(tmp_path_factory.mktemp("engines") / "smk", tiny_params())
+    sh(repo, "snakemake", "--cores", "2", "--resources", "gpu=2")
+    return repo
+
+
+def test_both_engines_see_the_same_jobs(snakemake_repo):
+    repo = make_repo(snakemake_repo.parent / "fresh", tiny_params())
+    dvc_names = {s.name for s in resolved_stages(repo)}
+    stale, planned = snakemake_plan(repo)
+    assert stale == planned == dvc_names  # a fresh repository: everything is stale
+
+
+def test_after_snakemake_dvc_status_is_clean_and_the_numbers_are_dvcs(snakemake_repo, dvc_repo):
+    repo = snakemake_repo
+    assert (repo / "reports/figures/transfer.png").is_file() and (repo / "reports/figures/binary_beta.png").is_file()
+    assert dvc_stale(repo) == set()
+    assert "Nothing to be done" in sh(repo, "snakemake", "-n")
+    assert stages_run(sh(repo, "dvc", "repro")) == set()
+    # The same thread count under both engines (params.yaml `threads`): the same numbers.
+    ours, theirs = (pd.read_parquet(r / "reports/results.parquet").drop(columns=MEASURED) for r in (repo, dvc_repo[0]))
+    pd.testing.assert_frame_equal(
+        ours.sort_values("run_id", kind="stable").reset_index(drop=True),
+        theirs.sort_values("run_id", kind="stable").reset_index(drop=True),
+        check_exact=True,
+    )
+    engine = json.loads(next((repo / ".snakemake/transferlab").glob("*/engine.json")).read_text())
+    assert engine["recorded"] == engine["planned"] == len(resolved_stages(repo))
+
+
+IMPORTS = """
+import json, sys
+sys.argv = ["transferlab", *sys.argv[1:]]
+from transferlab.cli import run_app
+code = run_app()
+names = sorted(m.__file__ for n, m in list(sys.modules.items()) if n.split(".")[0] == "transferlab" and getattr(m, "__file__", None))
+print("IMPORTED " + json.dumps(names))
+sys.exit(code)
+"""
+
+
+def test_every_stage_depends_on_the_code_its_command_imports(snakemake_repo):
+    """One stage of each kind runs its command again (its outputs removed first, as the engines
+    do); every project file it imported must be in its command's code file, a dep of the stage."""
+    repo = snakemake_repo
+    kinds: dict[str, object] = {}
+    for stage in resolved_stages(repo):
+        kinds.setdefault(stage.name.split("@")[0], stage)
+    for stage in kinds.values():
+        command = stage.cmd.split()[1]
+        code_deps = [d for d in stage.deps if d.startswith("data/code/")]
+        if command == "code":
+            assert stage.deps == ("src/transferlab",)
+            continue
+        assert code_deps == [f"data/code/{command}.json"], stage.name
+        for out in stage.outs:
+            if (repo / out).is_file() and not stage.name.startswith("download"):
+                (repo / out).unlink()
+        proc = subprocess.run(
+            [sys.executable, "-c", IMPORTS, *stage.cmd.split()[1:]],
+            cwd=repo,
+            env=repo_env(repo),
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        imported = json.loads(proc.stdout.rsplit("IMPORTED ", 1)[1])
+        listed = json.loads((repo / code_deps[0]).read_text())["files"]
+        package = repo / "src/transferlab"
+        missing = [f for f in imported if str(Path(f).relative_to(package)) not in listed]
+        assert imported and not missing, (stage.name, missing)

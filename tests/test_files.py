@@ -9,8 +9,6 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import project, tiny_params
-from formats import label_of, write_image_folder
 from transferlab.cli import app
 from transferlab.config import DataConfig, TrainConfig
 from transferlab.data.dataset import PreparedDataset, prepare_dataset, select_classes
@@ -18,6 +16,9 @@ from transferlab.data.files import ImageFiles
 from transferlab.models import create_model
 from transferlab.train import FitOptions, fit
 from transferlab.transfer import param_groups
+
+from conftest import project, tiny_params
+from formats import label_of, write_image_folder
 
 CLASSES = ["forward", "left", "right", "stop"]
 
@@ -29,7 +30,9 @@ def folder(tmp_path):
 
 
 def _prepared(folder, workers=0, size=24) -> PreparedDataset:
-    return prepare_dataset(DataConfig(dataset="imagefolder", image_folder=str(folder), image_size=size, workers=workers, storage="files"))
+    return prepare_dataset(
+        DataConfig(dataset="imagefolder", image_folder=str(folder), image_size=size, workers=workers, storage="files")
+    )
 
 
 def test_the_prepared_data_set_lists_the_files_and_round_trips(folder):
@@ -74,21 +77,36 @@ def test_fit_trains_from_files_and_resumes_to_the_same_numbers(folder, tmp_path)
     def run(**opts):
         torch.manual_seed(0)
         model = create_model("convnet8", 4, width=0.0625, image_size=16)
-        records = fit(model, task, cfg, param_groups(model, 0, 1.0), FitOptions(torch.device("cpu"), seed=3, **opts)).records
+        records = fit(
+            model, task, cfg, param_groups(model, 0, 1.0), FitOptions(torch.device("cpu"), seed=3, **opts)
+        ).records
         return [{k: v for k, v in r.items() if k != "images_per_s"} for r in records]  # all but the clock
 
     straight = run()
     assert len(straight) == 2 and all(0 <= r["test_top1"] <= 1 and "val_top1" in r for r in straight)
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):
-        run(checkpoint=ckpt, fingerprint="f", on_record=lambda r: (_ for _ in ()).throw(KeyboardInterrupt) if r["epoch"] > 1 else None)
+        run(
+            checkpoint=ckpt,
+            fingerprint="f",
+            on_record=lambda r: (_ for _ in ()).throw(KeyboardInterrupt) if r["epoch"] > 1 else None,
+        )
     assert ckpt.is_file()
     assert run(checkpoint=ckpt, fingerprint="f") == straight
 
 
 def test_storage_files_through_the_commands(folder, tmp_path):
-    params = tiny_params(**{"data.dataset": "imagefolder", "data.image_folder": str(folder), "data.storage": "files", "data.workers": 1, "splits": ["classes"],
-                            "transfer.layers": [3], "strategies.cut_layers": [2]})  # fmt: skip
+    params = tiny_params(
+        **{
+            "data.dataset": "imagefolder",
+            "data.image_folder": str(folder),
+            "data.storage": "files",
+            "data.workers": 1,
+            "splits": ["classes"],
+            "transfer.layers": [3],
+            "strategies.cut_layers": [2],
+        }
+    )
     params["split"]["classes_a"] = ["forward", "left"]
     params["binary"]["equal_halves"] = False
     run = project(tmp_path, params, "classes")

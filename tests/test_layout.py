@@ -6,22 +6,30 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT, tiny_params
 from transferlab.config import parse_params
 from transferlab.runs import Layout, parse_run, planned_all
 
-sys.path.insert(0, str(ROOT / "workflow"))
-from dvc_stages import read_stages  # noqa: E402
+from conftest import ROOT, tiny_params
+from pipeline import resolved_stages
 
 VARIANTS = {
     "default": {},
-    "two-splits-both-directions-replicates": {"splits": [0, "mn"], "transfer.targets": ["A", "B"], "replicates": [0, 1], "binary.frozen_units": [0, 2]},
-    "pretrained": {"model.name": "resnet18", "pretrained.weights": ["IMAGENET1K_V1"], "transfer.layers": [1, 3], "strategies.cut_layers": [2]},
+    "two-splits-both-directions-replicates": {
+        "splits": [0, "mn"],
+        "transfer.targets": ["A", "B"],
+        "replicates": [0, 1],
+        "binary.frozen_units": [0, 2],
+    },
+    "pretrained": {
+        "model.name": "resnet18",
+        "pretrained.weights": ["IMAGENET1K_V1"],
+        "transfer.layers": [1, 3],
+        "strategies.cut_layers": [2],
+    },
 }
 
 
@@ -36,8 +44,8 @@ def test_dvc_stages_and_layout_agree_for_every_planned_run(tmp_path, name):
     params = parse_params(raw)
     layout = Layout.of(params)
     trained = {}
-    for stage in read_stages(tmp_path):
-        m = re.match(r"transferlab train (\S+) ", stage.cmd)
+    for stage in resolved_stages(tmp_path):
+        m = re.fullmatch(r"transferlab train --device auto (\S+)", stage.cmd)
         if m:
             assert m[1] not in trained, f"{m[1]} is trained by two stages"
             trained[m[1]] = stage
@@ -46,5 +54,5 @@ def test_dvc_stages_and_layout_agree_for_every_planned_run(tmp_path, name):
     for run in planned:
         stage = trained[str(run)]
         assert parse_run(str(run)) == run
-        assert set(stage.deps) == {str(p) for p in layout.inputs(run)}, stage.name
+        assert set(stage.deps) == {"data/code/train.json", *(str(p) for p in layout.inputs(run))}, stage.name
         assert set(stage.outs) == {str(p) for p in layout.outputs(run)}, stage.name

@@ -15,35 +15,77 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from transferlab.cli import app
+
 from conftest import tiny_params
 from pipeline import make_repo, sh, stages_run
-from transferlab.cli import app
 
 pytestmark = pytest.mark.slow
 
 # Everything optional off, one layer: each entry below turns on what it tests.
-OFF = {"transfer.layers": [2], "strategies.names": [], "strategies.cut_layers": [], "binary.betas": [0.0], "analysis.binary_sources": False}
+OFF = {
+    "transfer.layers": [2],
+    "strategies.names": [],
+    "strategies.cut_layers": [],
+    "binary.betas": [0.0],
+    "analysis.binary_sources": False,
+}
 MATRIX = {
     "all-optional-studies-off": {},
-    "strategies-alone-mn-both-directions": {"strategies.names": ["classifier"], "strategies.images_per_class": ["all"], "splits": ["mn"], "transfer.targets": ["A", "B"]},
+    "strategies-alone-mn-both-directions": {
+        "strategies.names": ["classifier"],
+        "strategies.images_per_class": ["all"],
+        "splits": ["mn"],
+        "transfer.targets": ["A", "B"],
+    },
     "cut-alone-nm-two-replicates": {"strategies.cut_layers": [1], "splits": ["nm"], "replicates": [0, 1]},
     "binary-sweep-heads-random-fraction-classes-odd-count": {
-        "binary.betas": [0.0, 0.5], "binary.heads": [1, 2], "binary.equal_halves": False, "analysis.binary_sources": True, "data.synthetic.num_classes": 9,
-        "splits": [3, "classes"], "split.method": "random", "split.fraction": 0.3, "split.classes_a": [0, 1, 2, 3, 4],
+        "binary.betas": [0.0, 0.5],
+        "binary.heads": [1, 2],
+        "binary.equal_halves": False,
+        "analysis.binary_sources": True,
+        "data.synthetic.num_classes": 9,
+        "splits": [3, "classes"],
+        "split.method": "random",
+        "split.fraction": 0.3,
+        "split.classes_a": [0, 1, 2, 3, 4],
     },
     "binary-sources-off-step-schedule-warmup-early-stopping": {
-        "binary.betas": [0.0, 0.5], "train.schedule": "step", "train.step_epochs": 1, "train.epochs": 2, "train.warmup_epochs": 0.5,
-        "train.val_fraction": 0.25, "train.patience": 1, "binary.frozen_units": [0, 1],
+        "binary.betas": [0.0, 0.5],
+        "train.schedule": "step",
+        "train.step_epochs": 1,
+        "train.epochs": 2,
+        "train.warmup_epochs": 0.5,
+        "train.val_fraction": 0.25,
+        "train.patience": 1,
+        "binary.frozen_units": [0, 1],
     },
-    "cross-data-set": {"data.b_dataset": "mnist", "data.verify": False, "splits": ["cross"], "strategies.names": ["classifier"], "strategies.images_per_class": ["all"]},
+    "cross-data-set": {
+        "data.b_dataset": "mnist",
+        "data.verify": False,
+        "splits": ["cross"],
+        "strategies.names": ["classifier"],
+        "strategies.images_per_class": ["all"],
+    },
     "all-classes-one-task": {"splits": ["all"], "binary.equal_halves": True, "strategies.cut_layers": [1]},
     "image-folder-train-val-test-early-stopping-on-val": {
-        "data.dataset": "imagefolder", "data.image_folder": "data/raw/lanes", "data.val_folder": True, "train.epochs": 2, "train.patience": 1,
-        "strategies.names": ["best_linear"], "strategies.images_per_class": ["all"], "strategies.cut_layers": [1],
+        "data.dataset": "imagefolder",
+        "data.image_folder": "data/raw/lanes",
+        "data.val_folder": True,
+        "train.epochs": 2,
+        "train.patience": 1,
+        "strategies.names": ["best_linear"],
+        "strategies.images_per_class": ["all"],
+        "strategies.cut_layers": [1],
     },
-    "pretrained-source": {"model.name": "resnet18", "pretrained.weights": ["IMAGENET1K_V1"], "pretrained.cache": "weights", "data.verify": False,
-                          "strategies.cut_layers": [1]},
-}  # fmt: skip
+    "pretrained-source": {
+        "model.name": "resnet18",
+        "pretrained.weights": ["IMAGENET1K_V1"],
+        "pretrained.cache": "weights",
+        "data.verify": False,
+        "strategies.cut_layers": [1],
+    },
+}
 
 
 def _params(overrides: dict) -> dict:
@@ -78,12 +120,18 @@ def _lanes(repo):
     """An image folder with train/, val/ and test/ parts, inside data.root (the download stage's output)."""
     from formats import write_image_folder
 
-    write_image_folder(repo / "data/raw/lanes", ["forward", "left", "right", "stop"], per_class=8, parts=("train", "val", "test"))
+    write_image_folder(
+        repo / "data/raw/lanes", ["forward", "left", "right", "stop"], per_class=8, parts=("train", "val", "test")
+    )
     with open(repo / ".gitignore", "a") as f:
         f.write("data/raw/\n")
 
 
-SETUP = {"cross-data-set": _mnist, "pretrained-source": _weights, "image-folder-train-val-test-early-stopping-on-val": _lanes}
+SETUP = {
+    "cross-data-set": _mnist,
+    "pretrained-source": _weights,
+    "image-folder-train-val-test-early-stopping-on-val": _lanes,
+}
 
 
 @pytest.mark.parametrize("name", list(MATRIX))
@@ -99,7 +147,9 @@ def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
     if params["data"]["val_folder"]:  # every run validated on the folder's val/ part: 8 images of each of B's 2 classes
         for run_id in ("s0/baseB/r0", "s0/cut1/r0", "s0/strat-best_linear-iall/r0"):
             m = json.loads((repo / f"data/runs/{run_id}/metrics.json").read_text())
-            assert m["val_from"] == "val_folder" and m.get("val_images", 16) == 16 and 0 <= m["best_val_top1"] <= 1, run_id
+            assert m["val_from"] == "val_folder" and m.get("val_images", 16) == 16 and 0 <= m["best_val_top1"] <= 1, (
+                run_id
+            )
         assert "val top-1" in (repo / "reports/tables/cut.md").read_text()
 
 
@@ -111,7 +161,16 @@ def _check_reports(repo, params: dict, plan: str) -> None:
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert not [k for k, v in pd.json_normalize(metrics).iloc[0].items() if isinstance(v, str)]
     figures = repo / "reports/figures"
-    for name in ("transfer", "transfer_relative", "binary_beta", "binary_tradeoff", "binary_curves", "probe", "cka", "estimates"):
+    for name in (
+        "transfer",
+        "transfer_relative",
+        "binary_beta",
+        "binary_tradeoff",
+        "binary_curves",
+        "probe",
+        "cka",
+        "estimates",
+    ):
         assert (figures / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
     strategies = params["strategies"]
     assert (figures / "strategies.png").exists() == bool(strategies["names"])
@@ -123,10 +182,18 @@ def _check_reports(repo, params: dict, plan: str) -> None:
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        ({"binary.betas": [0.0], "splits": [0], "split.method": "random", "split.fraction": 0.3, "binary.equal_halves": True},
-         "binary.equal_halves: found True, allowed: false, or an even class count in A (A has 3 classes"),
+        (
+            {
+                "binary.betas": [0.0],
+                "splits": [0],
+                "split.method": "random",
+                "split.fraction": 0.3,
+                "binary.equal_halves": True,
+            },
+            "binary.equal_halves: found True, allowed: false, or an even class count in A (A has 3 classes",
+        ),
     ],
-)  # fmt: skip
+)
 def test_plan_refuses_what_cannot_run(tmp_path, overrides, expected):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(tiny_params(**{"data.synthetic.num_classes": 9, **overrides})))

@@ -40,7 +40,11 @@ def test_units_have_names_and_widths(name):
 
 @pytest.mark.parametrize("name", list_models())
 def test_copy_and_freeze_work_on_every_architecture(name):
-    opts = {"width": 0.25 if name == "mobilenet_v1" else 1.0, "image_size": 32} if name != "convnet8" else {"image_size": 32}
+    opts = (
+        {"width": 0.25 if name == "mobilenet_v1" else 1.0, "image_size": 32}
+        if name != "convnet8"
+        else {"image_size": 32}
+    )
     torch.manual_seed(0)
     source = create_model(name, 3, **opts)
     torch.manual_seed(1)

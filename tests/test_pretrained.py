@@ -10,10 +10,11 @@ import yaml
 from torchvision import models as tvm
 from typer.testing import CliRunner
 
-from conftest import project, tiny_params
 from transferlab.cli import app
 from transferlab.errors import InputError
 from transferlab.models.pretrained import load_pretrained, weights_path
+
+from conftest import project, tiny_params
 
 
 @pytest.fixture
@@ -42,7 +43,10 @@ def test_weight_file_errors_name_the_file(weight_file, tmp_path):
     _, path = weight_file
     with pytest.raises(InputError, match=r"SHA-256 .* differs from the published f37072fd"):
         load_pretrained("resnet18", "IMAGENET1K_V1", str(path.parent), verify=True)
-    with pytest.raises(InputError, match=r"pretrained: .*empty/resnet18-f37072fd.pth is missing; download https://download.pytorch.org/models/resnet18-f37072fd.pth"):
+    with pytest.raises(
+        InputError,
+        match=r"pretrained: .*empty/resnet18-f37072fd.pth is missing; download https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    ):
         load_pretrained("resnet18", "IMAGENET1K_V1", str(tmp_path / "empty"))
     with pytest.raises(InputError, match="densenet_bc has no ImageNet weights here"):
         load_pretrained("densenet_bc", "DEFAULT", None)
@@ -85,14 +89,19 @@ def test_mobilenet_v1_loads_timms_imagenet_weights_from_the_hub_cache(timm_hub):
         f.write(b"\x00")
     with pytest.raises(InputError, match=r"SHA-256 .* differs from the hub's"):
         load_pretrained("mobilenet_v1", "ra4_e3600_r224_in1k", str(hub))
-    with pytest.raises(InputError, match="cannot be read as weights"):  # without the check (data.verify: false), still one line
+    with pytest.raises(
+        InputError, match="cannot be read as weights"
+    ):  # without the check (data.verify: false), still one line
         load_pretrained("mobilenet_v1", "ra4_e3600_r224_in1k", str(hub), verify=False)
 
 
 def test_mobilenet_v1_weights_missing_or_from_a_named_file(timm_hub, tmp_path):
     reference, hub, blob = timm_hub
-    with pytest.raises(InputError, match=r"pretrained: .*models--timm--mobilenetv1_100.ra4_e3600_r224_in1k/snapshots/<revision>/model.safetensors is missing; "
-                                         r"fetch https://huggingface.co/timm/mobilenetv1_100.ra4_e3600_r224_in1k"):  # fmt: skip
+    with pytest.raises(
+        InputError,
+        match=r"pretrained: .*models--timm--mobilenetv1_100.ra4_e3600_r224_in1k/snapshots/<revision>/model.safetensors is missing; "
+        r"fetch https://huggingface.co/timm/mobilenetv1_100.ra4_e3600_r224_in1k",
+    ):
         load_pretrained("mobilenet_v1", "ra4_e3600_r224_in1k", str(tmp_path / "nohub"))
     named = tmp_path / "mine.pth"
     torch.save(reference.state_dict(), named)  # a checkpoint file the user names in pretrained.cache
@@ -109,7 +118,11 @@ def test_params_name_the_allowed_weights(tmp_path):
     params = tiny_params(**{"pretrained.weights": ["IMAGENET1K_V1"]})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
-    assert result.exit_code == 2 and "pretrained.weights[0]: found 'IMAGENET1K_V1', allowed: [] (convnet8 has no ImageNet weights here)" in result.output
+    assert (
+        result.exit_code == 2
+        and "pretrained.weights[0]: found 'IMAGENET1K_V1', allowed: [] (convnet8 has no ImageNet weights here)"
+        in result.output
+    )
     params["model"]["name"] = "resnet18"
     params["pretrained"]["weights"] = ["V9"]
     params["transfer"]["layers"] = [1, 5]
@@ -120,38 +133,73 @@ def test_params_name_the_allowed_weights(tmp_path):
 
 def test_a_pretrained_source_transfers_through_the_commands(weight_file, tmp_path):
     _, path = weight_file
-    params = tiny_params(**{"model.name": "resnet18", "transfer.layers": [2], "pretrained.weights": ["IMAGENET1K_V1"], "pretrained.cache": str(path.parent),
-                            "data.verify": False, "strategies.cut_layers": [2]})  # fmt: skip
+    params = tiny_params(
+        **{
+            "model.name": "resnet18",
+            "transfer.layers": [2],
+            "pretrained.weights": ["IMAGENET1K_V1"],
+            "pretrained.cache": str(path.parent),
+            "data.verify": False,
+            "strategies.cut_layers": [2],
+        }
+    )
     run = project(tmp_path, params, "0")
     assert "s0/P2B+/r0" in run("plan") and "s0/cutP2/r0" in run("plan")
     source_file = tmp_path / "data/models/pretrained/IMAGENET1K_V1.pt"
     run("pretrained", "--weights", "IMAGENET1K_V1", str(source_file))
     for run_id in ("s0/P2B/r0", "s0/cutP2/r0"):
         run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
-    source, tuned = torch.load(source_file, weights_only=True), torch.load(tmp_path / "data/models/s0/P2B/r0.pt", weights_only=True)
+    source, tuned = (
+        torch.load(source_file, weights_only=True),
+        torch.load(tmp_path / "data/models/s0/P2B/r0.pt", weights_only=True),
+    )
     for key in [k for k in source["state_dict"] if k.startswith(("layers.0.", "layers.1."))]:
         assert torch.equal(source["state_dict"][key], tuned["state_dict"][key]), key  # frozen copies
-    assert torch.allclose(tuned["input_mean"].flatten(), torch.tensor([0.485, 0.456, 0.406]))  # ImageNet normalisation kept
+    assert torch.allclose(
+        tuned["input_mean"].flatten(), torch.tensor([0.485, 0.456, 0.406])
+    )  # ImageNet normalisation kept
     assert json.loads((tmp_path / "data/runs/s0/P2B/r0/metrics.json").read_text())["treatment"] == "PnB"
     cut = json.loads((tmp_path / "data/runs/s0/cutP2/r0/metrics.json").read_text())
-    assert cut["run_id"] == "s0/cutP2/r0" and cut["source"] == "P" and cut["parameters"] < 1_000_000 and cut["latency_s_per_image"] > 0
+    assert (
+        cut["run_id"] == "s0/cutP2/r0"
+        and cut["source"] == "P"
+        and cut["parameters"] < 1_000_000
+        and cut["latency_s_per_image"] > 0
+    )
 
 
 def test_strategies_also_start_from_the_pretrained_net(weight_file, tmp_path):
     """The lecture's strategies from the ImageNet source as well as from baseA, with its own
     input normalisation; best_linear picks the unit of the pretrained net on a validation part."""
     _, path = weight_file
-    params = tiny_params(**{"model.name": "resnet18", "transfer.layers": [2], "pretrained.weights": ["IMAGENET1K_V1"], "pretrained.cache": str(path.parent),
-                            "data.verify": False, "strategies.cut_layers": [], "strategies.names": ["classifier", "best_linear"]})  # fmt: skip
+    params = tiny_params(
+        **{
+            "model.name": "resnet18",
+            "transfer.layers": [2],
+            "pretrained.weights": ["IMAGENET1K_V1"],
+            "pretrained.cache": str(path.parent),
+            "data.verify": False,
+            "strategies.cut_layers": [],
+            "strategies.names": ["classifier", "best_linear"],
+        }
+    )
     run = project(tmp_path, params, "0")
     planned = run("plan")
-    assert "s0/stratP-classifier-i5/r0" in planned and "s0/strat-classifier-i5/r0" in planned and "s0/stratP-best_linear-i5/r0" in planned
+    assert (
+        "s0/stratP-classifier-i5/r0" in planned
+        and "s0/strat-classifier-i5/r0" in planned
+        and "s0/stratP-best_linear-i5/r0" in planned
+    )
     run("pretrained", "--weights", "IMAGENET1K_V1", str(tmp_path / "data/models/pretrained/IMAGENET1K_V1.pt"))
     for run_id in ("s0/stratP-classifier-i5/r0", "s0/stratP-best_linear-i5/r0"):
         run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
     classifier = json.loads((tmp_path / "data/runs/s0/stratP-classifier-i5/r0/metrics.json").read_text())
     assert classifier["source"] == "P" and classifier["strategy"] == "classifier"
     tuned = torch.load(tmp_path / "data/strategies/s0/stratP-classifier-i5/r0.pt", weights_only=True)
-    assert torch.allclose(tuned["input_mean"].flatten(), torch.tensor([0.485, 0.456, 0.406]))  # ImageNet normalisation kept
+    assert torch.allclose(
+        tuned["input_mean"].flatten(), torch.tensor([0.485, 0.456, 0.406])
+    )  # ImageNet normalisation kept
     linear = json.loads((tmp_path / "data/runs/s0/stratP-best_linear-i5/r0/metrics.json").read_text())
-    assert 1 <= linear["unit_chosen"] <= 5 and len(linear["val_top1_by_unit"]) == 5 and 0 <= linear["topk_mean_top1"] <= 1
+    assert (
+        1 <= linear["unit_chosen"] <= 5 and len(linear["val_top1_by_unit"]) == 5 and 0 <= linear["topk_mean_top1"] <= 1
+    )

@@ -2,10 +2,13 @@ import pytest
 
 from transferlab.config import parse_params
 from transferlab.runs import RunSpec, planned_runs
+
 from conftest import tiny_params
 
 
-@pytest.mark.parametrize("run_id", ["s0/baseA/r0", "s12/A3B+/r2", "s1/B7B/r0", "s0/R3B/r1", "smn/A5B/r0", "snm/B1A+/r3"])
+@pytest.mark.parametrize(
+    "run_id", ["s0/baseA/r0", "s12/A3B+/r2", "s1/B7B/r0", "s0/R3B/r1", "smn/A5B/r0", "snm/B1A+/r3"]
+)
 def test_run_ids_round_trip(run_id):
     assert str(RunSpec.parse(run_id)) == run_id
 

@@ -7,14 +7,15 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import project, tiny_params
-from formats import label_of, write_cifar, write_image_folder, write_mnist, write_svhn
 from transferlab.cli import app
 from transferlab.config import DataConfig, SplitConfig
 from transferlab.data.dataset import prepare_dataset
 from transferlab.data.sources import cifar100_groups, ilsvrc12_groups, ilsvrc12_wnids, imagenet100_wnids
 from transferlab.data.splits import make_split
 from transferlab.errors import InputError
+
+from conftest import project, tiny_params
+from formats import label_of, write_cifar, write_image_folder, write_mnist, write_svhn
 
 
 def _cfg(tmp_path, **kw) -> DataConfig:
@@ -75,7 +76,9 @@ def test_image_folder_with_train_and_val(tmp_path):
 
 def test_image_folder_without_test_part_holds_out_a_fraction_per_class(tmp_path):
     write_image_folder(tmp_path / "imgs", ["a", "b"], per_class=10, parts=("",))
-    ds = prepare_dataset(_cfg(tmp_path, dataset="imagefolder", image_folder=str(tmp_path / "imgs"), test_fraction=0.2, image_size=16))
+    ds = prepare_dataset(
+        _cfg(tmp_path, dataset="imagefolder", image_folder=str(tmp_path / "imgs"), test_fraction=0.2, image_size=16)
+    )
     _check(ds, 2, 16, 4, size=16)
     assert torch.bincount(ds.test_y).tolist() == [2, 2]
 
@@ -128,7 +131,9 @@ def test_files_that_fail_the_md5_check_are_refused(tmp_path):
 
 def test_prepare_and_split_commands_on_cifar10_and_their_errors(tmp_path):
     write_cifar(tmp_path / "raw", "cifar10", per_class=1)
-    params = tiny_params(**{"data.dataset": "cifar10", "data.root": str(tmp_path / "raw"), "data.verify": False, "splits": ["classes"]})
+    params = tiny_params(
+        **{"data.dataset": "cifar10", "data.root": str(tmp_path / "raw"), "data.verify": False, "splits": ["classes"]}
+    )
     params["split"]["classes_a"] = ["cat", "dog"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     run = lambda *a: CliRunner().invoke(app, [*a, "--params", str(tmp_path / "params.yaml")])  # noqa: E731
@@ -141,7 +146,11 @@ def test_prepare_and_split_commands_on_cifar10_and_their_errors(tmp_path):
     params["split"]["classes_a"] = ["cat", "cow"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = run("split", "--split", "classes", str(out), str(tmp_path / "s2.json"))
-    assert result.exit_code == 2 and result.output.strip() == "error: split.classes_a: found 'cow', not a class of the data set (e.g. airplane, automobile, bird, cat)"
+    assert (
+        result.exit_code == 2
+        and result.output.strip()
+        == "error: split.classes_a: found 'cow', not a class of the data set (e.g. airplane, automobile, bird, cat)"
+    )
     assert not (tmp_path / "s2.json").exists()
     params["data"]["root"] = str(tmp_path / "elsewhere")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -152,7 +161,15 @@ def test_prepare_and_split_commands_on_cifar10_and_their_errors(tmp_path):
 def test_a_cross_data_set_task_trains_and_transfers_through_the_commands(tmp_path):
     write_cifar(tmp_path / "raw", "cifar100", per_class=2)
     write_svhn(tmp_path / "raw", per_class=2)
-    params = tiny_params(**{"data.dataset": "cifar100", "data.b_dataset": "svhn", "data.root": str(tmp_path / "raw"), "data.verify": False, "splits": ["cross"]})
+    params = tiny_params(
+        **{
+            "data.dataset": "cifar100",
+            "data.b_dataset": "svhn",
+            "data.root": str(tmp_path / "raw"),
+            "data.verify": False,
+            "splits": ["cross"],
+        }
+    )
     run = project(tmp_path, {**params, "transfer": {**params["transfer"], "layers": [2]}}, "cross")
     for run_id in ("scross/baseA/r0", "scross/A2B/r0"):
         run("train", run_id, "--device", "cpu", "--root", str(tmp_path))

@@ -11,28 +11,48 @@ from torch import nn
 from transferlab.config import DataConfig, SyntheticConfig, TrainConfig
 from transferlab.data.dataset import prepare_synthetic, select_classes
 from transferlab.models import create_model
-from transferlab.studies.strategies.train import CutNet, apply_strategy, latency_per_image, parameter_count, peak_memory, subset
+from transferlab.studies.strategies.train import (
+    CutNet,
+    apply_strategy,
+    latency_per_image,
+    parameter_count,
+    peak_memory,
+    subset,
+)
 from transferlab.train import FitOptions, fit
 
 
 def test_subsets_are_balanced_and_nested():
-    ds = prepare_synthetic(DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=6, train_per_class=30, test_per_class=2)))
+    ds = prepare_synthetic(
+        DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=6, train_per_class=30, test_per_class=2))
+    )
     task = select_classes(ds, [0, 2, 4])
     small, large = subset(task, 5, seed=1), subset(task, 12, seed=1)
-    assert torch.bincount(small.train_y).tolist() == [5, 5, 5] and torch.bincount(large.train_y).tolist() == [12, 12, 12]
+    assert torch.bincount(small.train_y).tolist() == [5, 5, 5] and torch.bincount(large.train_y).tolist() == [
+        12,
+        12,
+        12,
+    ]
     rows = lambda t: {tuple(x.flatten()[:40].tolist()) for x in t.train_x}  # noqa: E731
     assert rows(small) <= rows(large)
     assert subset(task, "all", 1) is task
 
 
 # (strategy, units that must stay unchanged, units that must change)
-CASES = [("classifier", range(7), []), ("extra_fc", range(7), []), ("finetune_top", range(5), [5, 6]), ("finetune_all", [], range(7))]
+CASES = [
+    ("classifier", range(7), []),
+    ("extra_fc", range(7), []),
+    ("finetune_top", range(5), [5, 6]),
+    ("finetune_all", [], range(7)),
+]
 
 
 @pytest.mark.parametrize("name, fixed, moved", CASES)
 def test_each_strategy_trains_exactly_the_units_it_says(name, fixed, moved):
     torch.manual_seed(0)
-    ds = prepare_synthetic(DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=4, train_per_class=16, test_per_class=4)))
+    ds = prepare_synthetic(
+        DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=4, train_per_class=16, test_per_class=4))
+    )
     task = select_classes(ds, [0, 1, 2, 3])
     model = create_model("convnet8", 4, width=0.0625, image_size=16)
     groups = apply_strategy(model, name, top_units=2, top_factor=0.1, lower_factor=0.01, extra_fc=[32])
@@ -42,7 +62,12 @@ def test_each_strategy_trains_exactly_the_units_it_says(name, fixed, moved):
     changed = lambda i: any(not torch.equal(before[k], after[k]) for k in before if k.startswith(f"layers.{i}."))  # noqa: E731
     assert not any(changed(i) for i in fixed)  # parameters and BatchNorm statistics
     assert all(changed(i) for i in moved)
-    assert {g.lr_factor for g in groups} == {"classifier": {1.0}, "extra_fc": {1.0}, "finetune_top": {1.0, 0.1}, "finetune_all": {1.0, 0.1, 0.01}}[name]
+    assert {g.lr_factor for g in groups} == {
+        "classifier": {1.0},
+        "extra_fc": {1.0},
+        "finetune_top": {1.0, 0.1},
+        "finetune_all": {1.0, 0.1, 0.01},
+    }[name]
     if name == "extra_fc":
         assert sum(isinstance(m, nn.Linear) for m in model.head.modules()) == 2
 
@@ -100,6 +125,8 @@ def test_best_linear_through_the_command(tmp_path):
     m = json.loads((tmp_path / "data/runs/s0/strat-best_linear-i5/r0/metrics.json").read_text())
     assert m["treatment"] == "strategy:best_linear" and 1 <= m["unit_chosen"] <= 7 and len(m["val_top1_by_unit"]) == 7
     assert m["train_images"] == 4 * 5 and 0 <= m["topk_mean_top1"] <= 1  # 5 images of each of B's 4 classes
-    assert m["train_s"] > 0 and {"startup_s", "process_s", "wall_time_s", "resumed_epochs"} <= set(m)  # what benchmarks/pipeline_time.py reads
+    assert m["train_s"] > 0 and {"startup_s", "process_s", "wall_time_s", "resumed_epochs"} <= set(
+        m
+    )  # what benchmarks/pipeline_time.py reads
     saved = torch.load(tmp_path / "data/strategies/s0/strat-best_linear-i5/r0.pt", weights_only=True)
     assert saved["unit"] == m["unit_chosen"] and saved["coef"].shape[0] == 4

@@ -9,12 +9,19 @@ from transferlab.transfer import param_groups
 
 
 def _task(classes=4, per_class=40, size=16, test_per_class=10):
-    ds = prepare_synthetic(DataConfig(image_size=size, synthetic=SyntheticConfig(num_classes=8, train_per_class=per_class, test_per_class=test_per_class)))
+    ds = prepare_synthetic(
+        DataConfig(
+            image_size=size,
+            synthetic=SyntheticConfig(num_classes=8, train_per_class=per_class, test_per_class=test_per_class),
+        )
+    )
     return select_classes(ds, list(range(classes)))
 
 
 def test_select_classes_reindexes_labels_in_sorted_order():
-    ds = prepare_synthetic(DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=6, train_per_class=3, test_per_class=2)))
+    ds = prepare_synthetic(
+        DataConfig(image_size=16, synthetic=SyntheticConfig(num_classes=6, train_per_class=3, test_per_class=2))
+    )
     task = select_classes(ds, [1, 4])
     assert task.classes == [ds.classes[1], ds.classes[4]]
     assert task.train_y.tolist() == [0, 0, 0, 1, 1, 1]
@@ -74,12 +81,38 @@ def test_a_resumed_run_ends_with_the_same_numbers(tmp_path):
     assert (resumed.resumed_epochs, straight.resumed_epochs) == (2, 0)
 
 
-def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, capsys):
     task, cfg = _task(), TrainConfig(epochs=2, batch_size=32)
     ckpt = tmp_path / "ckpt.pt"
     _fit(task, cfg, checkpoint=ckpt, fingerprint="old")
+    capsys.readouterr()
     _, history = _fit(task, cfg, checkpoint=ckpt, fingerprint="new")
-    assert len(history.records) == 2
+    assert len(history.records) == 2 and history.resumed_epochs == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "checkpoint" in line]
+    assert len(said) == 1 and said[0].endswith("made by other code, inputs, params or device; starting from scratch")
+
+
+def test_a_runs_fingerprint_covers_its_code_its_input_files_and_its_params(tmp_path, monkeypatch):
+    from transferlab import codedeps
+    from transferlab.config import parse_params
+    from transferlab.harness import run_fingerprint
+    from transferlab.runs import Layout, parse_run
+
+    from conftest import project, tiny_params
+
+    project(tmp_path, tiny_params(), "0")
+    params, run = parse_params(tiny_params()), parse_run("s0/baseA/r0")
+    layout = Layout.of(params, tmp_path)
+    first = run_fingerprint(params, run, layout)
+    assert run_fingerprint(params, run, layout) == first
+    assert run_fingerprint(parse_params(tiny_params(threads=1)), run, layout) != first
+    split = layout.split_file("0")
+    split.write_text(split.read_text().replace('"method"', '"method" ', 1))
+    assert run_fingerprint(params, run, layout) != first
+    second = run_fingerprint(params, run, layout)
+    real = codedeps.digest
+    monkeypatch.setattr(codedeps, "digest", lambda command: {**real(command), "sha256": "edited"})
+    assert run_fingerprint(params, run, layout) != second
 
 
 def test_summary_reports_the_mean_of_the_k_best():
@@ -114,7 +147,10 @@ def test_early_stopping_on_the_validation_part():
     summary = history.summary(3)
     assert summary["epochs_run"] < 30 and "val_top1" in history.records[0]
     assert stalled(history.records, 2)
-    assert summary["test_top1_at_best_val"] == history.records[[r["val_top1"] for r in history.records].index(summary["best_val_top1"])]["test_top1"]
+    assert (
+        summary["test_top1_at_best_val"]
+        == history.records[[r["val_top1"] for r in history.records].index(summary["best_val_top1"])]["test_top1"]
+    )
 
 
 def test_every_crop_is_a_window_of_the_padded_image_or_its_mirror():

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from transferlab.config import TrainConfig
 from transferlab.models import create_model, list_models
 from transferlab.train import make_optimizer
-from transferlab.config import TrainConfig
 from transferlab.transfer import build_treatment, copy_layers, param_groups
 
 

@@ -1,3 +1,3 @@
-from transferlab.entry import main
+from transferlab.cli import main
 
 main()

@@ -17,7 +17,9 @@ def read_runs(specs: list[Run], metrics_path) -> list[dict]:
     missing = [str(s) for s in specs if not Path(metrics_path(s)).is_file()]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise MissingRunError(f"{len(missing)} run(s) asked for by params.yaml have no metrics: {', '.join(missing[:3])}{more}")
+        raise MissingRunError(
+            f"{len(missing)} run(s) asked for by params.yaml have no metrics: {', '.join(missing[:3])}{more}"
+        )
     return [json.loads(Path(metrics_path(s)).read_text()) for s in specs]
 
 
@@ -39,12 +41,23 @@ def write_reports(params, layout, results: Path, metrics_out: Path) -> list[str]
     strategies = strategy_table(strategy_runs, read_runs(strategy_runs, layout.metrics))
     analysis = analysis_table(params, layout.analysis)
     df = pd.concat([t for t in (grid, binary, curves, strategies, analysis) if len(t)], ignore_index=True)
-    tables = {"take_home.md": take_home(strategies), "cut.md": cut_table(strategies, model_units(params.model.name, **params.model.options()))}
+    tables = {
+        "take_home.md": take_home(strategies),
+        "cut.md": cut_table(strategies, model_units(params.model.name, **params.model.options())),
+    }
     for name, text in tables.items():
         atomic_write(results.parent / "tables" / name, lambda tmp, text=text: tmp.write_text(text))
     atomic_write(results, lambda tmp: df.to_parquet(tmp, index=False))
     atomic_write(results.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
     analysis_numbers = {**analysis_headline(analysis, grid), **classifier_agreement(analysis, strategies)}
     atomic_json({**headline(grid), "binary": binary_headline(binary), "analysis": analysis_numbers}, metrics_out)
-    not_run = [f"{results.parent / 'tables' / name}: {line}" for name, text in tables.items() for line in text.splitlines() if line.startswith("Not run")]
-    return [f"{results}: {len(df)} rows ({len(grid)} grid runs, {len(binary)} binary, {len(strategies)} strategy and cut, {len(analysis)} analysis values); {metrics_out}", *not_run]
+    not_run = [
+        f"{results.parent / 'tables' / name}: {line}"
+        for name, text in tables.items()
+        for line in text.splitlines()
+        if line.startswith("Not run")
+    ]
+    return [
+        f"{results}: {len(df)} rows ({len(grid)} grid runs, {len(binary)} binary, {len(strategies)} strategy and cut, {len(analysis)} analysis values); {metrics_out}",
+        *not_run,
+    ]

@@ -9,23 +9,35 @@ from __future__ import annotations
 import functools
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable
+from typing import Annotated
 
 import typer
 
 from transferlab.config import ConfigError, Params, load_params
 from transferlab.errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Per-layer transferability of deep network features (Yosinski et al. 2014).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Per-layer transferability of deep network features (Yosinski et al. 2014).",
+)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="The experiment configuration.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="'auto' (a free GPU slot, else the CPU), 'cpu', 'cuda:1', ...")]
-SplitOpt = Annotated[str, typer.Option("--split", help="Split id: a seed (0, 1, ...), 'mn', 'nm', 'classes', 'cross' or 'all'.")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="'auto' (a free GPU slot, else the CPU), 'cpu', 'cuda:1', ...")
+]
+SplitOpt = Annotated[
+    str, typer.Option("--split", help="Split id: a seed (0, 1, ...), 'mn', 'nm', 'classes', 'cross' or 'all'.")
+]
 RepOpt = Annotated[int, typer.Option("--replicate", min=0, help="Replicate number.")]
 InFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Input file.")]
 OutPath = Annotated[Path, typer.Argument(help="Output path.")]
-RootOpt = Annotated[Path, typer.Option("--root", help="Project root: every path of a run follows from its run id (runs.Layout).")]
+RootOpt = Annotated[
+    Path, typer.Option("--root", help="Project root: every path of a run follows from its run id (runs.Layout).")
+]
 
 
 def fail_cleanly(fn: Callable) -> Callable:
@@ -48,13 +60,18 @@ def _params(path: Path) -> Params:
 
 @app.command()
 @fail_cleanly
-def plan(params: ParamsOpt = Path("params.yaml"), ids: Annotated[bool, typer.Option("--ids/--no-ids", help="List every run id.")] = True) -> None:
+def plan(
+    params: ParamsOpt = Path("params.yaml"),
+    ids: Annotated[bool, typer.Option("--ids/--no-ids", help="List every run id.")] = True,
+) -> None:
     """Validate params.yaml and list the runs it asks for, without training anything."""
     from transferlab.runs import planned_binary_runs, planned_runs, planned_strategy_runs
 
     p = _params(params)
     runs, binary, strategies = planned_runs(p), planned_binary_runs(p), planned_strategy_runs(p)
-    counts = Counter(r.treatment for r in runs) + Counter("binary A'" if r.frozen is None else "binary on B" for r in binary)
+    counts = Counter(r.treatment for r in runs) + Counter(
+        "binary A'" if r.frozen is None else "binary on B" for r in binary
+    )
     counts += Counter("cut" if r.name == "cut" else "strategy" for r in strategies)
     total = len(runs) + len(binary) + len(strategies)
     print(f"{params}: valid. {total} runs: " + ", ".join(f"{t} {c}" for t, c in counts.items()))
@@ -65,7 +82,10 @@ def plan(params: ParamsOpt = Path("params.yaml"), ids: Annotated[bool, typer.Opt
 
 @app.command()
 @fail_cleanly
-def settings(out: Annotated[Path, typer.Argument(help="Folder of the settings files (data/settings).")], params: ParamsOpt = Path("params.yaml")) -> None:
+def settings(
+    out: Annotated[Path, typer.Argument(help="Folder of the settings files (data/settings).")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
     """Write each study's effective training settings (`train` and its overrides) as <study>.json."""
     from transferlab.artifacts import atomic_json
 
@@ -73,6 +93,19 @@ def settings(out: Annotated[Path, typer.Argument(help="Folder of the settings fi
     for study, values in studies.items():
         atomic_json(values, out / f"{study}.json")
     print(f"{out}: " + ", ".join(f"{study}.json" for study in studies))
+
+
+@app.command()
+@fail_cleanly
+def code(out: Annotated[Path, typer.Argument(help="Folder of the digests (data/code).")]) -> None:
+    """Write, for every stage's command, the project's source files it imports and their
+    hashes (<command>.json): each stage depends on its command's file."""
+    from transferlab.artifacts import atomic_json
+    from transferlab.codedeps import digest, stage_commands
+
+    for command in stage_commands():
+        atomic_json(digest(command), out / f"{command}.json")
+    print(f"{out}: " + ", ".join(f"{c}.json" for c in stage_commands()))
 
 
 @app.command()
@@ -91,9 +124,9 @@ def download(params: ParamsOpt = Path("params.yaml")) -> None:
 @fail_cleanly
 def prepare(out: OutPath, params: ParamsOpt = Path("params.yaml")) -> None:
     """Generate the data set named in params (data.*) as one uint8 tensor file."""
-    from transferlab import harness
+    from transferlab.data import stages
 
-    ds = harness.prepare(_params(params), out)
+    ds = stages.prepare(_params(params), out)
     print(f"{out}: {ds.name}, {len(ds.classes)} classes, {len(ds.train_y)} train / {len(ds.test_y)} test images")
 
 
@@ -101,20 +134,26 @@ def prepare(out: OutPath, params: ParamsOpt = Path("params.yaml")) -> None:
 @fail_cleanly
 def split(dataset: InFile, out: OutPath, split_id: SplitOpt = "0", params: ParamsOpt = Path("params.yaml")) -> None:
     """Split the classes into halves A and B and write the split as JSON."""
-    from transferlab import harness
+    from transferlab.data import stages
 
     p = _params(params)
-    s = harness.split(p, split_id, dataset, out)
+    s = stages.split(p, split_id, dataset, out)
     print(f"{out}: split {s.split_id} ({s.method}): A {len(s.classes_a)} classes, B {len(s.classes_b)} classes")
 
 
 @app.command()
 @fail_cleanly
 def train(
-    run_id: Annotated[str, typer.Argument(help="The run to train, e.g. s0/baseA/r0, s0/A3B+/r0, s0/binB_b0.5_h1_p0_f0/r0, s0/strat-classifier-i10/r0, s0/cut4/r0.")],
+    run_id: Annotated[
+        str,
+        typer.Argument(
+            help="The run to train, e.g. s0/baseA/r0, s0/A3B+/r0, s0/binB_b0.5_h1_p0_f0/r0, s0/strat-classifier-i10/r0, s0/cut4/r0."
+        ),
+    ],
     device: DeviceOpt = "auto",
     root: RootOpt = Path("."),
     params: ParamsOpt = Path("params.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Train again even if the run's outputs are current.")] = False,
 ) -> None:
     """Train one run of any study (base net, treatment, A' net, fine-tuning, strategy, cut net)."""
     from transferlab.runs import Layout, parse_run, planned_all
@@ -130,9 +169,16 @@ def train(
     missing = [str(path) for path in layout.inputs(run) if not path.exists()]
     if missing:
         raise InputError(f"{run_id}: missing input(s) {', '.join(missing)} (run the stages that make them first)")
-    from transferlab.devices import choose_device
+    from transferlab.devices import choose_device, use_threads
+    from transferlab.harness import is_current
     from transferlab.studies import train as train_any
 
+    if not force and is_current(p, run, layout):
+        print(
+            f"{run}: up to date (its outputs were made by this code from these inputs and params); --force trains it again"
+        )
+        return
+    use_threads(p.threads)
     history = train_any(p, run, layout, choose_device(device))
     print(f"{run}: top-1 {history.records[-1]['test_top1']:.4f}")
 
@@ -141,7 +187,9 @@ def train(
 @fail_cleanly
 def pretrained(
     out: OutPath,
-    weights: Annotated[str, typer.Option("--weights", help="torchvision weight name of model.name, e.g. IMAGENET1K_V1 or DEFAULT.")] = "DEFAULT",
+    weights: Annotated[
+        str, typer.Option("--weights", help="torchvision weight name of model.name, e.g. IMAGENET1K_V1 or DEFAULT.")
+    ] = "DEFAULT",
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Turn torchvision's published ImageNet weights of model.name into a source net (P)."""
@@ -164,18 +212,29 @@ def features(
 ) -> None:
     """Extract every unit's features of baseA, baseB (A' nets, the pretrained net) and the transfer nets on B's images."""
     p = _params(params)
+    planned = [str(s) for s in p.splits]
+    if split_id not in planned or replicate not in p.replicates:
+        # the split id becomes part of paths: only the ones params.yaml asks for are taken
+        raise InputError(
+            f"--split {split_id} --replicate {replicate}: not a split and replicate that {params} asks for (splits {planned}, replicates {p.replicates})"
+        )
     from transferlab.analysis.extract import extract
-    from transferlab.devices import choose_device
+    from transferlab.devices import choose_device, use_threads
     from transferlab.runs import Layout
 
+    use_threads(p.threads)
     index = extract(p, split_id, replicate, Layout.of(p, root), out, choose_device(device))
-    print(f"{out}: {len(index['sources'])} source nets and {len(index['transfer'])} transfer nets, {index['depth']} units each")
+    print(
+        f"{out}: {len(index['sources'])} source nets and {len(index['transfer'])} transfer nets, {index['depth']} units each"
+    )
 
 
 @app.command()
 @fail_cleanly
 def analyze(
-    features_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="The feature cache of one split and replicate.")],
+    features_dir: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="The feature cache of one split and replicate.")
+    ],
     out: OutPath,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:

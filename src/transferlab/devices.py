@@ -2,25 +2,100 @@
 
 Snakemake counts a `gpu` resource but never says which device a job gets. A training
 command with `--device auto` therefore leases one GPU itself: a non-blocking `flock` on one
-lock file per device in a fixed node-local folder, held until the process exits (the
-kernel frees it on a crash), and `CUDA_VISIBLE_DEVICES` set before CUDA starts.
+lock file per device and slot, held until the process exits (the kernel frees it on a
+crash), and `CUDA_VISIBLE_DEVICES` narrowed to that device before CUDA starts. It leases only
+among the devices the user already made visible.
+
+Where the lock files live (a shared machine: nothing in /tmp is trusted unchecked):
+  - by default a private folder, /tmp/transferlab-gpu-locks-<uid>: made 0700 if absent, and
+    refused unless it is a real folder owned by this user and writable by nobody else. It
+    coordinates one user's jobs.
+  - TRANSFERLAB_LOCK_DIR names another: the user's own (checked the same way), or a folder
+    made for sharing between users, which must be sticky (chmod 1777) and owned by root or by
+    this user. Every user's jobs then see each other's leases.
+Lock files are opened without following links and without truncation, and must be regular
+files; any refusal is one line (LeaseError, an InputError).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
-from typing import IO
 
 import torch
 
-# Fixed and node-local, not $TMPDIR: Snakemake gives every job its own TMPDIR.
-DEFAULT_LOCK_DIR = Path(os.environ.get("TRANSFERLAB_LOCK_DIR", "/tmp/transferlab-gpu-locks"))
-_held: list[IO] = []  # open lock files: the lease lives as long as the process
+from transferlab.errors import InputError
+
+LOCK_DIR_ENV = "TRANSFERLAB_LOCK_DIR"
+_held: list[int] = []  # open lock-file descriptors: the lease lives as long as the process
+
+
+class LeaseError(InputError):
+    """A lock folder or lock file that is not safe to use."""
+
+
+def default_lock_dir() -> Path:
+    """Fixed and node-local, not $TMPDIR: Snakemake gives every job its own TMPDIR."""
+    return Path(os.environ.get(LOCK_DIR_ENV) or f"/tmp/transferlab-gpu-locks-{os.getuid()}")
+
+
+def checked_lock_dir(path: Path) -> Path:
+    """`path`, made private if absent; refused unless it is this user's private folder or a
+    sticky folder made for sharing (owned by root or this user)."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise LeaseError(
+            f"GPU lock folder {path}: cannot create it ({err.strerror}); set {LOCK_DIR_ENV} to a folder of yours"
+        ) from None
+    st = os.lstat(path)
+    uid = os.getuid()
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise LeaseError(
+            f"GPU lock folder {path}: not a real folder (a link or a file); remove it or set {LOCK_DIR_ENV}"
+        )
+    sticky = bool(st.st_mode & stat.S_ISVTX)
+    if sticky and st.st_uid in (0, uid):
+        return path  # made for sharing: the sticky bit keeps others' lock files out of reach
+    if st.st_uid != uid:
+        raise LeaseError(
+            f"GPU lock folder {path}: owned by uid {st.st_uid}, not by you (uid {uid}) and not a shared sticky folder; remove it or set {LOCK_DIR_ENV}"
+        )
+    if st.st_mode & 0o022:
+        raise LeaseError(
+            f"GPU lock folder {path}: writable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 700 it, or 1777 to share it"
+        )
+    return path
+
+
+def open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file at `path`, created if absent (readable by all, so that a
+    shared folder's users can lock it too); never through a link, never truncated."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # O_NONBLOCK: a planted FIFO cannot hang us
+    try:
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            try:
+                fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+                os.fchmod(fd, 0o644)
+            except FileExistsError:
+                fd = os.open(path, flags)
+    except OSError as err:
+        why = "a symbolic link" if os.path.islink(path) else err.strerror
+        raise LeaseError(f"GPU lock file {path}: {why}; refusing to use it") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LeaseError(f"GPU lock file {path}: not a regular file; refusing to use it")
+    return fd
 
 
 def gpu_count() -> int:
@@ -36,29 +111,48 @@ def gpu_count() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
-def lease_gpu(count: int, lock_dir: Path = DEFAULT_LOCK_DIR, slots_per_gpu: int = 1, timeout_s: float = 3600.0) -> int:
-    """Take a free slot on one of `count` GPUs; return the device index. Waits while all are busy."""
-    lock_dir.mkdir(parents=True, exist_ok=True)
+def visible_devices(count: int) -> list[str]:
+    """The devices this process may use: CUDA_VISIBLE_DEVICES' entries (up to the first
+    invalid one, as CUDA reads it), else all `count`."""
+    chosen = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if chosen is None:
+        return [str(i) for i in range(count)]
+    devices = []
+    for entry in (e.strip() for e in chosen.split(",")):
+        if not entry or entry.startswith("-"):
+            break
+        devices.append(entry)
+    return devices
+
+
+def lease_gpu(devices: list[str], lock_dir: Path, slots_per_gpu: int = 1, timeout_s: float = 3600.0) -> str:
+    """Take a free slot on one of `devices` (spread over devices first); return the device.
+    Waits while all are busy."""
+    lock_dir = checked_lock_dir(lock_dir)
     deadline = time.monotonic() + timeout_s
     while True:
         for slot in range(slots_per_gpu):
-            for gpu in range(count):
-                handle = open(lock_dir / f"gpu{gpu}.slot{slot}.lock", "w")
+            for device in devices:
+                fd = open_lock_file(lock_dir / f"gpu{re.sub(r'[^A-Za-z0-9-]', '_', device)}.slot{slot}.lock")
                 try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    handle.close()
+                    os.close(fd)
                     continue
-                handle.write(f"{os.getpid()}\n")
-                handle.flush()
-                _held.append(handle)
-                return gpu
+                _held.append(fd)
+                return device
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no free GPU slot in {lock_dir} after {timeout_s:.0f} s")
+            raise LeaseError(f"no free GPU slot in {lock_dir} after {timeout_s:.0f} s")
         time.sleep(0.5)
 
 
-def choose_device(request: str, lock_dir: Path = DEFAULT_LOCK_DIR) -> torch.device:
+def use_threads(count: int) -> None:
+    """Compute with `count` CPU threads (params.yaml `threads`), whichever engine started us:
+    a result's last bits depend on it."""
+    torch.set_num_threads(count)
+
+
+def choose_device(request: str, lock_dir: Path | None = None) -> torch.device:
     """'auto': a leased GPU, the scheduler's pinned GPU, or the CPU; else the named device."""
     if request != "auto":
         return torch.device(request)
@@ -66,9 +160,10 @@ def choose_device(request: str, lock_dir: Path = DEFAULT_LOCK_DIR) -> torch.devi
     if pinned:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     count = gpu_count()
-    if count == 0:
+    devices = visible_devices(count) if count else []
+    if not devices:
         return torch.device("cpu")
     slots = int(os.environ.get("TRANSFERLAB_RUNS_PER_GPU", "1"))
-    gpu = lease_gpu(count, lock_dir, slots)
-    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before the first CUDA call of this process
+    device = lease_gpu(devices, lock_dir or default_lock_dir(), slots)
+    os.environ["CUDA_VISIBLE_DEVICES"] = device  # before the first CUDA call of this process
     return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")

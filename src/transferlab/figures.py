@@ -24,9 +24,21 @@ def draw_all(df: pd.DataFrame, folder: Path) -> list[str]:
         "binary_curves.png": (curves, lambda out: binary_report.curves_figure(curves, out), "no binary-study runs"),
         "probe.png": (analysis, lambda out: analysis_report.probe_figure(analysis, grid, out), "no analysis rows"),
         "cka.png": (analysis, lambda out: analysis_report.cka_figure(analysis, out), "no analysis rows"),
-        "estimates.png": (analysis, lambda out: analysis_report.estimates_figure(analysis, grid, out), "no analysis rows"),
-        "strategies.png": (df[df.study == "strategies"], lambda out: strategies_report.strategies_figure(df, out), "not run: strategies.names is []"),
-        "cut.png": (df[df.study == "cut"], lambda out: strategies_report.cut_figure(df, out), "not run: strategies.cut_layers is []"),
+        "estimates.png": (
+            analysis,
+            lambda out: analysis_report.estimates_figure(analysis, grid, out),
+            "no analysis rows",
+        ),
+        "strategies.png": (
+            df[df.study == "strategies"],
+            lambda out: strategies_report.strategies_figure(df, out),
+            "not run: strategies.names is []",
+        ),
+        "cut.png": (
+            df[df.study == "cut"],
+            lambda out: strategies_report.cut_figure(df, out),
+            "not run: strategies.cut_layers is []",
+        ),
     }
     lines = []
     for name, (rows, draw, why_not) in figures.items():

@@ -1,10 +1,11 @@
 """One training run, whatever its study: inputs read, the net trained with a live log and
-epoch checkpoints, then its checkpoint and metrics.json written atomically. Also the data
-stages (prepare, split) and the checkpoint format, written here and read by `load_checkpoint`.
+epoch checkpoints, then its checkpoint and metrics.json written atomically. Also the
+checkpoint format, written here and read by `load_checkpoint`, and a run's fingerprint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -16,42 +17,11 @@ from torch import nn
 
 from transferlab.artifacts import atomic_json, atomic_torch_save, provenance
 from transferlab.config import Params, TrainConfig
-from transferlab.data.dataset import PreparedDataset, TaskData, prepare_dataset, select_classes
-from transferlab.data.splits import Split, make_split
+from transferlab.data.dataset import TaskData
 from transferlab.models import LayeredNet, create_model
-from transferlab.prefork import command_started_at
+from transferlab.progress import command_started_at
 from transferlab.runs import Layout, Run
 from transferlab.train import FitOptions, History, ParamGroup, fit
-
-
-def prepare(params: Params, out: Path) -> PreparedDataset:
-    """Generate, or read (and download) and convert, the data set into one tensor file."""
-    ds = prepare_dataset(params.data)
-    atomic_torch_save({**ds.to_dict(), "params": params.data.model_dump(), **provenance()}, out)
-    return ds
-
-
-def load_dataset(path: Path) -> PreparedDataset:
-    """Read a prepared data set written by `prepare`."""
-    return PreparedDataset.from_dict(torch.load(path, weights_only=True))
-
-
-def split(params: Params, split_id: str, dataset: Path, out: Path) -> Split:
-    """Make one class split and write it as JSON (class indices and names of A and B)."""
-    ds = load_dataset(dataset)
-    s = make_split(int(split_id) if split_id.isdigit() else split_id, ds.classes, ds.groups, ds.sources, params.split)
-    names = {"names_a": [ds.classes[i] for i in s.classes_a], "names_b": [ds.classes[i] for i in s.classes_b]}
-    atomic_json({**s.to_dict(), **names, "dataset": ds.name, **provenance()}, out)
-    return s
-
-
-def load_split(path: Path) -> Split:
-    return Split.from_dict(json.loads(path.read_text()))
-
-
-def task_data(layout: Layout, split_id: str, half: str) -> TaskData:
-    """The images of one half (A or B) of a split, from the prepared data set."""
-    return select_classes(load_dataset(layout.dataset), load_split(layout.split_file(split_id)).half(half))
 
 
 def model_options(params: Params) -> dict:
@@ -114,6 +84,50 @@ class RunInfo:
         return str(self.run)
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_fingerprint(params: Params, run: Run, layout: Layout) -> str:
+    """What a run's result depends on: its id, every parameter (threads included), the code
+    its command imports and its input files, hashed. A checkpoint is resumed, and a finished
+    run counts as current, only when this matches."""
+    from transferlab.codedeps import digest
+
+    blob = {
+        "run": str(run),
+        "params": params.model_dump(mode="json"),
+        "code": digest("train")["sha256"],
+        "inputs": {str(p.relative_to(layout.root)): file_sha256(p) for p in layout.inputs(run)},
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def is_current(params: Params, run: Run, layout: Layout) -> bool:
+    """Whether the run's outputs exist and were made by this code from these inputs and params."""
+    if not all(p.exists() for p in layout.outputs(run)) or not layout.metrics(run).is_file():
+        return False
+    return json.loads(layout.metrics(run).read_text()).get("fingerprint") == run_fingerprint(params, run, layout)
+
+
+def run_info(params: Params, run: Run, layout: Layout, seed: int, device: torch.device) -> dict:
+    """Who a run is, for its metrics.json and checkpoint: id, seed, device, threads, params,
+    fingerprint and provenance."""
+    return {
+        "run_id": str(run),
+        "seed": seed,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "params": params.model_dump(mode="json"),
+        "fingerprint": run_fingerprint(params, run, layout),
+        **provenance(),
+    }
+
+
 def run_metrics(info: dict, fields: dict, history: History, best_k: int, started: float) -> dict:
     """The metrics.json of a run, whatever trained it: who it is, its table columns, its
     summary and history, and its timings (which benchmarks/pipeline_time.py reads)."""
@@ -150,14 +164,24 @@ def train_run(
     The checkpoint holds the LayeredNet only (an A' net's binary heads are not transferred)."""
     cfg = run.cfg
     model_out, run_dir, checkpoint = layout.model(run.run), layout.run_dir(run.run), layout.checkpoint(run.run_id)
-    resolved = params.model_dump(mode="json")
-    fingerprint = json.dumps({"run": run.run_id, "params": resolved, "device": device.type}, sort_keys=True)
+    info = run_info(params, run.run, layout, run.seed, device)
+    fingerprint = f"{info['fingerprint']}/{device.type}"  # a checkpoint resumes on the same kind of device only
     live = LiveLog(run_dir / "live")
-    opts = FitOptions(device, run.seed, checkpoint, fingerprint, label=run.run_id, on_record=live, objective=objective, input_stats=input_stats, extra_eval=extra_eval)
+    opts = FitOptions(
+        device,
+        run.seed,
+        checkpoint,
+        fingerprint,
+        label=run.run_id,
+        on_record=live,
+        objective=objective,
+        input_stats=input_stats,
+        extra_eval=extra_eval,
+    )
     started = time.perf_counter()
     history = fit(model, task, cfg, groups, opts)
     live.end()
-    info = {"run_id": run.run_id, "seed": run.seed, "device": str(device), "params": resolved, "train": cfg.model_dump(mode="json"), **provenance()}
+    info["train"] = cfg.model_dump(mode="json")
     body = getattr(model, "body", model)
     atomic_torch_save(
         {

@@ -27,9 +27,22 @@ STYLE = {
 X_LABEL = "Layer n at which the network is chopped and retrained"
 
 
-KIND_COLORS = {"random": "#c81e1e", "mn": "#e69f00", "nm": "#8c564b", "classes": "#9467bd", "cross": "#17becf", "all": "#2a9d4b"}
-KIND_LABELS = {"random": "random splits (similar)", "mn": "man-made A, natural B (dissimilar)", "nm": "natural A, man-made B (dissimilar)",
-               "classes": "hand-made class split (split.classes_a/b)", "cross": "A and B from different data sets", "all": "A = B = all classes"}  # fmt: skip
+KIND_COLORS = {
+    "random": "#c81e1e",
+    "mn": "#e69f00",
+    "nm": "#8c564b",
+    "classes": "#9467bd",
+    "cross": "#17becf",
+    "all": "#2a9d4b",
+}
+KIND_LABELS = {
+    "random": "random splits (similar)",
+    "mn": "man-made A, natural B (dissimilar)",
+    "nm": "natural A, man-made B (dissimilar)",
+    "classes": "hand-made class split (split.classes_a/b)",
+    "cross": "A and B from different data sets",
+    "all": "A = B = all classes",
+}
 
 
 def kinds_in(df: pd.DataFrame) -> list[str]:
@@ -37,7 +50,9 @@ def kinds_in(df: pd.DataFrame) -> list[str]:
     return [k for k in KIND_LABELS if (df.split_kind == k).any()]
 
 
-def mean_band(ax, rows: pd.DataFrame, x: str, y: str, label: str | None, color, bounds=ACCURACY, **style) -> list[Interval]:
+def mean_band(
+    ax, rows: pd.DataFrame, x: str, y: str, label: str | None, color, bounds=ACCURACY, **style
+) -> list[Interval]:
     """The mean of `y` per `x` as a line, and its 95% interval as a band at the x values that
     have at least 3 runs (stats.interval); the one place figures draw means and intervals."""
     xs = sorted(rows[x].unique())
@@ -67,7 +82,17 @@ def scatter_runs(ax, df: pd.DataFrame, column: str, treatment: str, offset: floa
     """One point per run, jittered around its layer so that overlapping runs stay visible."""
     s = STYLE[treatment]
     x = df.n.to_numpy(dtype=float) + offset + rng.uniform(-0.06, 0.06, len(df))
-    ax.scatter(x, df[column], s=28, c=s["color"], marker=s["marker"], edgecolors=s.get("edgecolor", "none"), linewidths=0.8, label=treatment, zorder=3)
+    ax.scatter(
+        x,
+        df[column],
+        s=28,
+        c=s["color"],
+        marker=s["marker"],
+        edgecolors=s.get("edgecolor", "none"),
+        linewidths=0.8,
+        label=treatment,
+        zorder=3,
+    )
 
 
 def save_figure(fig, out: Path) -> None:

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def command_started_at() -> float | None:
+    """Wall-clock start of this process (Linux /proc), from which a run's fixed cost counts;
+    None where /proc does not say."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
+        )
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
 
 
 class RunProgress:
@@ -27,9 +42,11 @@ class RunProgress:
             disable=not self.interactive,
             transient=False,
         )
-        self._task = self._progress.add_task(label, total=epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch, stats="")
+        self._task = self._progress.add_task(
+            label, total=epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch, stats=""
+        )
 
-    def __enter__(self) -> "RunProgress":
+    def __enter__(self) -> RunProgress:
         self._progress.start()
         return self
 
@@ -38,7 +55,10 @@ class RunProgress:
         if not self.interactive and exc[0] is None:
             epoch, loss, top1, ips = self.last
             test = f" test top-1 {self.last_test:.3f}" if self.last_test is not None else ""
-            print(f"{self.label}: {epoch} epochs, loss {loss:.3f}, train top-1 {top1:.3f},{test}, {ips:.0f} img/s", file=sys.stderr)
+            print(
+                f"{self.label}: {epoch} epochs, loss {loss:.3f}, train top-1 {top1:.3f},{test}, {ips:.0f} img/s",
+                file=sys.stderr,
+            )
 
     def step(self, epoch: int, loss: float, top1: float, images_per_s: float) -> None:
         """After an optimiser step: running loss and top-1 of the epoch."""

@@ -1,11 +1,11 @@
 """Run ids: one parseable name per training run, used for folders, stages and table rows.
 
-    s0/baseA/r0    base net on half A of split 0, replicate 0
-    s0/A3B/r0      first 3 layers from baseA, frozen, rest trained on B  (AnB)
-    s0/B3B+/r0     first 3 layers from baseB, fine-tuned, trained on B  (BnB+)
-    s0/R3B/r0      first 3 layers at random initialisation, frozen      (random control)
-    s0/P3B+/r0     first 3 layers of a pretrained torchvision net, fine-tuned (PnB+)
-    smn/A3B/r0     the same on the man-made (A) / natural (B) split
+s0/baseA/r0    base net on half A of split 0, replicate 0
+s0/A3B/r0      first 3 layers from baseA, frozen, rest trained on B  (AnB)
+s0/B3B+/r0     first 3 layers from baseB, fine-tuned, trained on B  (BnB+)
+s0/R3B/r0      first 3 layers at random initialisation, frozen      (random control)
+s0/P3B+/r0     first 3 layers of a pretrained torchvision net, fine-tuned (PnB+)
+smn/A3B/r0     the same on the man-made (A) / natural (B) split
 """
 
 from __future__ import annotations
@@ -43,11 +43,15 @@ class RunSpec:
             raise ValueError("the random control keeps its layers frozen (no '+')")
 
     def __str__(self) -> str:
-        body = f"base{self.target}" if self.source is None else f"{self.source}{self.n}{self.target}{'+' if self.finetune else ''}"
+        body = (
+            f"base{self.target}"
+            if self.source is None
+            else f"{self.source}{self.n}{self.target}{'+' if self.finetune else ''}"
+        )
         return f"s{self.split}/{body}/r{self.replicate}"
 
     @classmethod
-    def parse(cls, run_id: str) -> "RunSpec":
+    def parse(cls, run_id: str) -> RunSpec:
         """Inverse of str(): `RunSpec.parse(str(spec)) == spec`."""
         m = _RUN_ID.match(run_id)
         if m is None:
@@ -81,7 +85,7 @@ class RunSpec:
         return self.treatment
 
     @property
-    def source_base(self) -> "RunSpec | None":
+    def source_base(self) -> RunSpec | None:
         """The base run whose layers this run copies (None for bases and the random control)."""
         if self.source in ("A", "B"):
             return RunSpec(self.split, self.source, replicate=self.replicate)
@@ -134,10 +138,12 @@ class BinaryRun:
     def __str__(self) -> str:
         if self.frozen is None:
             return f"s{self.split}/binA_b{self.beta!r}_h{self.heads}_p{self.partition_seed}/r{self.replicate}"
-        return f"s{self.split}/binB_b{self.beta!r}_h{self.heads}_p{self.partition_seed}_f{self.frozen}/r{self.replicate}"
+        return (
+            f"s{self.split}/binB_b{self.beta!r}_h{self.heads}_p{self.partition_seed}_f{self.frozen}/r{self.replicate}"
+        )
 
     @property
-    def source(self) -> "BinaryRun":
+    def source(self) -> BinaryRun:
         """The A' net that a fine-tuning run starts from."""
         return BinaryRun(self.split, self.beta, self.partition_seed, self.replicate, heads=self.heads)
 
@@ -200,8 +206,12 @@ def planned_strategy_runs(params: Params) -> list[StrategyRun]:
 
 
 _BINARY_A_ID = re.compile(r"^s(?P<split>[^/]+)/binA_b(?P<beta>\d+\.\d+)_h(?P<h>\d+)_p(?P<p>\d+)/r(?P<rep>\d+)$")
-_BINARY_B_ID = re.compile(r"^s(?P<split>[^/]+)/binB_b(?P<beta>\d+\.\d+)_h(?P<h>\d+)_p(?P<p>\d+)_f(?P<frozen>\d+)/r(?P<rep>\d+)$")
-_STRATEGY_ID = re.compile(r"^s(?P<split>[^/]+)/(?:strat(?P<SP>P?)-(?P<name>\w+?)-i(?P<k>\d+|all)|cut(?P<P>P?)(?P<n>\d+))/r(?P<rep>\d+)$")
+_BINARY_B_ID = re.compile(
+    r"^s(?P<split>[^/]+)/binB_b(?P<beta>\d+\.\d+)_h(?P<h>\d+)_p(?P<p>\d+)_f(?P<frozen>\d+)/r(?P<rep>\d+)$"
+)
+_STRATEGY_ID = re.compile(
+    r"^s(?P<split>[^/]+)/(?:strat(?P<SP>P?)-(?P<name>\w+?)-i(?P<k>\d+|all)|cut(?P<P>P?)(?P<n>\d+))/r(?P<rep>\d+)$"
+)
 
 Run = RunSpec | BinaryRun | StrategyRun
 
@@ -214,7 +224,14 @@ def parse_run(run_id: str) -> Run:
         return BinaryRun(m["split"], float(m["beta"]), int(m["p"]), int(m["rep"]), int(m["frozen"]), int(m["h"]))
     if m := _STRATEGY_ID.match(run_id):
         if m["name"]:
-            return StrategyRun(m["split"], m["name"], m["k"] if m["k"] == "all" else int(m["k"]), 0, int(m["rep"]), "P" if m["SP"] else "A")
+            return StrategyRun(
+                m["split"],
+                m["name"],
+                m["k"] if m["k"] == "all" else int(m["k"]),
+                0,
+                int(m["rep"]),
+                "P" if m["SP"] else "A",
+            )
         return StrategyRun(m["split"], "cut", "all", int(m["n"]), int(m["rep"]), "P" if m["P"] else "A")
     return RunSpec.parse(run_id)
 
@@ -251,7 +268,7 @@ class Layout:
     pretrained: str | None = None  # the weight name of the pretrained source (pretrained.weights)
 
     @classmethod
-    def of(cls, params: Params, root: Path = Path(".")) -> "Layout":
+    def of(cls, params: Params, root: Path = Path(".")) -> Layout:
         """The layout of the project at `root` that `params` configures."""
         return cls(root, params.pretrained.weights[0] if params.pretrained.weights else None)
 
@@ -281,7 +298,12 @@ class Layout:
 
     def inputs(self, run: Run) -> list[Path]:
         source = self.source_model(run)
-        return [self.dataset, self.split_file(run.split), self.settings(study_settings(run)), *([source] if source else [])]
+        return [
+            self.dataset,
+            self.split_file(run.split),
+            self.settings(study_settings(run)),
+            *([source] if source else []),
+        ]
 
     def outputs(self, run: Run) -> list[Path]:
         return [self.model(run), self.run_dir(run)]

@@ -21,7 +21,9 @@ from transferlab.config import TrainConfig
 class SGD:
     """param_groups: dicts with "params" and "lr" (and an optional "name")."""
 
-    def __init__(self, param_groups: list[dict], momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self, param_groups: list[dict], momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0
+    ) -> None:
         if nesterov and momentum <= 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
         self.param_groups = [dict(g, params=list(g["params"]), initial_lr=g["lr"]) for g in param_groups]
@@ -98,8 +100,9 @@ def lr_multiplier(step: int, total: int, warmup: int, cfg: TrainConfig, steps_pe
 def make_optimizer(groups: list[ParamGroup], cfg: TrainConfig) -> SGD:
     """SGD over trainable parameters only, one group per learning-rate factor."""
     param_groups = [
-        {"params": [p for p in g.params if p.requires_grad], "lr": cfg.lr * g.lr_factor, "name": g.name}
-        for g in groups
+        {"params": [p for p in g.params if p.requires_grad], "lr": cfg.lr * g.lr_factor, "name": g.name} for g in groups
     ]
     param_groups = [g for g in param_groups if g["params"]]
-    return SGD(param_groups, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    return SGD(
+        param_groups, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay
+    )

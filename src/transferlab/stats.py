@@ -11,13 +11,31 @@ the spread of a run.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 MIN_VALUES = 3  # fewer values: no interval
+STATISTIC = "topk_mean_top1"  # a run's top-1 in every table and figure: the paper's mean of the k best evaluations
+ROW_KEYS = (
+    "final_top1",
+    "best_top1",
+    "topk_mean_top1",
+    "best_k",
+    "evaluations",
+    "seed",
+    "wall_time_s",
+    "device",
+    "git_revision",
+)
 ACCURACY = (0.0, 1.0)
 DIFFERENCE = (-1.0, 1.0)  # paired differences of accuracies; correlations
 METHOD = "mean with a 95% t-interval, clipped to the quantity's range; none from fewer than 3 values"
+
+
+def split_kind(split_id: str) -> str:
+    """ "random" for a seeded split, else the split id itself: "mn", "nm", "classes", "cross" or
+    "all". Intervals pool the runs of one kind only."""
+    return "random" if split_id.isdigit() else split_id
 
 
 @dataclass(frozen=True)
@@ -31,7 +49,12 @@ class Interval:
 
     def fields(self, name: str) -> dict[str, float | int | None]:
         """For metrics JSON: name, name_ci95_low, name_ci95_high (null without an interval), name_count."""
-        return {name: self.mean, f"{name}_ci95_low": self.low, f"{name}_ci95_high": self.high, f"{name}_count": self.count}
+        return {
+            name: self.mean,
+            f"{name}_ci95_low": self.low,
+            f"{name}_ci95_high": self.high,
+            f"{name}_count": self.count,
+        }
 
     def text(self, signed: bool = False) -> str:
         """For tables: "0.712 [0.690, 0.735]" or "0.712 (n/a: 2 values)"."""

@@ -7,6 +7,7 @@ with the same fingerprint resumes from it and ends with the same numbers.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ from transferlab.artifacts import atomic_torch_save
 from transferlab.config import TrainConfig
 from transferlab.data.batches import channel_stats, normalize, random_crop_flip, steps_per_epoch, train_batches
 from transferlab.data.dataset import Images, TaskData
-from transferlab.data.sampling import stratified_holdout
 from transferlab.data.files import ImageFiles
+from transferlab.data.sampling import stratified_holdout
 from transferlab.progress import RunProgress
 from transferlab.sgd import SGD, ParamGroup, lr_multiplier, make_optimizer  # noqa: F401 (ParamGroup, make_optimizer: part of this API)
 
@@ -82,7 +83,9 @@ def _in_order(x: Images, batch_size: int, device: torch.device):
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: Images, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch_size: int = 1000) -> float:
+def evaluate(
+    model: nn.Module, x: Images, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch_size: int = 1000
+) -> float:
     """Top-1 accuracy of `model` on uint8 images x (on the model's device, or files)."""
     was_training = model.training
     model.eval()
@@ -132,7 +135,13 @@ def _try_resume(opts: FitOptions) -> dict | None:
     if opts.checkpoint is None or not opts.checkpoint.is_file():
         return None
     state = torch.load(opts.checkpoint, map_location=opts.device, weights_only=True)
-    return state if state.get("fingerprint") == opts.fingerprint else None
+    if state.get("fingerprint") != opts.fingerprint:
+        print(
+            f"{opts.label}: its epoch checkpoint was made by other code, inputs, params or device; starting from scratch",
+            file=sys.stderr,
+        )
+        return None
+    return state
 
 
 @dataclass
@@ -166,7 +175,9 @@ def _setup(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[Para
     model.to(device).to(memory_format=torch.channels_last)
     data, images = validation_part(task, cfg.val_fraction, opts.seed)
     data = {k: v if isinstance(v, ImageFiles) else v.to(device) for k, v in data.items()}  # files stay on disk
-    mean, std = (s.to(device) for s in opts.input_stats) if opts.input_stats else _stats(data["train_x"], opts.seed, device)
+    mean, std = (
+        (s.to(device) for s in opts.input_stats) if opts.input_stats else _stats(data["train_x"], opts.seed, device)
+    )
     per_epoch = steps_per_epoch(len(data["train_x"]), cfg.batch_size)
     net = torch.compile(model) if cfg.compile else model
     loop = _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, net, mean, std, per_epoch)
@@ -184,7 +195,12 @@ def validation_part(task: TaskData, val_fraction: float, seed: int) -> tuple[dic
         return data, {"train_images": len(task.train_y), "val_from": "val_folder", "val_images": len(task.val_y)}
     if val_fraction > 0:
         keep, val = stratified_holdout(task.train_y, val_fraction, seed)
-        data |= {"train_x": task.train_x[keep], "train_y": task.train_y[keep], "val_x": task.train_x[val], "val_y": task.train_y[val]}
+        data |= {
+            "train_x": task.train_x[keep],
+            "train_y": task.train_y[keep],
+            "val_x": task.train_x[val],
+            "val_y": task.train_y[val],
+        }
         return data, {"train_images": len(keep), "val_from": f"val_fraction {val_fraction:g}", "val_images": len(val)}
     return data, {"train_images": len(task.train_y)}
 

@@ -27,7 +27,9 @@ def build_treatment(fresh: LayeredNet, n: int, source: LayeredNet | None, finetu
     return fresh
 
 
-def param_groups(model: LayeredNet, n_copied: int, copied_lr_factor: float, unit_factors: dict[str, float] | None = None) -> list[ParamGroup]:
+def param_groups(
+    model: LayeredNet, n_copied: int, copied_lr_factor: float, unit_factors: dict[str, float] | None = None
+) -> list[ParamGroup]:
     """Trainable parameters grouped by learning-rate factor: copied layers 1..n get
     `copied_lr_factor`, times the factor `unit_factors` names for a unit; the head gets 1."""
     unit_factors = unit_factors or {}
@@ -36,4 +38,8 @@ def param_groups(model: LayeredNet, n_copied: int, copied_lr_factor: float, unit
         factor = unit_factors.get(name, 1.0) * (copied_lr_factor if i < n_copied else 1.0)
         by_factor.setdefault(factor, []).extend(p for p in layer.parameters() if p.requires_grad)
     by_factor.setdefault(1.0, []).extend(p for p in model.head.parameters() if p.requires_grad)
-    return [ParamGroup(params, f, "new" if f == 1.0 else f"x{f:g}") for f, params in sorted(by_factor.items(), key=lambda kv: -kv[0]) if params]
+    return [
+        ParamGroup(params, f, "new" if f == 1.0 else f"x{f:g}")
+        for f, params in sorted(by_factor.items(), key=lambda kv: -kv[0])
+        if params
+    ]

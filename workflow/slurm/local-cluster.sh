@@ -3,61 +3,112 @@
 # (and for the tests). Needs Debian's slurm-wlm and munge packages (apt-get install slurm-wlm).
 #
 #   workflow/slurm/local-cluster.sh start [DIR]   start munged, slurmctld and slurmd; wait for the node
-#   workflow/slurm/local-cluster.sh stop  [DIR]   stop what `start` started (by PID)
-#   source DIR/env                                 point sbatch, squeue, sacct... at this cluster
+#   workflow/slurm/local-cluster.sh stop  DIR     stop what `start` started, remove its files
+#   source DIR/env                                 point sbatch, squeue, scancel... at this cluster
 #
-# Everything lives in DIR (default /tmp/transferlab-slurm): munge key and socket, slurm.conf,
-# state, logs, PID files. The daemons run as the calling user. Commands inside a job find the
-# cluster at SLURM's default path only (Snakemake's job step drops SLURM_CONF before its srun),
-# so `start` links /etc/slurm/slurm.conf to DIR's (it needs root for that, and refuses to
-# replace a configuration that is not its own); `stop` removes the link. No slurmdbd: accounting is off,
-# so the profile reads job states through squeue (status_command: squeue), which needs jobs to
-# stay in slurmctld's memory after they end (MinJobAge), and submits without an account.
+# Everything lives in DIR, a private folder: without DIR, a fresh one from mktemp (its name
+# is printed); a given DIR must be empty or absent, owned by you, mode 0700 and not a link
+# (on a shared machine, a folder in /tmp that someone else made first is theirs). Every start
+# generates a new munge key; files are created exclusively (noclobber), never through a link;
+# a failed start undoes itself. The daemons run as the calling user.
+# Commands inside a job find the cluster at SLURM's default path only (Snakemake's job step
+# drops SLURM_CONF before its srun), so `start` links /etc/slurm/slurm.conf to DIR's; it needs
+# root for that, and refuses to start on a host that already has a SLURM configuration of any
+# kind (a slurm.conf, a configless cache in /run/slurm/conf, running SLURM daemons). `stop`
+# removes the link. No slurmdbd: accounting is off, so the profile reads job states through
+# squeue (status_command: squeue), which needs jobs to stay in slurmctld's memory after they
+# end (MinJobAge), and submits without an account.
 # Partitions: `cpu` (the default). Environment: LOCAL_CLUSTER_GPUS=N gives the node N GPUs of
 # type LOCAL_CLUSTER_GPU_TYPE (default "fake"; no devices behind them) and adds a partition
-# `gpu`, so that the profile's GPU form (--gpus=TYPE:1 -p gpu) is scheduled and can be checked; LOCAL_CLUSTER_PORT (default 6817) is slurmctld's
-# port, slurmd takes the next one.
+# `gpu`, so that the profile's GPU form (--gpus=TYPE:1 -p gpu) is scheduled and can be
+# checked; LOCAL_CLUSTER_PORT (default 6817) is slurmctld's port, slurmd takes the next one.
 set -euo pipefail
+set -o noclobber  # `>` creates: it never truncates nor follows an existing name
+umask 077
 
 action=${1:-}
-dir=$(realpath -m "${2:-${LOCAL_CLUSTER_DIR:-/tmp/transferlab-slurm}}")
+given=${2:-}
 port=${LOCAL_CLUSTER_PORT:-6817}
 gpus=${LOCAL_CLUSTER_GPUS:-0}
 gpu_type=${LOCAL_CLUSTER_GPU_TYPE:-fake}
 node=$(hostname -s)
 system_conf=/etc/slurm/slurm.conf
+daemons="slurmd slurmctld munged"
 
 die() { echo "local-cluster: $*" >&2; exit 2; }
 
-stop() {
-    for name in slurmd slurmctld munged; do
-        pidfile="$dir/$name.pid"
-        [ -f "$pidfile" ] || continue
-        pid=$(cat "$pidfile")
-        if kill "$pid" 2>/dev/null; then
+# A folder of ours that nobody else can write to or swap: refuse anything else.
+check_private() {
+    local d=$1 owner mode
+    [ -L "$d" ] && die "$d is a symbolic link: refusing it"
+    [ -d "$d" ] || die "$d is not a folder"
+    owner=$(stat -c %u "$d") mode=$(stat -c %a "$d")
+    [ "$owner" = "$(id -u)" ] || die "$d is owned by uid $owner, not by you: refusing it"
+    [ "$mode" = 700 ] || die "$d has mode $mode, not 700: refusing it"
+}
+
+stop_daemons() {
+    local dir=$1 pid comm
+    for name in $daemons; do
+        [ -f "$dir/$name.pid" ] && [ ! -L "$dir/$name.pid" ] || continue
+        pid=$(head -c 20 "$dir/$name.pid" | tr -dc 0-9)
+        # only a process of ours that is the daemon the file names
+        comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
+        if [ -n "$pid" ] && [ "$comm" = "$name" ] && [ "$(stat -c %u "/proc/$pid")" = "$(id -u)" ]; then
+            kill "$pid" 2>/dev/null || true
             for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
             kill -9 "$pid" 2>/dev/null || true
         fi
-        rm -f "$pidfile"
     done
-    [ "$(readlink "$system_conf" 2>/dev/null)" = "$dir/slurm.conf" ] && rm -f "$system_conf"
-    return 0
+    if [ -L "$system_conf" ] && [ "$(readlink "$system_conf")" = "$dir/slurm.conf" ]; then
+        rm -f "$system_conf"
+    fi
+}
+
+stop() {
+    [ -n "$given" ] || die "usage: $0 stop DIR (the folder that start printed)"
+    local dir
+    dir=$(realpath -s "$given")
+    check_private "$dir"
+    stop_daemons "$dir"
+    [ -f "$dir/.local-cluster" ] || die "$dir was not made by local-cluster.sh start: left as it is"
+    find "$dir" -mindepth 1 -delete
+    rmdir "$dir"
+}
+
+host_has_slurm() {
+    [ -e "$system_conf" ] || [ -L "$system_conf" ] && { echo "$system_conf exists"; return 0; }
+    [ -e /run/slurm/conf ] && { echo "a configless SLURM cache (/run/slurm/conf) exists"; return 0; }
+    for name in slurmctld slurmd; do
+        pgrep -x "$name" >/dev/null && { echo "a $name is running"; return 0; }
+    done
+    return 1
 }
 
 start() {
     for tool in munged mungekey slurmctld slurmd sinfo sbatch; do
         command -v "$tool" >/dev/null || die "$tool not found: apt-get install slurm-wlm munge"
     done
-    if [ -e "$system_conf" ] || [ -L "$system_conf" ]; then
-        [ "$(readlink "$system_conf")" = "$dir/slurm.conf" ] || die "$system_conf exists and is not this cluster's: stop that cluster or remove it"
+    if why=$(host_has_slurm); then
+        die "this host already has a SLURM configuration ($why): use that cluster, not this one"
     fi
-    [ -f "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null && die "already running in $dir (stop it first)"
-    mkdir -p "$dir/state" "$dir/spool" "$dir/log"
-    chmod 0700 "$dir"
-    [ -f "$dir/munge.key" ] || mungekey --create --keyfile="$dir/munge.key"
+    if [ -n "$given" ]; then
+        dir=$(realpath -s "$given")
+        [ -e "$dir" ] || [ -L "$dir" ] || mkdir -m 0700 "$dir"
+        check_private "$dir"
+        [ -z "$(ls -A "$dir")" ] || die "$dir is not empty: give an empty folder (or none: a fresh one is made)"
+    else
+        dir=$(mktemp -d "${TMPDIR:-/tmp}/transferlab-slurm.XXXXXXXX")
+    fi
+    started=false
+    # Undo everything on any failure, whichever line fails.
+    trap 'if [ "$started" != true ]; then stop_daemons "$dir"; find "$dir" -mindepth 1 -delete 2>/dev/null; [ -n "$given" ] || rmdir "$dir"; fi' EXIT
+    : > "$dir/.local-cluster"
+    mkdir "$dir/state" "$dir/spool" "$dir/log"
+    mungekey --create --keyfile="$dir/munge.key"  # a new key every start
     chmod 0400 "$dir/munge.key"
     munged --key-file="$dir/munge.key" --socket="$dir/munge.sock" --pid-file="$dir/munged.pid" \
-        --log-file="$dir/log/munged.log" --seed-file="$dir/munged.seed" --force
+        --log-file="$dir/log/munged.log" --seed-file="$dir/munged.seed"
 
     # CPUs and memory as slurmd sees them, less 1 GiB for the daemons and the submit host.
     hw=$(slurmd -C | head -1)
@@ -69,11 +120,10 @@ start() {
         gres_node="Gres=gpu:$gpu_type:$gpus"
         gres_types="GresTypes=gpu"
         # SLURM drops GPUs without device files: empty files stand in for /dev/nvidia*.
-        : > "$dir/gres.conf"
         for i in $(seq 0 $((gpus - 1))); do
             : > "$dir/fake-gpu$i"
-            echo "NodeName=$node Name=gpu Type=$gpu_type File=$dir/fake-gpu$i" >> "$dir/gres.conf"
-        done
+            echo "NodeName=$node Name=gpu Type=$gpu_type File=$dir/fake-gpu$i"
+        done > "$dir/gres.conf"
     fi
     cat > "$dir/slurm.conf" <<CONF
 ClusterName=local
@@ -108,26 +158,29 @@ SchedulerParameters=sched_interval=2
 $gres_types
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem $gres_node State=UNKNOWN
 PartitionName=cpu Nodes=$node Default=YES MaxTime=INFINITE State=UP
+$([ "$gpus" -gt 0 ] && echo "PartitionName=gpu Nodes=$node MaxTime=INFINITE State=UP")
 CONF
-    [ "$gpus" -gt 0 ] && echo "PartitionName=gpu Nodes=$node MaxTime=INFINITE State=UP" >> "$dir/slurm.conf"
+    chmod 0644 "$dir/slurm.conf"  # read by job steps (as this user)
     echo "export SLURM_CONF=$dir/slurm.conf" > "$dir/env"
     mkdir -p "$(dirname "$system_conf")"
-    ln -sfn "$dir/slurm.conf" "$system_conf" || die "cannot link $system_conf (needs root)"
+    ln -s "$dir/slurm.conf" "$system_conf" || die "cannot link $system_conf (needs root)"  # -s without -f: never replaces
     export SLURM_CONF=$dir/slurm.conf
-    slurmctld -c  # -c: a clean start, no state of an earlier cluster in DIR
+    slurmctld -c  # -c: a clean start, no state of an earlier cluster
     slurmd -N "$node"
     for _ in $(seq 60); do
         state=$(sinfo -h -N -o %t 2>/dev/null | head -1)
-        [ "$state" = idle ] && { echo "local-cluster: node $node idle ($cpus CPUs, $mem MB$([ "$gpus" -gt 0 ] && echo ", $gpus GPUs $gpu_type")); source $dir/env"; return; }
+        if [ "$state" = idle ]; then
+            started=true
+            echo "local-cluster: node $node idle ($cpus CPUs, $mem MB$([ "$gpus" -gt 0 ] && echo ", $gpus GPUs $gpu_type")) in $dir; source $dir/env"
+            return
+        fi
         sleep 0.5
     done
-    echo "local-cluster: the node did not become idle in 30 s (state: ${state:-none}); logs in $dir/log" >&2
-    stop
-    exit 1
+    die "the node did not become idle in 30 s (state: ${state:-none}); see $dir/log"
 }
 
 case "$action" in
     start) start ;;
     stop) stop ;;
-    *) die "usage: $0 start|stop [DIR]" ;;
+    *) die "usage: $0 start [DIR] | stop DIR" ;;
 esac

@@ -16,7 +16,9 @@ def hsic1(k: np.ndarray, l: np.ndarray) -> float:  # noqa: E741
     np.fill_diagonal(l, 0)
     ones_k, ones_l = k.sum(0), l.sum(0)  # 1^T K, 1^T L
     trace = np.sum(k * l)  # tr(K L) for symmetric matrices
-    return float((trace + ones_k.sum() * ones_l.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * ones_k @ ones_l) / (n * (n - 3)))
+    return float(
+        (trace + ones_k.sum() * ones_l.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * ones_k @ ones_l) / (n * (n - 3))
+    )
 
 
 def _gram(x: np.ndarray) -> np.ndarray:

@@ -31,7 +31,9 @@ def logme(features: np.ndarray, labels: np.ndarray, iterations: int = 100, tol: 
         m2 = np.sum((beta * s * uy / (alpha + beta * sigma)) ** 2)
         res2 = np.sum((uy * alpha / (alpha + beta * sigma)) ** 2) + residual_out
         log_det = np.sum(np.log(alpha + beta * sigma)) + (d - len(s)) * np.log(alpha)
-        evidence = (n * np.log(beta) + d * np.log(alpha) - n * np.log(2 * np.pi) - beta * res2 - alpha * m2 - log_det) / 2
+        evidence = (
+            n * np.log(beta) + d * np.log(alpha) - n * np.log(2 * np.pi) - beta * res2 - alpha * m2 - log_det
+        ) / 2
         evidences.append(evidence / n)
     return float(np.mean(evidences))
 

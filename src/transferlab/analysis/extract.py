@@ -23,10 +23,10 @@ from transferlab.artifacts import atomic_dir, provenance
 from transferlab.config import Params
 from transferlab.data.batches import channel_stats, random_crop_flip, random_rotate
 from transferlab.data.dataset import TaskData, select_classes
-from transferlab.data.sampling import per_class_subset
 from transferlab.data.files import as_tensor
-from transferlab.progress import progress_iter
+from transferlab.data.sampling import per_class_subset
 from transferlab.errors import InputError
+from transferlab.progress import progress_iter
 from transferlab.runs import BinaryRun, Layout, RunSpec, planned_runs
 
 
@@ -47,8 +47,15 @@ def sources(params: Params, layout: Layout, split_id: str, replicate: int) -> li
     out = [Source(h, f"base{h}", layout.model(RunSpec(split_id, h, replicate=replicate)), h) for h in ("A", "B")]
     if params.analysis.binary_sources:
         p = params.binary.partition_seeds[0]
-        a_prime = [BinaryRun(split_id, b, p, replicate, heads=h) for b in params.binary.betas if b > 0 for h in params.binary.heads]
-        out += [Source(f"A'{r.beta:g}h{r.heads}", f"binA_b{r.beta!r}_h{r.heads}", layout.model(r), "A") for r in a_prime]
+        a_prime = [
+            BinaryRun(split_id, b, p, replicate, heads=h)
+            for b in params.binary.betas
+            if b > 0
+            for h in params.binary.heads
+        ]
+        out += [
+            Source(f"A'{r.beta:g}h{r.heads}", f"binA_b{r.beta!r}_h{r.heads}", layout.model(r), "A") for r in a_prime
+        ]
     out += [Source("P", f"pretrained_{w}", layout.pretrained_model(), None) for w in params.pretrained.weights]
     return out
 
@@ -59,7 +66,9 @@ def _images(task: TaskData, part: str, per_class: int | None, seed: int) -> tupl
     return as_tensor(x[keep]), y[keep].numpy()  # image files decoded at the held-out transform
 
 
-def augmented(x: torch.Tensor, y: np.ndarray, copies: int, padding: int, seed: int, degrees: float = 0.0) -> tuple[torch.Tensor, np.ndarray]:
+def augmented(
+    x: torch.Tensor, y: np.ndarray, copies: int, padding: int, seed: int, degrees: float = 0.0
+) -> tuple[torch.Tensor, np.ndarray]:
     """The "CNNaug" variant (Razavian et al. 2014): the training images plus `copies` randomly
     cropped, flipped and (with degrees > 0) rotated copies."""
     gen = torch.Generator().manual_seed(seed)
@@ -73,7 +82,9 @@ def _net(path: Path, task: TaskData):
     from transferlab.harness import load_checkpoint
 
     net, state = load_checkpoint(path)
-    stats = (state["input_mean"], state["input_std"]) if "input_mean" in state else channel_stats(as_tensor(task.train_x))
+    stats = (
+        (state["input_mean"], state["input_std"]) if "input_mean" in state else channel_stats(as_tensor(task.train_x))
+    )
     return net, stats
 
 
@@ -101,22 +112,35 @@ def source_arrays(net, mean, std, b_data: tuple, own: tuple | None, device: torc
 
 def extract(params: Params, split_id: str, replicate: int, layout: Layout, out: Path, device: torch.device) -> dict:
     """Write the feature cache of one split and replicate; return its index."""
-    from transferlab.harness import load_dataset, load_split
+    from transferlab.data.stages import load_dataset, load_split
 
     cfg = params.analysis
     nets = sources(params, layout, split_id, replicate)
     transfer = _transfer_runs(params, split_id, replicate)
-    missing = [str(p) for p in [s.checkpoint for s in nets] + [layout.model(spec) for spec in transfer] if not p.is_file()]
+    missing = [
+        str(p) for p in [s.checkpoint for s in nets] + [layout.model(spec) for spec in transfer] if not p.is_file()
+    ]
     if missing:
-        raise InputError(f"features: {len(missing)} checkpoint(s) missing, e.g. {', '.join(missing[:3])} (train them first: dvc repro)")
+        raise InputError(
+            f"features: {len(missing)} checkpoint(s) missing, e.g. {', '.join(missing[:3])} (train them first: dvc repro)"
+        )
     ds, split = load_dataset(layout.dataset), load_split(layout.split_file(split_id))
     tasks = {h: select_classes(ds, split.half(h)) for h in ("A", "B")}
     b_train_x, b_train_y = _images(tasks["B"], "train", cfg.max_train_per_class, params.seed)
     if cfg.augment_copies:
-        b_train_x, b_train_y = augmented(b_train_x, b_train_y, cfg.augment_copies, params.training("base").crop_padding, params.seed, cfg.rotate_degrees)
+        b_train_x, b_train_y = augmented(
+            b_train_x,
+            b_train_y,
+            cfg.augment_copies,
+            params.training("base").crop_padding,
+            params.seed,
+            cfg.rotate_degrees,
+        )
     b_test_x, b_test_y = _images(tasks["B"], "test", None, params.seed)
     b_data = (b_train_x, b_train_y, b_test_x, b_test_y)
-    own = {h: _images(tasks[h], "train", cfg.max_train_per_class, params.seed) for h in ("A", "B")}  # each source's own task
+    own = {
+        h: _images(tasks[h], "train", cfg.max_train_per_class, params.seed) for h in ("A", "B")
+    }  # each source's own task
     index = {"split": split_id, "replicate": replicate, "sources": [], "transfer": [], **provenance()}
     with atomic_dir(out) as tmp:
         for src in nets:
@@ -132,10 +156,16 @@ def extract(params: Params, split_id: str, replicate: int, layout: Layout, out: 
 
 def _transfer_runs(params: Params, split_id: str, replicate: int) -> list[RunSpec]:
     """Every transfer net on B of this split and replicate."""
-    return [s for s in planned_runs(params) if s.split == split_id and s.replicate == replicate and not s.is_base and s.target == "B"]
+    return [
+        s
+        for s in planned_runs(params)
+        if s.split == split_id and s.replicate == replicate and not s.is_base and s.target == "B"
+    ]
 
 
-def _transfer_features(specs: list[RunSpec], layout: Layout, x: torch.Tensor, task: TaskData, out: Path, device) -> list[dict]:
+def _transfer_features(
+    specs: list[RunSpec], layout: Layout, x: torch.Tensor, task: TaskData, out: Path, device
+) -> list[dict]:
     """B's test features of every transfer net on B, for CKA against the same unit of baseB."""
     (out / "transfer").mkdir()
     entries = []

@@ -11,7 +11,14 @@ from transferlab.models.layered import LayeredNet, pooled
 
 
 @torch.inference_mode()
-def unit_features(model: LayeredNet, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device, batch_size: int = 500) -> list[np.ndarray]:
+def unit_features(
+    model: LayeredNet,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 500,
+) -> list[np.ndarray]:
     """Per unit (index n - 1), float32 features (N, width) of uint8 images x."""
     model.eval().to(device)
     out: list[list[torch.Tensor]] = [[] for _ in range(model.depth)]
@@ -24,8 +31,18 @@ def unit_features(model: LayeredNet, x: torch.Tensor, mean: torch.Tensor, std: t
 
 
 @torch.inference_mode()
-def logits(model: LayeredNet, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device, batch_size: int = 500) -> np.ndarray:
+def logits(
+    model: LayeredNet,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 500,
+) -> np.ndarray:
     """The net's own classifier outputs (for LEEP with the source head)."""
     model.eval().to(device)
-    parts = [model(normalize(x[s : s + batch_size].to(device), mean.to(device), std.to(device))).float().cpu() for s in range(0, len(x), batch_size)]
+    parts = [
+        model(normalize(x[s : s + batch_size].to(device), mean.to(device), std.to(device))).float().cpu()
+        for s in range(0, len(x), batch_size)
+    ]
     return torch.cat(parts).numpy()

@@ -36,7 +36,15 @@ def features(x: np.ndarray, power: float = 1.0) -> np.ndarray:
     return l2_normalize(signed_power(x, power))
 
 
-def probe_top1(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, kind: str, c: float, power: float = 1.0) -> float:
+def probe_top1(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    kind: str,
+    c: float,
+    power: float = 1.0,
+) -> float:
     """Top-1 on the test part of a probe (fit_probe) fitted on the training part."""
     clf = fit_probe(train_x, train_y, kind, c, power)
     return float(np.mean(clf.predict(features(test_x, power)) == test_y))

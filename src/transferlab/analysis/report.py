@@ -8,23 +8,42 @@ from pathlib import Path
 import pandas as pd
 
 from transferlab.errors import MissingRunError
-from transferlab.plots import KIND_LABELS, STYLE, X_LABEL, interval_note, kinds_in, legend_outside, mean_band, plt, save_figure
-from transferlab.stats import DIFFERENCE, interval
-from transferlab.studies.grid.report import STATISTIC, split_kind
+from transferlab.plots import (
+    KIND_LABELS,
+    STYLE,
+    X_LABEL,
+    interval_note,
+    kinds_in,
+    legend_outside,
+    mean_band,
+    plt,
+    save_figure,
+)
+from transferlab.stats import DIFFERENCE, STATISTIC, interval, split_kind
 
 ANALYSIS_METHODS = ("probe_logreg", "probe_svm", "logme", "leep", "hscore")
 
 
 def analysis_table(params, path_of) -> pd.DataFrame:
     """Rows (method, source, n, m, value) of every analysis params.yaml asks for."""
-    missing = [str(path_of(str(s), r)) for s in params.splits for r in params.replicates if not Path(path_of(str(s), r)).is_file()]
+    missing = [
+        str(path_of(str(s), r))
+        for s in params.splits
+        for r in params.replicates
+        if not Path(path_of(str(s), r)).is_file()
+    ]
     if missing:
-        raise MissingRunError(f"{len(missing)} analysis file(s) asked for by params.yaml are missing: {', '.join(missing[:3])}")
+        raise MissingRunError(
+            f"{len(missing)} analysis file(s) asked for by params.yaml are missing: {', '.join(missing[:3])}"
+        )
     rows = []
     for split in params.splits:
         for rep in params.replicates:
             data = json.loads(Path(path_of(str(split), rep)).read_text())
-            rows += [{"study": "analysis", "split": str(split), "split_kind": split_kind(str(split)), "replicate": rep, **r} for r in data["rows"]]
+            rows += [
+                {"study": "analysis", "split": str(split), "split_kind": split_kind(str(split)), "replicate": rep, **r}
+                for r in data["rows"]
+            ]
     return pd.DataFrame(rows)
 
 
@@ -35,7 +54,11 @@ def analysis_headline(analysis: pd.DataFrame, grid: pd.DataFrame) -> dict:
     estimators claim to predict); one per split and replicate, mean and 95% interval."""
     out: dict = {}
     anb = grid[grid.treatment == "AnB"].groupby(["split", "replicate", "n"])[STATISTIC].mean()
-    probe = analysis[(analysis.method == "probe_logreg") & (analysis.source == "A")].groupby(["split", "replicate", "n"]).value.mean()
+    probe = (
+        analysis[(analysis.method == "probe_logreg") & (analysis.source == "A")]
+        .groupby(["split", "replicate", "n"])
+        .value.mean()
+    )
     for method in ANALYSIS_METHODS:
         rows = analysis[(analysis.method == method) & (analysis.source == "A")]
         for target, measured in (("anb", anb), ("probe", probe)):
@@ -70,7 +93,11 @@ def classifier_agreement(analysis: pd.DataFrame, strategies: pd.DataFrame) -> di
 
     if strategies.empty or "strategy" not in strategies:
         return {}
-    clf = strategies[(strategies.strategy == "classifier") & (strategies.images_per_class == "all")].set_index(["split", "replicate"]).top1
+    clf = (
+        strategies[(strategies.strategy == "classifier") & (strategies.images_per_class == "all")]
+        .set_index(["split", "replicate"])
+        .top1
+    )
     out = {}
     for method in ANALYSIS_METHODS:
         rows = analysis[(analysis.method == method) & (analysis.source == "A")]
@@ -90,28 +117,73 @@ def _grid_lines(ax, grid: pd.DataFrame, treatments=("AnB", "AnB+")) -> None:
         rows = grid[grid.treatment == t]
         if len(rows):
             means = rows.groupby("n")[STATISTIC].mean()
-            ax.plot(means.index, means.values, linestyle="--", marker=STYLE[t]["marker"], color=STYLE[t]["color"], label=f"{t} (trained)")
+            ax.plot(
+                means.index,
+                means.values,
+                linestyle="--",
+                marker=STYLE[t]["marker"],
+                color=STYLE[t]["color"],
+                label=f"{t} (trained)",
+            )
 
 
 def probe_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
     """Probe top-1 on B from each unit of baseA (and baseB), beside AnB and AnB+; a panel per split kind."""
     kinds = kinds_in(analysis)
     fig, axes = plt.subplots(len(kinds), 1, figsize=(9.5, 4.5 * len(kinds)), squeeze=False)
-    colors = {("A", "probe_logreg"): "#c81e1e", ("A", "probe_svm"): "#e69f00", ("B", "probe_logreg"): "#1f3fbf", ("B", "probe_svm"): "#56b4e9"}
+    colors = {
+        ("A", "probe_logreg"): "#c81e1e",
+        ("A", "probe_svm"): "#e69f00",
+        ("B", "probe_logreg"): "#1f3fbf",
+        ("B", "probe_svm"): "#56b4e9",
+    }
     counts = []
     for ax, kind in zip(axes[:, 0], kinds):
         a, g = analysis[analysis.split_kind == kind], grid[grid.split_kind == kind]
         for (source, method), color in colors.items():
             rows = a[(a.method == method) & (a.source == source)]
             if len(rows):
-                counts += [i.count for i in mean_band(ax, rows, "n", "value", f"{method.split('_')[1]} probe on base{source} features", color, marker="o")]
+                counts += [
+                    i.count
+                    for i in mean_band(
+                        ax,
+                        rows,
+                        "n",
+                        "value",
+                        f"{method.split('_')[1]} probe on base{source} features",
+                        color,
+                        marker="o",
+                    )
+                ]
         for source, rows in a[(a.method == "probe_logreg") & a.source.str.startswith("A'")].groupby("source"):
-            mean_band(ax, rows, "n", "value", f"logreg probe on {source} features (binary study)", "#7b3294", linestyle=":", marker="o")
+            mean_band(
+                ax,
+                rows,
+                "n",
+                "value",
+                f"logreg probe on {source} features (binary study)",
+                "#7b3294",
+                linestyle=":",
+                marker="o",
+            )
         pretrained = a[(a.method == "probe_logreg") & (a.source == "P")]
         if len(pretrained):
-            mean_band(ax, pretrained, "n", "value", "logreg probe on the pretrained net's features", "#2a9d4b", linestyle="-.", marker="o")
+            mean_band(
+                ax,
+                pretrained,
+                "n",
+                "value",
+                "logreg probe on the pretrained net's features",
+                "#2a9d4b",
+                linestyle="-.",
+                marker="o",
+            )
         _grid_lines(ax, g)
-        ax.set(xlabel="Unit n whose features are probed (or at which the net is chopped)", ylabel="Top-1 on B", title=KIND_LABELS[kind])
+        ax.set(
+            xlabel="Unit n whose features are probed (or at which the net is chopped)",
+            ylabel="Top-1 on B",
+            title=KIND_LABELS[kind],
+        )
         ax.grid(alpha=0.3)
         legend_outside(ax)
     fig.suptitle(f"Off-the-shelf features vs trained transfer ({interval_note(counts)})", fontsize=10)
@@ -131,7 +203,9 @@ def cka_figure(analysis: pd.DataFrame, out: Path) -> None:
         im = ax1.imshow(matrix.values, vmin=0, vmax=1, cmap="magma", origin="lower")
         ax1.set_xticks(range(len(matrix.columns)), matrix.columns)
         ax1.set_yticks(range(len(matrix.index)), matrix.index)
-        ax1.set(xlabel="unit of baseB", ylabel="unit of baseA", title=f"Linear CKA, baseA vs baseB: {KIND_LABELS[kind]}")
+        ax1.set(
+            xlabel="unit of baseB", ylabel="unit of baseA", title=f"Linear CKA, baseA vs baseB: {KIND_LABELS[kind]}"
+        )
         fig.colorbar(im, ax=ax1)
         mean_band(ax2, rows[rows.n == rows.m], "n", "value", "baseA vs baseB, same unit", "black", marker="o")
         to_base = a[(a.method == "cka_to_base") & (a.n == a.m)]
@@ -157,7 +231,16 @@ def estimates_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> N
             for source, color in (("A", "#c81e1e"), ("B", "#1f3fbf")):
                 rows = a[(a.method == method) & (a.source == source)]
                 if len(rows):
-                    mean_band(ax, rows, "n", "value", f"{title} of base{source}", color, bounds=(-float("inf"), float("inf")), marker="o")
+                    mean_band(
+                        ax,
+                        rows,
+                        "n",
+                        "value",
+                        f"{title} of base{source}",
+                        color,
+                        bounds=(-float("inf"), float("inf")),
+                        marker="o",
+                    )
             ax.set(xlabel="unit n", ylabel=title, title=f"{title} for task B: {KIND_LABELS[kind]}")
             twin = ax.twinx()
             _grid_lines(twin, g, ("AnB",))
@@ -165,5 +248,7 @@ def estimates_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> N
             ax.grid(alpha=0.3)
             handles = [h for x in (ax, twin) for h in x.get_legend_handles_labels()[0]]
             labels = [lab for x in (ax, twin) for lab in x.get_legend_handles_labels()[1]]
-            ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+            ax.legend(
+                handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False
+            )
     save_figure(fig, out)

@@ -25,7 +25,9 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def unit_values(train, b_train_y, test, b_test_y, own_train, own_y, logits_b_train, cfg: AnalysisConfig) -> dict[str, float]:
+def unit_values(
+    train, b_train_y, test, b_test_y, own_train, own_y, logits_b_train, cfg: AnalysisConfig
+) -> dict[str, float]:
     """Probes and estimates of one unit's features for task B. LEEP needs the source task's
     label distribution: a probe on the source task's own features of this unit (own_train),
     or the source net's own classifier outputs (logits_b_train, a net trained elsewhere)."""
@@ -49,8 +51,15 @@ def unit_tasks(name: str, arrays, depth: int) -> list[tuple[str, int, tuple]]:
     tasks = []
     for n in range(1, depth + 1):
         logits = arrays["logits_b_train"] if not own and n == depth else None
-        args = (arrays[f"b_train_{n}"], arrays["b_train_y"], arrays[f"b_test_{n}"], arrays["b_test_y"],
-                arrays[f"own_train_{n}"] if own else None, arrays["own_y"] if own else None, logits)  # fmt: skip
+        args = (
+            arrays[f"b_train_{n}"],
+            arrays["b_train_y"],
+            arrays[f"b_test_{n}"],
+            arrays["b_test_y"],
+            arrays[f"own_train_{n}"] if own else None,
+            arrays["own_y"] if own else None,
+            logits,
+        )
         tasks.append((name, n, args))
     return tasks
 
@@ -83,11 +92,30 @@ def analyze(cfg: AnalysisConfig, features: Path, out: Path) -> dict:
     rows = source_rows(tasks, cfg)
     # CKA on the same held-out images (B's test part): every unit of baseA against every unit of baseB
     matrix = cka.cka_matrix(test_features["A"], test_features["B"], cfg.cka_batch_size)
-    rows += [{"method": "cka", "source": "A-B", "n": i + 1, "m": j + 1, "value": float(v)} for (i, j), v in np.ndenumerate(matrix)]
-    for net in progress_iter(index["transfer"], "CKA to baseB"):  # each unit of a transfer net on B against the same unit of baseB
+    rows += [
+        {"method": "cka", "source": "A-B", "n": i + 1, "m": j + 1, "value": float(v)}
+        for (i, j), v in np.ndenumerate(matrix)
+    ]
+    for net in progress_iter(
+        index["transfer"], "CKA to baseB"
+    ):  # each unit of a transfer net on B against the same unit of baseB
         with np.load(features / net["file"]) as arrays:
             for m, (f, g) in enumerate(zip(_units(arrays, "b_test", depth), test_features["B"]), start=1):
-                rows.append({"method": "cka_to_base", "source": net["treatment"], "n": net["n"], "m": m, "value": cka.linear_cka(f, g, cfg.cka_batch_size)})
-    result = {"split": index["split"], "replicate": index["replicate"], "cka_estimator": cka.ESTIMATOR, "rows": rows, **provenance()}
+                rows.append(
+                    {
+                        "method": "cka_to_base",
+                        "source": net["treatment"],
+                        "n": net["n"],
+                        "m": m,
+                        "value": cka.linear_cka(f, g, cfg.cka_batch_size),
+                    }
+                )
+    result = {
+        "split": index["split"],
+        "replicate": index["replicate"],
+        "cka_estimator": cka.ESTIMATOR,
+        "rows": rows,
+        **provenance(),
+    }
     atomic_json(result, out)
     return result

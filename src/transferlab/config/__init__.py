@@ -43,6 +43,9 @@ STUDY_SECTIONS = {"base": "base", "transfer": "transfer", "binary": "binary.fine
 
 class Params(Strict):
     seed: int = Field(0, ge=0)
+    # CPU threads of every computing command: part of a run's settings, because sums inside
+    # convolutions differ in the last bits with another count (and training amplifies that)
+    threads: int = Field(2, ge=1)
     replicates: list[int] = Field(default_factory=lambda: [0], min_length=1)
     data: DataConfig = DataConfig()
     splits: list[SplitId] = Field(default_factory=lambda: [0], min_length=1)
@@ -62,7 +65,12 @@ class Params(Strict):
         return merged(self.train, self._overrides(section), section)
 
     def _overrides(self, section: str) -> BaseModel:
-        return {"base": self.base, "transfer": self.transfer, "binary.finetune": self.binary.finetune, "strategies.train": self.strategies.train}[section]
+        return {
+            "base": self.base,
+            "transfer": self.transfer,
+            "binary.finetune": self.binary.finetune,
+            "strategies.train": self.strategies.train,
+        }[section]
 
     def settings(self) -> dict[str, dict]:
         """Every study's effective training settings, as written to data/settings/<study>.json."""
@@ -74,53 +82,88 @@ class Params(Strict):
         unique(values)
         for v in values:
             if (isinstance(v, int) and v < 0) or (isinstance(v, str) and v not in NAMED_SPLITS):
-                raise ValueError(f"entry {v!r} is not allowed: use integers >= 0 (seeds) or, for splits, {', '.join(map(repr, NAMED_SPLITS))}")
+                raise ValueError(
+                    f"entry {v!r} is not allowed: use integers >= 0 (seeds) or, for splits, {', '.join(map(repr, NAMED_SPLITS))}"
+                )
         return values
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Params":
+    def _consistent(self) -> Params:
         from transferlab.models import model_units
 
         units = model_units(self.model.name, **self.model.options())
         depth = len(units)
-        for section, cfg in {"train": self.train, **{s: self.training(study) for study, s in STUDY_SECTIONS.items()}}.items():
+        for section, cfg in {
+            "train": self.train,
+            **{s: self.training(study) for study, s in STUDY_SECTIONS.items()},
+        }.items():
             if cfg.patience and not cfg.val_fraction and not self.data.val_folder:
                 written = section if section == "train" or self._overrides(section).patience is not None else "train"
-                raise _KeyError(f"{written}.patience", cfg.patience, "0, or a validation part: val_fraction > 0, or data.val_folder: true")
+                raise _KeyError(
+                    f"{written}.patience",
+                    cfg.patience,
+                    "0, or a validation part: val_fraction > 0, or data.val_folder: true",
+                )
             for name in cfg.layer_lr_factors:
                 if name not in units:
-                    raise _KeyError(f"{section}.layer_lr_factors.{name}", name, f"unit names of {self.model.name}: {', '.join(units)}")
+                    raise _KeyError(
+                        f"{section}.layer_lr_factors.{name}",
+                        name,
+                        f"unit names of {self.model.name}: {', '.join(units)}",
+                    )
         for i, n in enumerate(self.transfer.layers):
             if not 1 <= n <= depth:
-                raise _KeyError(f"transfer.layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable layers)")
+                raise _KeyError(
+                    f"transfer.layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable layers)"
+                )
         if self.pretrained.weights:
             from transferlab.models.pretrained import weight_names
 
             allowed = weight_names(self.model.name)
             if self.pretrained.weights[0] not in allowed:
-                what = f"one of {', '.join(allowed)} for {self.model.name}" if allowed else f"[] ({self.model.name} has no ImageNet weights here)"
+                what = (
+                    f"one of {', '.join(allowed)} for {self.model.name}"
+                    if allowed
+                    else f"[] ({self.model.name} has no ImageNet weights here)"
+                )
                 raise _KeyError("pretrained.weights[0]", self.pretrained.weights[0], what)
         for i, n in enumerate(self.strategies.cut_layers):
             if n > depth:
-                raise _KeyError(f"strategies.cut_layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable units)")
+                raise _KeyError(
+                    f"strategies.cut_layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable units)"
+                )
         if self.strategies.top_units > depth:
             raise _KeyError("strategies.top_units", self.strategies.top_units, f"1..{depth} for {self.model.name}")
         for i, k in enumerate(self.binary.frozen_units):
             if k > depth:
-                raise _KeyError(f"binary.frozen_units[{i}]", k, f"0..{depth} for {self.model.name} ({depth} transferable units)")
+                raise _KeyError(
+                    f"binary.frozen_units[{i}]", k, f"0..{depth} for {self.model.name} ({depth} transferable units)"
+                )
         classes = self.data.num_classes()
         seeds = any(isinstance(s, int) for s in self.splits)
         if seeds and classes and not 1 <= round(classes * self.split.fraction) <= classes - 1:
-            raise _KeyError("split.fraction", self.split.fraction, f"a fraction that leaves both halves of {classes} classes non-empty")
+            raise _KeyError(
+                "split.fraction",
+                self.split.fraction,
+                f"a fraction that leaves both halves of {classes} classes non-empty",
+            )
         if ("cross" in self.splits) != bool(self.data.b_dataset):
             found = self.splits if self.data.b_dataset else "cross"
-            raise _KeyError("splits", found, "['cross'] exactly when data.b_dataset is set (A from data.dataset, B from data.b_dataset)")
+            raise _KeyError(
+                "splits",
+                found,
+                "['cross'] exactly when data.b_dataset is set (A from data.dataset, B from data.b_dataset)",
+            )
         if self.data.b_dataset and len(self.splits) > 1:
             raise _KeyError("splits", self.splits, "['cross'] alone when data.b_dataset is set")
         if self.binary.equal_halves and classes and seeds:
             size_a = classes // 2 if self.split.method == "yosinski2014" else round(classes * self.split.fraction)
             if size_a % 2:
-                raise _KeyError("binary.equal_halves", True, f"false, or an even class count in A (A has {size_a} classes, which cannot be halved)")
+                raise _KeyError(
+                    "binary.equal_halves",
+                    True,
+                    f"false, or an even class count in A (A has {size_a} classes, which cannot be halved)",
+                )
         if "classes" in self.splits and not self.split.classes_a:
             raise _KeyError("split.classes_a", [], "a non-empty list of class names or indices for split id 'classes'")
         return self

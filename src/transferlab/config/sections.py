@@ -1,7 +1,6 @@
 """The sections of params.yaml as pydantic models (extra keys forbidden), and the training
 settings that every study shares (`train`) with each study's overrides."""
 
-
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -13,11 +12,27 @@ NAMED_SPLITS = ("mn", "nm", "classes", "cross", "all")
 # Named splits whose halves differ by design: man-made/natural either way, a hand-made class
 # list, two data sets (figures and tables keep them apart from random splits).
 DISSIMILAR_SPLITS = ("mn", "nm", "classes", "cross")
-DatasetName = Literal["synthetic", "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist", "imagenet", "imagenet100", "imagefolder"]
+DatasetName = Literal[
+    "synthetic", "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist", "imagenet", "imagenet100", "imagefolder"
+]
 FOLDER_DATASETS = ("imagenet", "imagenet100", "imagefolder")
-STRATEGY_NAMES = ("classifier", "extra_fc", "finetune_top", "finetune_all", "best_linear")  # studies/strategies/ builds each
+STRATEGY_NAMES = (
+    "classifier",
+    "extra_fc",
+    "finetune_top",
+    "finetune_all",
+    "best_linear",
+)  # studies/strategies/ builds each
 # Class counts known before preparing (imagefolder: whatever the folder holds).
-KNOWN_CLASS_COUNTS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "mnist": 10, "fashion_mnist": 10, "imagenet": 1000, "imagenet100": 100}
+KNOWN_CLASS_COUNTS = {
+    "cifar10": 10,
+    "cifar100": 100,
+    "svhn": 10,
+    "mnist": 10,
+    "fashion_mnist": 10,
+    "imagenet": 1000,
+    "imagenet100": 100,
+}
 
 
 def unique(values: list, minimum: int | None = None) -> list:
@@ -46,7 +61,9 @@ class SyntheticConfig(Strict):
 
 class DataConfig(Strict):
     dataset: DatasetName = "synthetic"
-    b_dataset: DatasetName | None = Field(None, description="cross-data-set tasks: B from this data set (split id 'cross')")
+    b_dataset: DatasetName | None = Field(
+        None, description="cross-data-set tasks: B from this data set (split id 'cross')"
+    )
     root: str = Field("data/raw", description="folder of the torchvision data sets' original files (download target)")
     image_folder: str | None = Field(None, description="folder of imagenet / imagenet100 / imagefolder images")
     download: bool = False
@@ -54,26 +71,48 @@ class DataConfig(Strict):
     image_size: int = Field(32, ge=16, le=256, description="every image is resized to this (pixels per side)")
     max_train_per_class: int | None = Field(None, ge=1, description="keep at most this many training images per class")
     max_test_per_class: int | None = Field(None, ge=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1, description="imagefolder without a test/ folder: share held out per class")
-    val_folder: bool = Field(False, description="folder data sets: a validation part read from val/ beside train/ and test/; every run validates on it (val_fraction then holds nothing out)")
+    test_fraction: float = Field(
+        0.2, gt=0, lt=1, description="imagefolder without a test/ folder: share held out per class"
+    )
+    val_folder: bool = Field(
+        False,
+        description="folder data sets: a validation part read from val/ beside train/ and test/; every run validates on it (val_fraction then holds nothing out)",
+    )
     workers: int = Field(4, ge=0, description="image-decoding worker processes (folder data sets)")
-    storage: Literal["tensor", "files"] = Field("tensor", description="tensor: decode once into one uint8 tensor (a resized cache); files: decode from the files every epoch (folder data sets)")
+    storage: Literal["tensor", "files"] = Field(
+        "tensor",
+        description="tensor: decode once into one uint8 tensor (a resized cache); files: decode from the files every epoch (folder data sets)",
+    )
     seed: int = Field(0, ge=0, description="synthetic generation and per-class subsets")
     synthetic: SyntheticConfig = SyntheticConfig()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "DataConfig":
+    def _consistent(self) -> DataConfig:
         if self.b_dataset == self.dataset:
-            raise _KeyError("data.b_dataset", self.b_dataset, f"a data set other than data.dataset ({self.dataset}), or null")
+            raise _KeyError(
+                "data.b_dataset", self.b_dataset, f"a data set other than data.dataset ({self.dataset}), or null"
+            )
         folders = [d for d in (self.dataset, self.b_dataset) if d in FOLDER_DATASETS]
         if len(folders) > 1:
-            raise _KeyError("data.b_dataset", self.b_dataset, "at most one folder data set (imagenet, imagenet100, imagefolder) per task pair")
+            raise _KeyError(
+                "data.b_dataset",
+                self.b_dataset,
+                "at most one folder data set (imagenet, imagenet100, imagefolder) per task pair",
+            )
         if folders and not self.image_folder:
             raise _KeyError("data.image_folder", self.image_folder, f"the folder that holds the {folders[0]} images")
         if self.val_folder and (self.dataset not in FOLDER_DATASETS or self.b_dataset):
-            raise _KeyError("data.val_folder", True, f"false, or true with a folder data set ({', '.join(FOLDER_DATASETS)}) and no data.b_dataset")
+            raise _KeyError(
+                "data.val_folder",
+                True,
+                f"false, or true with a folder data set ({', '.join(FOLDER_DATASETS)}) and no data.b_dataset",
+            )
         if self.storage == "files" and (self.dataset not in FOLDER_DATASETS or self.b_dataset):
-            raise _KeyError("data.storage", self.storage, f"tensor, or files with a folder data set ({', '.join(FOLDER_DATASETS)}) and no data.b_dataset")
+            raise _KeyError(
+                "data.storage",
+                self.storage,
+                f"tensor, or files with a folder data set ({', '.join(FOLDER_DATASETS)}) and no data.b_dataset",
+            )
         return self
 
     def datasets(self) -> list[str]:
@@ -82,23 +121,37 @@ class DataConfig(Strict):
 
     def num_classes(self) -> int | None:
         """Classes of the prepared data set, if known before preparing it."""
-        counts = [self.synthetic.num_classes if d == "synthetic" else KNOWN_CLASS_COUNTS.get(d) for d in self.datasets()]
+        counts = [
+            self.synthetic.num_classes if d == "synthetic" else KNOWN_CLASS_COUNTS.get(d) for d in self.datasets()
+        ]
         return None if None in counts else sum(counts)
 
 
 class SplitConfig(Strict):
-    method: Literal["yosinski2014", "random"] = Field("yosinski2014", description="how integer split ids (seeds) split the classes")
+    method: Literal["yosinski2014", "random"] = Field(
+        "yosinski2014", description="how integer split ids (seeds) split the classes"
+    )
     fraction: float = Field(0.5, gt=0, lt=1, description="share of classes in half A (random splits)")
-    classes_a: list[str | int] = Field(default_factory=list, description="split id 'classes': A's classes (names or indices)")
-    classes_b: list[str | int] = Field(default_factory=list, description="split id 'classes': B's classes (empty: all others)")
+    classes_a: list[str | int] = Field(
+        default_factory=list, description="split id 'classes': A's classes (names or indices)"
+    )
+    classes_b: list[str | int] = Field(
+        default_factory=list, description="split id 'classes': B's classes (empty: all others)"
+    )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SplitConfig":
+    def _consistent(self) -> SplitConfig:
         if self.method == "yosinski2014" and self.fraction != 0.5:
-            raise _KeyError("split.fraction", self.fraction, "0.5 with split.method yosinski2014 (the paper's halves); use method random for other fractions")
+            raise _KeyError(
+                "split.fraction",
+                self.fraction,
+                "0.5 with split.method yosinski2014 (the paper's halves); use method random for other fractions",
+            )
         both = set(map(str, self.classes_a)) & set(map(str, self.classes_b))
         if both:
-            raise _KeyError("split.classes_b", sorted(both)[0], "classes not in split.classes_a (a class cannot be in both halves)")
+            raise _KeyError(
+                "split.classes_b", sorted(both)[0], "classes not in split.classes_a (a class cannot be in both halves)"
+            )
         return self
 
     @field_validator("classes_a", "classes_b")
@@ -141,13 +194,20 @@ class TrainConfig(Strict):
     crop_padding: int = Field(4, ge=0)
     evals_per_epoch: int = Field(1, ge=1)
     best_k: int = Field(3, ge=1, description="the paper's statistic: mean of the k best evaluations")
-    val_fraction: float = Field(0.0, ge=0, lt=1, description="share of each class's training images held out for validation (a data set with a validation part, data.val_folder, uses that instead)")
+    val_fraction: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="share of each class's training images held out for validation (a data set with a validation part, data.val_folder, uses that instead)",
+    )
     patience: int = Field(0, ge=0, description="early stopping: evaluations without a better validation top-1 (0: off)")
-    layer_lr_factors: dict[str, float] = Field(default_factory=dict, description="lr factor per unit name, e.g. {conv1: 0.1}")
+    layer_lr_factors: dict[str, float] = Field(
+        default_factory=dict, description="lr factor per unit name, e.g. {conv1: 0.1}"
+    )
     compile: bool = Field(False, description="torch.compile the model (pays off on CUDA for long runs)")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TrainConfig":
+    def _consistent(self) -> TrainConfig:
         if self.warmup_epochs >= self.epochs:
             raise _KeyError("warmup_epochs", self.warmup_epochs, f"a value below epochs ({self.epochs})", relative=True)
         if any(f < 0 for f in self.layer_lr_factors.values()):
@@ -160,7 +220,9 @@ def _overrides_model() -> type[BaseModel]:
     from pydantic import create_model
 
     fields = {name: (f.annotation | None, None) for name, f in TrainConfig.model_fields.items()}
-    return create_model("TrainOverrides", __base__=Strict, __doc__="Keys of `train` that one study sets differently.", **fields)
+    return create_model(
+        "TrainOverrides", __base__=Strict, __doc__="Keys of `train` that one study sets differently.", **fields
+    )
 
 
 TrainOverrides = _overrides_model()
@@ -200,11 +262,23 @@ class TransferConfig(TrainOverrides):
 class BinaryConfig(Strict):
     """The binary-partition study: auxiliary 2-way heads on A (A'), then fine-tuning on B."""
 
-    betas: list[float] = Field(default_factory=lambda: [0.0, 0.5], min_length=1, description="loss weight of the binary heads; 0 is the paired control")
-    heads: list[int] = Field(default_factory=lambda: [1], min_length=1, description="the sweep of binary-head counts (each head its own random partition of A's classes); part of the run ids")
+    betas: list[float] = Field(
+        default_factory=lambda: [0.0, 0.5],
+        min_length=1,
+        description="loss weight of the binary heads; 0 is the paired control",
+    )
+    heads: list[int] = Field(
+        default_factory=lambda: [1],
+        min_length=1,
+        description="the sweep of binary-head counts (each head its own random partition of A's classes); part of the run ids",
+    )
     partition_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     equal_halves: bool = Field(True, description="partitions into equal halves (an odd class count is refused)")
-    frozen_units: list[int] = Field(default_factory=lambda: [0], min_length=1, description="fine-tuning on B with the first k units frozen (0: none)")
+    frozen_units: list[int] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        description="fine-tuning on B with the first k units frozen (0: none)",
+    )
     body_lr_factor: float = Field(0.1, ge=0, description="lr factor of the transferred units when fine-tuning on B")
     # Early stopping on a validation part of B, as the study did; the rest as in `train`.
     finetune: TrainOverrides = TrainOverrides(val_fraction=0.1, patience=2)
@@ -242,11 +316,25 @@ class BinaryConfig(Strict):
 class AnalysisConfig(Strict):
     """Per-layer analysis of baseA and baseB: linear probes, CKA, transferability estimates."""
 
-    probe_c: float = Field(10.0, gt=0, description="inverse regularisation of the linear probes (L2-normalised features)")
-    augment_copies: int = Field(0, ge=0, description="CNNaug: randomly cropped and flipped copies of B's training images added before extraction")
-    rotate_degrees: float = Field(0.0, ge=0, le=180, description="CNNaug: each copy also rotated by a random angle in [-d, d] degrees")
-    power: float = Field(1.0, gt=0, description="signed power transform sign(x)|x|^power of the features before the probes' L2 normalisation (1: none)")
-    max_train_per_class: int | None = Field(100, ge=2, description="training images per class used for probes and estimates (null: all)")
+    probe_c: float = Field(
+        10.0, gt=0, description="inverse regularisation of the linear probes (L2-normalised features)"
+    )
+    augment_copies: int = Field(
+        0,
+        ge=0,
+        description="CNNaug: randomly cropped and flipped copies of B's training images added before extraction",
+    )
+    rotate_degrees: float = Field(
+        0.0, ge=0, le=180, description="CNNaug: each copy also rotated by a random angle in [-d, d] degrees"
+    )
+    power: float = Field(
+        1.0,
+        gt=0,
+        description="signed power transform sign(x)|x|^power of the features before the probes' L2 normalisation (1: none)",
+    )
+    max_train_per_class: int | None = Field(
+        100, ge=2, description="training images per class used for probes and estimates (null: all)"
+    )
     cka_batch_size: int = Field(500, ge=4, description="minibatch of the unbiased CKA estimator")
     binary_sources: bool = Field(True, description="also analyse the binary study's A' nets (beta > 0)")
 
@@ -254,24 +342,46 @@ class AnalysisConfig(Strict):
 class PretrainedConfig(Strict):
     """Source nets with published ImageNet weights (torchvision) instead of trained base nets."""
 
-    weights: list[str] = Field(default_factory=list, max_length=1, description="[] or one weight name of model.name: torchvision's (e.g. [IMAGENET1K_V1], [DEFAULT]) or, for mobilenet_v1, timm's [ra4_e3600_r224_in1k]")
-    cache: str | None = Field(None, description="folder of the weight files (null: torchvision's cache, $TORCH_HOME/hub/checkpoints)")
+    weights: list[str] = Field(
+        default_factory=list,
+        max_length=1,
+        description="[] or one weight name of model.name: torchvision's (e.g. [IMAGENET1K_V1], [DEFAULT]) or, for mobilenet_v1, timm's [ra4_e3600_r224_in1k]",
+    )
+    cache: str | None = Field(
+        None, description="folder of the weight files (null: torchvision's cache, $TORCH_HOME/hub/checkpoints)"
+    )
 
 
 class StrategiesConfig(Strict):
     """Which strategy when (by data volume and similarity), and baseA cut at unit n, on B."""
 
-    names: list[Literal[STRATEGY_NAMES]] = Field(default_factory=lambda: list(STRATEGY_NAMES), description="strategies to run ([]: none)")
-    images_per_class: list[int | Literal["all"]] = Field(default_factory=lambda: [10, "all"], description="B's training images per class (nested subsets)")
+    names: list[Literal[STRATEGY_NAMES]] = Field(
+        default_factory=lambda: list(STRATEGY_NAMES), description="strategies to run ([]: none)"
+    )
+    images_per_class: list[int | Literal["all"]] = Field(
+        default_factory=lambda: [10, "all"], description="B's training images per class (nested subsets)"
+    )
     top_units: int = Field(2, ge=1, description="finetune_top / finetune_all: the top k units at top_lr_factor")
     top_lr_factor: float = Field(0.1, ge=0)
     lower_lr_factor: float = Field(0.01, ge=0, description="finetune_all: the units below the top k")
-    extra_fc: list[int] = Field(default_factory=lambda: [256], min_length=1, max_length=2, description="widths of the new fully connected layers of extra_fc")
-    cut_layers: list[int] = Field(default_factory=lambda: [2, 4, 7], description="cut study: keep units 1..n of baseA ([]: none)")
+    extra_fc: list[int] = Field(
+        default_factory=lambda: [256],
+        min_length=1,
+        max_length=2,
+        description="widths of the new fully connected layers of extra_fc",
+    )
+    cut_layers: list[int] = Field(
+        default_factory=lambda: [2, 4, 7], description="cut study: keep units 1..n of baseA ([]: none)"
+    )
     latency_batch: int = Field(64, ge=1)
     latency_repeats: int = Field(20, ge=3)
     linear_c: float = Field(10.0, gt=0, description="best_linear: inverse regularisation of its logistic regressions")
-    linear_val_fraction: float = Field(0.2, gt=0, lt=1, description="best_linear: share of each class's training images that picks the unit (without data.val_folder)")
+    linear_val_fraction: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="best_linear: share of each class's training images that picks the unit (without data.val_folder)",
+    )
     train: TrainOverrides = TrainOverrides(batch_size=64)  # smaller batches: as few as 10 images per class
 
     @field_validator("names", "images_per_class", "cut_layers")
@@ -286,4 +396,6 @@ class _KeyError(ValueError):
 
     def __init__(self, key: str, value: Any, allowed: str, relative: bool = False, message: str | None = None) -> None:
         self.key, self.value, self.allowed, self.relative = key, value, allowed, relative
-        super().__init__(f"{key}: found {value!r}, {message}" if message else f"{key}: found {value!r}, allowed: {allowed}")
+        super().__init__(
+            f"{key}: found {value!r}, {message}" if message else f"{key}: found {value!r}, allowed: {allowed}"
+        )

@@ -57,9 +57,7 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.T
     return out.contiguous(memory_format=torch.channels_last)
 
 
-def train_batches(
-    n: int, batch_size: int, generator: torch.Generator, device: torch.device
-) -> Iterator[torch.Tensor]:
+def train_batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
     """Index batches of one epoch from a device-side permutation (the last partial batch is dropped
     when it would be smaller than half a batch, to keep BatchNorm statistics sane)."""
     perm = torch.randperm(n, generator=generator, device=device)

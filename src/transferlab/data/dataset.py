@@ -42,7 +42,7 @@ class PreparedDataset:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PreparedDataset":
+    def from_dict(cls, d: dict) -> PreparedDataset:
         d = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         for key in IMAGE_KEYS:
             if isinstance(d.get(key), dict):
@@ -83,10 +83,17 @@ def _prepare_one(name: str, cfg: DataConfig) -> PreparedDataset:
 
         raw = load_source(name, cfg)
         ds = PreparedDataset(
-            name, raw.classes, raw.groups,
-            conform(raw.train_x, cfg.image_size), raw.train_y, conform(raw.test_x, cfg.image_size), raw.test_y,
-            [name] * len(raw.classes), None if raw.val_x is None else conform(raw.val_x, cfg.image_size), raw.val_y,
-        )  # fmt: skip
+            name,
+            raw.classes,
+            raw.groups,
+            conform(raw.train_x, cfg.image_size),
+            raw.train_y,
+            conform(raw.test_x, cfg.image_size),
+            raw.test_y,
+            [name] * len(raw.classes),
+            None if raw.val_x is None else conform(raw.val_x, cfg.image_size),
+            raw.val_y,
+        )
     return cap_per_class(ds, cfg.max_train_per_class, cfg.max_test_per_class, cfg.seed)
 
 
@@ -102,7 +109,9 @@ def conform(x: Images, size: int, chunk: int = 4096) -> Images:
     out = torch.empty((len(x), 3, size, size), dtype=torch.uint8)
     for i in range(0, len(x), chunk):
         xf = x[i : i + chunk].float()
-        xf = torch.nn.functional.interpolate(xf, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        xf = torch.nn.functional.interpolate(
+            xf, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
         out[i : i + chunk] = xf.round_().clamp_(0, 255).to(torch.uint8)
     return out
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from transferlab.config import DataConfig
-from transferlab.data.download import original_files
+from transferlab.data.originals import original_files, torchvision_class, torchvision_parts
 from transferlab.errors import InputError
 
 
@@ -43,7 +43,9 @@ def _resource(*parts: str) -> str:
 
 def cifar100_groups() -> dict[str, str]:
     """CIFAR-100 class name -> "manmade" / "natural", from the shipped superclass table."""
-    rows = csv.DictReader(line for line in _resource("cifar100_superclasses.csv").splitlines() if not line.startswith("#"))
+    rows = csv.DictReader(
+        line for line in _resource("cifar100_superclasses.csv").splitlines() if not line.startswith("#")
+    )
     return {c: row["group"] for row in rows for c in row["classes"].split()}
 
 
@@ -69,43 +71,24 @@ def imagenet100_wnids() -> list[str]:
 # --- torchvision's small-image data sets -------------------------------------------------
 
 
-def torchvision_parts(name: str) -> list[dict]:
-    """The keyword arguments of torchvision's class for the training part, then the test part."""
-    return [{"split": "train"}, {"split": "test"}] if name == "svhn" else [{"train": True}, {"train": False}]
-
-
-def torchvision_class(name: str, verify: bool):
-    """torchvision's class for `name`; with verify off, its MD5 check only asks that the files exist."""
-    from torchvision import datasets as tvd
-
-    cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "svhn": tvd.SVHN, "mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST}[name]
-    if verify or not hasattr(cls, "_check_integrity"):  # MNIST checks existence only; MD5 at download
-        return cls
-
-    class Unverified(cls):
-        if hasattr(cls, "meta"):  # CIFAR checks its metadata file's MD5 separately
-            meta = {**cls.meta, "md5": None}
-
-        def _check_integrity(self) -> bool:
-            return all(f.path.is_file() for f in original_files(name, Path(self.root)))
-
-    return Unverified
-
-
 def load_torchvision(name: str, cfg: DataConfig) -> RawSet:
     """CIFAR-10/100, SVHN, MNIST or Fashion-MNIST from `cfg.root` (the download stage's output)."""
     root = Path(cfg.root)
     missing = [f.path for f in original_files(name, root) if not f.path.is_file()]
     if missing:
         listed = ", ".join(str(p.relative_to(root)) for p in missing)
-        raise InputError(f"{name}: {root} lacks {listed}; run `transferlab download` (it fetches them with data.download: true)")
+        raise InputError(
+            f"{name}: {root} lacks {listed}; run `transferlab download` (it fetches them with data.download: true)"
+        )
     cls = torchvision_class(name, cfg.verify)
     parts = []
     for kwargs in torchvision_parts(name):
         try:
             ds = cls(str(root), download=False, **kwargs)
         except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
-            raise InputError(f"{name}: {root}: {err} (the files' MD5 sums differ from the published ones; data.verify: false skips the check)") from None
+            raise InputError(
+                f"{name}: {root}: {err} (the files' MD5 sums differ from the published ones; data.verify: false skips the check)"
+            ) from None
         parts.append(_arrays(name, ds))
     (train_x, train_y, classes), (test_x, test_y, _) = parts
     groups = _groups(name, classes)
@@ -115,7 +98,11 @@ def load_torchvision(name: str, cfg: DataConfig) -> RawSet:
 def _arrays(name: str, ds) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """uint8 NCHW images, int64 labels and class names of a torchvision data set object."""
     if name == "svhn":  # already NCHW; torchvision maps the digit 0's label 10 to 0
-        return torch.from_numpy(np.ascontiguousarray(ds.data)), torch.as_tensor(ds.labels, dtype=torch.int64), [str(d) for d in range(10)]
+        return (
+            torch.from_numpy(np.ascontiguousarray(ds.data)),
+            torch.as_tensor(ds.labels, dtype=torch.int64),
+            [str(d) for d in range(10)],
+        )
     if name in ("mnist", "fashion_mnist"):
         return ds.data.unsqueeze(1).contiguous(), ds.targets.to(torch.int64), list(ds.classes)
     x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))  # CIFAR: NHWC
@@ -142,6 +129,7 @@ def _read(folder: Path, classes: list[str], cfg: DataConfig):
 
     paths, y = list_files(folder, classes)
     files = ImageFiles(str(folder.resolve()), tuple(paths), cfg.image_size, cfg.workers)
+    files.check()  # every image, whichever storage: a bad file stops prepare, not training
     return (files if cfg.storage == "files" else files.decode(resize=1.0, label=f"decode {folder}")), y
 
 
@@ -167,18 +155,26 @@ def load_image_folder(cfg: DataConfig, name: str = "imagefolder", only: list[str
     and test/. `only` restricts the classes."""
     folder = Path(cfg.image_folder or "")
     if not folder.is_dir():
-        raise InputError(f"{name}: data.image_folder {folder} is not a folder; expected class sub-folders (or train/ and val/ holding them)")
+        raise InputError(
+            f"{name}: data.image_folder {folder} is not a folder; expected class sub-folders (or train/ and val/ holding them)"
+        )
     train_dir, test_dir, val_dir = _split_dirs(folder, cfg.val_folder)
     if cfg.val_folder and (lacking := [d.name + "/" for d in (train_dir, val_dir, test_dir) if not d.is_dir()]):
-        raise InputError(f"{name}: {folder} lacks {', '.join(lacking)}; data.val_folder: true reads train/, val/ and test/ class folders")
+        raise InputError(
+            f"{name}: {folder} lacks {', '.join(lacking)}; data.val_folder: true reads train/, val/ and test/ class folders"
+        )
     classes = _class_dirs(train_dir) if only is None else only
     parts = [d for d in (test_dir, val_dir) if d is not None]
     absent = [c for c in classes if not (train_dir / c).is_dir() or any(not (d / c).is_dir() for d in parts)]
     if absent:
-        raise InputError(f"{name}: {folder} lacks class folders {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''} ({len(absent)} of {len(classes)})")
+        raise InputError(
+            f"{name}: {folder} lacks class folders {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''} ({len(absent)} of {len(classes)})"
+        )
     if len(classes) < 2:
         raise InputError(f"{name}: {train_dir} holds {len(classes)} class folders, need at least 2")
-    differing = [d for d in parts if _class_dirs(d) != classes] if only is None else []  # (a chosen subset may leave folders out)
+    differing = (
+        [d for d in parts if _class_dirs(d) != classes] if only is None else []
+    )  # (a chosen subset may leave folders out)
     if differing:
         raise InputError(f"{name}: {train_dir} and {differing[0]} hold different class folders")
     x, y = _read(train_dir, classes, cfg)
@@ -214,7 +210,9 @@ def load_imagenet(cfg: DataConfig, subset: bool) -> RawSet:
         wanted = _class_dirs(train_dir) if train_dir.is_dir() else []
         unknown = [w for w in wanted if w not in groups]
         if unknown:
-            raise InputError(f"imagenet: {train_dir} has folders that are not ILSVRC-2012 WordNet ids: {', '.join(unknown[:5])}")
+            raise InputError(
+                f"imagenet: {train_dir} has folders that are not ILSVRC-2012 WordNet ids: {', '.join(unknown[:5])}"
+            )
     raw = load_image_folder(cfg, name, only=wanted or None)
     return dataclasses.replace(raw, groups=[groups[c] for c in raw.classes])
 

@@ -29,7 +29,7 @@ class Split:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Split":
+    def from_dict(cls, d: dict) -> Split:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
 
@@ -48,7 +48,9 @@ def random_split(num_classes: int, seed: int, fraction: float) -> Split:
     """Seeded random classes for A (round(fraction * C) of them), B the rest."""
     size_a = round(num_classes * fraction)
     if not 0 < fraction < 1 or not 1 <= size_a <= num_classes - 1:
-        raise InputError(f"split.fraction: found {fraction}, allowed: a fraction in (0, 1) that leaves both halves of {num_classes} classes non-empty")
+        raise InputError(
+            f"split.fraction: found {fraction}, allowed: a fraction in (0, 1) that leaves both halves of {num_classes} classes non-empty"
+        )
     a = sorted(int(i) for i in np.random.default_rng([seed]).permutation(num_classes)[:size_a])
     return Split(str(seed), "random", seed, a, _rest(num_classes, a))
 
@@ -62,7 +64,9 @@ def by_group(groups: list[str], split_id: str) -> Split:
     manmade = [i for i, g in enumerate(groups) if g == "manmade"]
     natural = [i for i, g in enumerate(groups) if g == "natural"]
     if not manmade or not natural:
-        raise InputError(f"split {split_id}: the data set has no man-made/natural class hierarchy with both groups non-empty")
+        raise InputError(
+            f"split {split_id}: the data set has no man-made/natural class hierarchy with both groups non-empty"
+        )
     a, b = (manmade, natural) if split_id == "mn" else (natural, manmade)
     return Split(split_id, "manmade_natural", None, a, b)
 
@@ -83,7 +87,9 @@ def by_classes(classes: list[str], names_a: list, names_b: list) -> Split:
     b = sorted({_class_index(classes, e, "split.classes_b") for e in names_b}) if names_b else _rest(len(classes), a)
     both = set(a) & set(b)
     if both:
-        raise InputError(f"split.classes_b: found {classes[min(both)]!r}, which is also in split.classes_a; a class cannot be in both halves")
+        raise InputError(
+            f"split.classes_b: found {classes[min(both)]!r}, which is also in split.classes_a; a class cannot be in both halves"
+        )
     if not a or not b:
         raise InputError(f"split.classes_{'a' if not a else 'b'}: found an empty half; both halves need classes")
     return Split("classes", "classes", None, a, b)
@@ -93,16 +99,24 @@ def by_source(sources: list[str]) -> Split:
     """Cross-data-set tasks: A = the first data set's classes, B = the second's."""
     names = list(dict.fromkeys(sources))
     if len(names) != 2:
-        raise InputError(f"split cross: the prepared data set holds {len(names)} data sets, needs two (data.dataset and data.b_dataset)")
+        raise InputError(
+            f"split cross: the prepared data set holds {len(names)} data sets, needs two (data.dataset and data.b_dataset)"
+        )
     a = [i for i, s in enumerate(sources) if s == names[0]]
     return Split("cross", "cross", None, a, _rest(len(sources), a))
 
 
-def make_split(split_id: int | str, classes: list[str], groups: list[str], sources: list[str], cfg: SplitConfig) -> Split:
+def make_split(
+    split_id: int | str, classes: list[str], groups: list[str], sources: list[str], cfg: SplitConfig
+) -> Split:
     """The split that a params.yaml split id names."""
     if isinstance(split_id, int) or str(split_id).isdigit():
         seed = int(split_id)
-        return yosinski2014_halves(len(classes), seed) if cfg.method == "yosinski2014" else random_split(len(classes), seed, cfg.fraction)
+        return (
+            yosinski2014_halves(len(classes), seed)
+            if cfg.method == "yosinski2014"
+            else random_split(len(classes), seed, cfg.fraction)
+        )
     if split_id in ("mn", "nm"):
         return by_group(groups, split_id)
     if split_id == "classes":

@@ -37,7 +37,9 @@ def class_recipes(num_classes: int, seed: int) -> list[ClassRecipe]:
     recipes = []
     for c in range(num_classes):
         rng = np.random.default_rng([seed, c])
-        group, families, k = ("manmade", MANMADE_FAMILIES, c) if c < n_manmade else ("natural", NATURAL_FAMILIES, c - n_manmade)
+        group, families, k = (
+            ("manmade", MANMADE_FAMILIES, c) if c < n_manmade else ("natural", NATURAL_FAMILIES, c - n_manmade)
+        )
         family = families[k % len(families)]
         variant = k // len(families)
         recipes.append(

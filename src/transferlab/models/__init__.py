@@ -17,14 +17,20 @@ _WRN_UNITS = tuple(f"group{g}.block{b}" for g in (1, 2, 3) for b in (1, 2, 3, 4)
 # name -> (module:function of the builder, the names of its transferable units in order)
 _REGISTRY: dict[str, tuple[str, tuple[str, ...]]] = {
     "convnet8": ("convnet8:convnet8", ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")),
-    "densenet_bc": ("torchvision_nets:densenet_bc", ("stem", "block1", "transition1", "block2", "transition2", "block3")),
+    "densenet_bc": (
+        "torchvision_nets:densenet_bc",
+        ("stem", "block1", "transition1", "block2", "transition2", "block3"),
+    ),
     "wrn": ("small_nets:wrn", ("stem", *_WRN_UNITS)),
     "mobilenet_v1": ("small_nets:mobilenet_v1", tuple(f"block{i}" for i in range(1, 14))),  # block1 holds the stem
     "resnet18": ("torchvision_nets:resnet18", ("stem", "layer1", "layer2", "layer3", "layer4")),
     "resnet50": ("torchvision_nets:resnet50", ("stem", "layer1", "layer2", "layer3", "layer4")),
-    "densenet121": ("torchvision_nets:densenet121", ("stem", "block1", "transition1", "block2", "transition2", "block3", "transition3", "block4")),
+    "densenet121": (
+        "torchvision_nets:densenet121",
+        ("stem", "block1", "transition1", "block2", "transition2", "block3", "transition3", "block4"),
+    ),
     "mobilenet_v2": ("torchvision_nets:mobilenet_v2", ("stem", *(f"block{i}" for i in range(1, 18)), "conv_last")),
-}  # fmt: skip
+}
 
 
 def list_models() -> list[str]:

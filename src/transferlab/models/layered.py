@@ -41,7 +41,7 @@ class LayeredNet(nn.Module):
             self.layers[i].eval()
             self.frozen.add(i)
 
-    def train(self, mode: bool = True) -> "LayeredNet":
+    def train(self, mode: bool = True) -> LayeredNet:
         super().train(mode)
         for i in self.frozen:
             self.layers[i].eval()

@@ -23,7 +23,12 @@ from transferlab.models.torchvision_nets import from_densenet, from_mobilenet_v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation torchvision's ImageNet weights expect
 IMAGENET_STD = (0.229, 0.224, 0.225)
-ADAPTERS = {"resnet18": from_resnet, "resnet50": from_resnet, "densenet121": from_densenet, "mobilenet_v2": from_mobilenet_v2}
+ADAPTERS = {
+    "resnet18": from_resnet,
+    "resnet50": from_resnet,
+    "densenet121": from_densenet,
+    "mobilenet_v2": from_mobilenet_v2,
+}
 
 
 def weight_names(model_name: str) -> list[str]:
@@ -57,29 +62,41 @@ def _check_hash(path: Path) -> None:
         return
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if not digest.startswith(match.group(1)):
-        raise InputError(f"pretrained: {path}: SHA-256 {digest[:8]}... differs from the published {match.group(1)}; replace the file (data.verify: false skips the check)")
+        raise InputError(
+            f"pretrained: {path}: SHA-256 {digest[:8]}... differs from the published {match.group(1)}; replace the file (data.verify: false skips the check)"
+        )
 
 
 def _densenet_keys(state: dict) -> dict:
     """Old DenseNet checkpoints name 'norm.1' what the module calls 'norm1' (as torchvision fixes on load)."""
-    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    pattern = re.compile(
+        r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+    )
     return {(m.group(1) + m.group(2) if (m := pattern.match(k)) else k): v for k, v in state.items()}
 
 
-def load_pretrained(model_name: str, weights_name: str, cache: str | None, verify: bool = True, download: bool = False) -> tuple[LayeredNet, list[str], tuple]:
+def load_pretrained(
+    model_name: str, weights_name: str, cache: str | None, verify: bool = True, download: bool = False
+) -> tuple[LayeredNet, list[str], tuple]:
     """The pretrained net as a LayeredNet, its classes, and the input (mean, std) its weights expect."""
     from transferlab.models.timm_weights import TIMM_WEIGHTS, load_timm
 
     if model_name in TIMM_WEIGHTS:
-        classes = list(tvm.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])  # ImageNet-1k, in the order every release uses
+        classes = list(
+            tvm.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+        )  # ImageNet-1k, in the order every release uses
         net, stats = load_timm(model_name, weights_name, cache, verify, classes)
         return net, classes, stats
     if model_name not in ADAPTERS:
-        raise InputError(f"pretrained: {model_name} has no ImageNet weights here; models with weights: {', '.join([*ADAPTERS, *TIMM_WEIGHTS])}")
+        raise InputError(
+            f"pretrained: {model_name} has no ImageNet weights here; models with weights: {', '.join([*ADAPTERS, *TIMM_WEIGHTS])}"
+        )
     path, url = weights_path(model_name, weights_name, cache)
     if not path.is_file():
         if not download:
-            raise InputError(f"pretrained: {path} is missing; download {url} and place it there (or set data.download: true when online)")
+            raise InputError(
+                f"pretrained: {path} is missing; download {url} and place it there (or set data.download: true when online)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             torch.hub.download_url_to_file(url, str(path), progress=False)
@@ -94,5 +111,7 @@ def load_pretrained(model_name: str, weights_name: str, cache: str | None, verif
     try:
         net.load_state_dict(_densenet_keys(state) if model_name == "densenet121" else state)
     except RuntimeError as err:
-        raise InputError(f"pretrained: {path} does not hold {model_name} weights ({str(err).splitlines()[0]})") from None
+        raise InputError(
+            f"pretrained: {path} does not hold {model_name} weights ({str(err).splitlines()[0]})"
+        ) from None
     return ADAPTERS[model_name](net), classes, (IMAGENET_MEAN, IMAGENET_STD)

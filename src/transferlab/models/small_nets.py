@@ -37,12 +37,20 @@ def wrn(num_classes: int, depth: int = 28, widen: int = 10, dropout: float = 0.3
             names.append(f"group{g + 1}.block{b + 1}")
             chans.append(w)
             cin = w
-    head = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+    head = nn.Sequential(
+        nn.BatchNorm2d(cin), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes)
+    )
     return LayeredNet(layers, head, names, chans)
 
 
-def _conv_bn(cin: int, cout: int, stride: int, groups: int = 1, kernel: int = 3, act: type[nn.Module] = nn.ReLU) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), act(inplace=True)]
+def _conv_bn(
+    cin: int, cout: int, stride: int, groups: int = 1, kernel: int = 3, act: type[nn.Module] = nn.ReLU
+) -> list[nn.Module]:
+    return [
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        act(inplace=True),
+    ]
 
 
 def mobilenet_v1(num_classes: int, width: float = 1.0, dropout: float = 0.0, **_) -> LayeredNet:
@@ -55,7 +63,13 @@ def mobilenet_v1(num_classes: int, width: float = 1.0, dropout: float = 0.0, **_
     layers, names, chans, cin = [], [], [], c(32)
     for i, (cout, stride) in enumerate(plan, 1):
         stem = _conv_bn(3, c(32), 2, act=nn.ReLU6) if i == 1 else []
-        layers.append(nn.Sequential(*stem, *_conv_bn(cin, cin, stride, groups=cin, act=nn.ReLU6), *_conv_bn(cin, c(cout), 1, kernel=1, act=nn.ReLU6)))
+        layers.append(
+            nn.Sequential(
+                *stem,
+                *_conv_bn(cin, cin, stride, groups=cin, act=nn.ReLU6),
+                *_conv_bn(cin, c(cout), 1, kernel=1, act=nn.ReLU6),
+            )
+        )
         names.append(f"block{i}")
         chans.append(c(cout))
         cin = c(cout)

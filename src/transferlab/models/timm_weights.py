@@ -47,7 +47,9 @@ def check_blob(path: Path) -> None:
         return
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     if digest != target.name:
-        raise InputError(f"pretrained: {path}: SHA-256 {digest[:12]}... differs from the hub's {target.name[:12]}...; download it again (data.verify: false skips the check)")
+        raise InputError(
+            f"pretrained: {path}: SHA-256 {digest[:12]}... differs from the hub's {target.name[:12]}...; download it again (data.verify: false skips the check)"
+        )
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
@@ -71,7 +73,12 @@ def timm_keys(blocks_per_stage: tuple[int, ...] = (1, 2, 2, 6, 2)) -> list[str]:
     for stage, count in enumerate(blocks_per_stage):
         for i in range(count):
             p = f"blocks.{stage}.{i}."
-            keys += [f"{p}conv_dw.weight", *(f"{p}bn1.{b}" for b in bn), f"{p}conv_pw.weight", *(f"{p}bn2.{b}" for b in bn)]
+            keys += [
+                f"{p}conv_dw.weight",
+                *(f"{p}bn1.{b}" for b in bn),
+                f"{p}conv_pw.weight",
+                *(f"{p}bn2.{b}" for b in bn),
+            ]
     return [*keys, "classifier.weight", "classifier.bias"]
 
 
@@ -79,7 +86,9 @@ def load_into(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) 
     """Copy timm's tensors into `net`: this MobileNet v1 has timm's modules in timm's order."""
     ours, theirs = net.state_dict(), timm_keys()
     if set(state) != set(theirs) or any(ours[a].shape != state[b].shape for a, b in zip(ours, theirs)):
-        raise InputError(f"pretrained: {path} does not hold mobilenetv1_100 weights ({len(state)} tensors, expected timm's {len(theirs)} of MobileNet v1's shapes)")
+        raise InputError(
+            f"pretrained: {path} does not hold mobilenetv1_100 weights ({len(state)} tensors, expected timm's {len(theirs)} of MobileNet v1's shapes)"
+        )
     net.load_state_dict({a: state[b] for a, b in zip(ours, theirs)})
 
 
@@ -90,7 +99,9 @@ def load_timm(model_name: str, tag: str, cache: str | None, verify: bool, classe
     path, url = weight_file(model_name, tag, cache)
     if not path.is_file():
         repo = url.removeprefix("https://huggingface.co/")
-        raise InputError(f"pretrained: {path} is missing; fetch {url} (`huggingface-cli download {repo}` when online) or name a checkpoint file in pretrained.cache")
+        raise InputError(
+            f"pretrained: {path} is missing; fetch {url} (`huggingface-cli download {repo}` when online) or name a checkpoint file in pretrained.cache"
+        )
     if verify:
         check_blob(path)
     net = create_model(model_name, len(classes))

@@ -79,7 +79,13 @@ def densenet_bc(num_classes: int, depth: int = 100, growth: int = 12, **_) -> La
     """DenseNet-BC for 32 px (L=100, k=12: about 0.8M parameters): torchvision's DenseNet
     (bottleneck, compression 0.5) with the small-image stem, a 3x3 conv of 2k channels."""
     per_block = (depth - 4) // 6
-    net = tvm.DenseNet(growth_rate=growth, block_config=(per_block,) * 3, num_init_features=2 * growth, bn_size=4, num_classes=num_classes)
+    net = tvm.DenseNet(
+        growth_rate=growth,
+        block_config=(per_block,) * 3,
+        num_init_features=2 * growth,
+        bn_size=4,
+        num_classes=num_classes,
+    )
     net.features.conv0 = nn.Conv2d(3, 2 * growth, 3, padding=1, bias=False)
     for name in ("norm0", "relu0", "pool0"):
         delattr(net.features, name)

@@ -8,10 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from transferlab.plots import (
+    KIND_COLORS,
+    KIND_LABELS,
+    interval_note,
+    kinds_in,
+    legend_outside,
+    mean_band,
+    plt,
+    save_figure,
+)
 from transferlab.runs import BinaryRun
-from transferlab.plots import KIND_COLORS, KIND_LABELS, interval_note, kinds_in, legend_outside, mean_band, plt, save_figure
-from transferlab.stats import DIFFERENCE, interval
-from transferlab.studies.grid.report import ROW_KEYS, STATISTIC, split_kind
+from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
+
 
 def _b_statistic(m: dict) -> float:
     """Top-1 on B: at the best validation evaluation (early stopping), else the paper's statistic."""
@@ -53,9 +62,21 @@ def binary_curves(runs: list[BinaryRun], metrics: list[dict]) -> pd.DataFrame:
         if r.frozen is not None:
             continue
         for record in m.get("history", []):
-            rows.append({"run_id": str(r), "study": "binary_curves", "split": r.split, "split_kind": split_kind(r.split), "replicate": r.replicate,
-                         "beta": r.beta, "heads": r.heads, "partition_seed": r.partition_seed, "epoch": record["epoch"],
-                         "top1": record["test_top1"], "binary_top1": record.get("binary_test_top1", float("nan"))})  # fmt: skip
+            rows.append(
+                {
+                    "run_id": str(r),
+                    "study": "binary_curves",
+                    "split": r.split,
+                    "split_kind": split_kind(r.split),
+                    "replicate": r.replicate,
+                    "beta": r.beta,
+                    "heads": r.heads,
+                    "partition_seed": r.partition_seed,
+                    "epoch": record["epoch"],
+                    "top1": record["test_top1"],
+                    "binary_top1": record.get("binary_test_top1", float("nan")),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -102,8 +123,10 @@ def heads_styles(all_heads: list[int]) -> dict:
 
 
 def _heads_label(heads: int, all_heads: list[int]) -> str:
-    """", 3 heads" where the head count varies, else nothing."""
-    return f", {int(heads)} head{'s' if heads > 1 else ''}" if len(all_heads) > 1 else ""  # (a float in the concatenated table)
+    """ ", 3 heads" where the head count varies, else nothing."""
+    return (
+        f", {int(heads)} head{'s' if heads > 1 else ''}" if len(all_heads) > 1 else ""
+    )  # (a float in the concatenated table)
 
 
 def split_looks(df: pd.DataFrame) -> dict:
@@ -128,7 +151,10 @@ def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.ran
             color = KIND_COLORS[kind]
             ax.scatter(part.beta + rng.uniform(-0.01, 0.01, len(part)), part.error, s=18, alpha=0.6, color=color)
             label = KIND_LABELS[kind] + _heads_label(heads, all_heads)
-            counts += [i.count for i in mean_band(ax, part, "beta", "error", label, color, marker="o", linewidth=1.5, linestyle=style)]
+            counts += [
+                i.count
+                for i in mean_band(ax, part, "beta", "error", label, color, marker="o", linewidth=1.5, linestyle=style)
+            ]
     ax.set(xlabel="beta (weight of the binary heads)", ylabel="top-1 error", title=title)
     ax.grid(alpha=0.3)
     return counts
@@ -148,7 +174,14 @@ def beta_figure(df: pd.DataFrame, out: Path) -> None:
         means = g.groupby("beta").b_gain.mean()
         color, marker = looks[split]
         style = styles[heads]
-        ax.plot(means.index, means.values, marker=marker, color=color, linestyle=style, label=f"split {split}{_heads_label(heads, all_heads)}")
+        ax.plot(
+            means.index,
+            means.values,
+            marker=marker,
+            color=color,
+            linestyle=style,
+            label=f"split {split}{_heads_label(heads, all_heads)}",
+        )
         ax.scatter(g.beta, g.b_gain, s=12, alpha=0.4, color=color, marker=marker)
     ax.axhline(0, color="black", linestyle="--", linewidth=0.8)
     ax.set(xlabel="beta", ylabel="top-1 on B minus its beta = 0 control", title="Paired gain on B, per split")
@@ -156,7 +189,9 @@ def beta_figure(df: pd.DataFrame, out: Path) -> None:
     # the split kinds' legend under the figure: beside a middle panel it would push the panels apart
     handles, labels = axes[1].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.4, 0.0), ncol=len(labels), fontsize=8, frameon=False)
+        fig.legend(
+            handles, labels, loc="upper center", bbox_to_anchor=(0.4, 0.0), ncol=len(labels), fontsize=8, frameon=False
+        )
     legend_outside(ax, ncol=1 + paired.split.nunique() // 12)
     fig.suptitle(f"The binary-partition study ({interval_note(counts)})", fontsize=10)
     save_figure(fig, out)
@@ -169,15 +204,28 @@ def tradeoff_figure(df: pd.DataFrame, out: Path) -> None:
     markers = dict(zip(sorted(paired.split.unique()), "osD^vP*Xh<>p8d1234"))
     sc = None
     for split, g in paired.groupby("split"):
-        sc = ax.scatter(g.a_loss, -g.b_gain, c=g.beta, cmap="viridis", vmin=0, vmax=1, marker=markers.get(split, "o"), s=40, label=f"split {split}")
+        sc = ax.scatter(
+            g.a_loss,
+            -g.b_gain,
+            c=g.beta,
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            marker=markers.get(split, "o"),
+            s=40,
+            label=f"split {split}",
+        )
     if sc is not None:
         fig.colorbar(sc, ax=ax, label="beta", location="left")
     else:
         ax.text(0.5, 0.5, "no pairs: binary.betas has no beta > 0", transform=ax.transAxes, ha="center")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set(xlabel="change in A error (A' net minus control)", ylabel="change in B error (fine-tuned minus control)",
-           title="Trade-off: lower-left is better on both")  # fmt: skip
+    ax.set(
+        xlabel="change in A error (A' net minus control)",
+        ylabel="change in B error (fine-tuned minus control)",
+        title="Trade-off: lower-left is better on both",
+    )
     legend_outside(ax, ncol=1 + paired.split.nunique() // 12)
     ax.grid(alpha=0.3)
     save_figure(fig, out)
@@ -194,10 +242,30 @@ def curves_figure(curves: pd.DataFrame, out: Path) -> None:
     counts = []
     for ax, heads in zip(axes[0], all_heads):
         for beta, color in zip(betas, colors):
-            rows = curves[(curves.heads == heads) & (curves.beta == beta)].assign(error=lambda r: 1 - r.top1, binary_error=lambda r: 1 - r.binary_top1)
-            counts += [i.count for i in mean_band(ax, rows, "epoch", "error", f"beta {beta:g}: classifier", color, linewidth=1.5)]
-            counts += [i.count for i in mean_band(ax, rows.dropna(subset=["binary_error"]), "epoch", "binary_error", f"beta {beta:g}: binary heads", color, linewidth=1.2, linestyle="--")]
-        ax.set(xlabel="epoch", title=f"{int(heads)} binary head{'s' if heads > 1 else ''} ({curves[curves.heads == heads].run_id.nunique()} A' nets)")
+            rows = curves[(curves.heads == heads) & (curves.beta == beta)].assign(
+                error=lambda r: 1 - r.top1, binary_error=lambda r: 1 - r.binary_top1
+            )
+            counts += [
+                i.count
+                for i in mean_band(ax, rows, "epoch", "error", f"beta {beta:g}: classifier", color, linewidth=1.5)
+            ]
+            counts += [
+                i.count
+                for i in mean_band(
+                    ax,
+                    rows.dropna(subset=["binary_error"]),
+                    "epoch",
+                    "binary_error",
+                    f"beta {beta:g}: binary heads",
+                    color,
+                    linewidth=1.2,
+                    linestyle="--",
+                )
+            ]
+        ax.set(
+            xlabel="epoch",
+            title=f"{int(heads)} binary head{'s' if heads > 1 else ''} ({curves[curves.heads == heads].run_id.nunique()} A' nets)",
+        )
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test error on A (heads: on their partitions)")
     legend_outside(axes[0][-1])

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from transferlab.errors import InputError
 from transferlab.config import Params
-from transferlab.harness import RunInfo, load_model, model_options, task_data, train_run
+from transferlab.data.stages import task_data
+from transferlab.errors import InputError
+from transferlab.harness import RunInfo, load_model, model_options, train_run
 from transferlab.models import create_model
 from transferlab.models.layered import GlobalPool, LayeredNet
 from transferlab.runs import BinaryRun, Layout, RunSpec, seed_of
@@ -31,7 +32,9 @@ def partitions(num_classes: int, heads: int, seed: int, equal_halves: bool = Tru
     Each head's halves come from a permutation seeded by (seed, h); with an odd class count
     c0 gets the extra class, unless equal halves are required."""
     if equal_halves and num_classes % 2:
-        raise InputError(f"binary.equal_halves: found true, allowed: false, or an even class count in A ({num_classes} classes cannot be halved)")
+        raise InputError(
+            f"binary.equal_halves: found true, allowed: false, or an even class count in A ({num_classes} classes cannot be halved)"
+        )
     if num_classes < 2:
         raise InputError(f"binary: A has {num_classes} class, a partition needs at least 2")
     table = np.zeros((heads, num_classes), dtype=np.int64)
@@ -49,7 +52,9 @@ class BinaryHeadsNet(nn.Module):
         super().__init__()
         self.body = body
         self.register_buffer("partition_table", partition_table)
-        self.heads = nn.ModuleList(nn.Sequential(GlobalPool(), nn.Linear(body.widths[-1], 2)) for _ in range(len(partition_table)))
+        self.heads = nn.ModuleList(
+            nn.Sequential(GlobalPool(), nn.Linear(body.widths[-1], 2)) for _ in range(len(partition_table))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -58,7 +63,9 @@ class BinaryHeadsNet(nn.Module):
         """A module whose output is binary head h's logits (for evaluating it like a net)."""
         return nn.Sequential(*self.body.layers, self.heads[h])
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, x: torch.Tensor, y: torch.Tensor, beta: float, label_smoothing: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(the study's loss, the classifier's logits) of a batch."""
         f = x
         for layer in self.body.layers:
@@ -100,11 +107,31 @@ def train_a_prime(params: Params, run: BinaryRun, layout: Layout, device: torch.
     body = create_model(params.model.name, task.num_classes, **model_options(params))
     net = BinaryHeadsNet(body, partitions(task.num_classes, run.heads, run.partition_seed, cfg.equal_halves))
     train = params.training("base")  # as baseA's: beta = 0 is that net
-    groups = [*param_groups(body, 0, 1.0, train.layer_lr_factors), ParamGroup(list(net.heads.parameters()), 1.0, "binary heads")]
-    fields = {"split": run.split, "treatment": "binaryA", "beta": run.beta, "heads": run.heads, "partition_seed": run.partition_seed,
-              "replicate": run.replicate, "target": "A"}  # fmt: skip
+    groups = [
+        *param_groups(body, 0, 1.0, train.layer_lr_factors),
+        ParamGroup(list(net.heads.parameters()), 1.0, "binary heads"),
+    ]
+    fields = {
+        "split": run.split,
+        "treatment": "binaryA",
+        "beta": run.beta,
+        "heads": run.heads,
+        "partition_seed": run.partition_seed,
+        "replicate": run.replicate,
+        "target": "A",
+    }
     info = RunInfo(run, seed, train, fields)
-    return train_run(params, info, layout, task, net, groups, device, objective(run.beta, train.label_smoothing), extra_eval=heads_accuracy)
+    return train_run(
+        params,
+        info,
+        layout,
+        task,
+        net,
+        groups,
+        device,
+        objective(run.beta, train.label_smoothing),
+        extra_eval=heads_accuracy,
+    )
 
 
 def finetune_on_b(params: Params, run: BinaryRun, layout: Layout, device: torch.device) -> History:
@@ -112,13 +139,23 @@ def finetune_on_b(params: Params, run: BinaryRun, layout: Layout, device: torch.
     `frozen` units frozen, the rest at `body_lr_factor`, a new classifier at the full rate."""
     cfg = params.binary
     task = task_data(layout, run.split, "B")
-    seed = seed_of(params.seed, f"s{run.split}/binB_f{run.frozen}/r{run.replicate}")  # shared by all betas and partitions
+    seed = seed_of(
+        params.seed, f"s{run.split}/binB_f{run.frozen}/r{run.replicate}"
+    )  # shared by all betas and partitions
     torch.manual_seed(seed)
     model = create_model(params.model.name, task.num_classes, **model_options(params))
     build_treatment(model, model.depth, load_model(layout.model(run.source)), finetune=True)
     model.freeze(range(run.frozen))
     train = params.training("binary")
     groups = param_groups(model, model.depth, cfg.body_lr_factor, train.layer_lr_factors)
-    fields = {"split": run.split, "treatment": "binaryB", "beta": run.beta, "heads": run.heads, "partition_seed": run.partition_seed,
-              "frozen": run.frozen, "replicate": run.replicate, "target": "B"}  # fmt: skip
+    fields = {
+        "split": run.split,
+        "treatment": "binaryB",
+        "beta": run.beta,
+        "heads": run.heads,
+        "partition_seed": run.partition_seed,
+        "frozen": run.frozen,
+        "replicate": run.replicate,
+        "target": "B",
+    }
     return train_run(params, RunInfo(run, seed, train, fields), layout, task, model, groups, device)

@@ -7,12 +7,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferlab.plots import KIND_COLORS, KIND_LABELS, STYLE, X_LABEL, interval_note, kinds_in, legend_outside, mean_band, plt, save_figure, scatter_runs
+from transferlab.plots import (
+    KIND_COLORS,
+    KIND_LABELS,
+    STYLE,
+    X_LABEL,
+    interval_note,
+    kinds_in,
+    legend_outside,
+    mean_band,
+    plt,
+    save_figure,
+    scatter_runs,
+)
 from transferlab.runs import RunSpec
-from transferlab.stats import DIFFERENCE, interval
-
-STATISTIC = "topk_mean_top1"
-ROW_KEYS = ("final_top1", "best_top1", "topk_mean_top1", "best_k", "evaluations", "seed", "wall_time_s", "device", "git_revision")
+from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
 
 
 def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
@@ -44,16 +53,11 @@ def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def split_kind(split_id: str) -> str:
-    """"random" for a seeded split, else the split id itself: "mn", "nm", "classes", "cross" or "all"."""
-    return "random" if split_id.isdigit() else split_id
-
-
-
-
 def with_base(df: pd.DataFrame) -> pd.DataFrame:
     """Add `base_top1` (the base net of the same split, target half and replicate) and `delta`."""
-    base = df[df.treatment == "base"][["split", "target", "replicate", STATISTIC]].rename(columns={STATISTIC: "base_top1"})
+    base = df[df.treatment == "base"][["split", "target", "replicate", STATISTIC]].rename(
+        columns={STATISTIC: "base_top1"}
+    )
     out = df.merge(base, on=["split", "target", "replicate"], how="left")
     out["delta"] = out[STATISTIC] - out["base_top1"]
     return out
@@ -68,7 +72,9 @@ def headline(df: pd.DataFrame) -> dict:
     if len(rnd):
         out.update(_effects(rnd))
     anb = d[d.treatment == "AnB"]
-    out["anb_drop_top_by_kind"] = {kind: float(-g[g.n == g.n.max()].delta.mean()) for kind, g in anb.groupby("split_kind")}
+    out["anb_drop_top_by_kind"] = {
+        kind: float(-g[g.n == g.n.max()].delta.mean()) for kind, g in anb.groupby("split_kind")
+    }
     gaps = anb_minus_random(df)
     if len(gaps):
         out["anb_minus_random_by_kind"] = {kind: _gap_summary(g) for kind, g in gaps.groupby("split_kind")}
@@ -90,13 +96,20 @@ def _gap_summary(g: pd.DataFrame) -> dict:
     """Mean gap per n (n1, n2, ...), its smallest mean over n, and an interval at the top n."""
     by_n = g.groupby("n").gap.mean()
     top = g[g.n == g.n.max()].gap
-    return {**{f"n{n}": float(v) for n, v in by_n.items()}, "min_over_n": float(by_n.min()), **interval(top, DIFFERENCE).fields("top")}
+    return {
+        **{f"n{n}": float(v) for n, v in by_n.items()},
+        "min_over_n": float(by_n.min()),
+        **interval(top, DIFFERENCE).fields("top"),
+    }
 
 
 def _per_pair(d: pd.DataFrame, treatment: str, reduce) -> pd.Series:
     """One value per (split, target, replicate): `reduce` of that treatment's deltas by n."""
     rows = d[d.treatment == treatment]
-    return pd.Series([reduce(g.set_index("n").delta.sort_index()) for _, g in rows.groupby(["split", "target", "replicate"])], dtype=float)
+    return pd.Series(
+        [reduce(g.set_index("n").delta.sort_index()) for _, g in rows.groupby(["split", "target", "replicate"])],
+        dtype=float,
+    )
 
 
 def _effects(d: pd.DataFrame) -> dict:
@@ -148,10 +161,14 @@ def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> list[int]:
         t = d[d.treatment == treatment]
         if len(t):
             scatter_runs(ax, t, STATISTIC, treatment, offset, rng)
-            counts += [i.count for i in mean_band(ax, t, "n", STATISTIC, None, STYLE[treatment]["color"], linewidth=1.5)]
+            counts += [
+                i.count for i in mean_band(ax, t, "n", STATISTIC, None, STYLE[treatment]["color"], linewidth=1.5)
+            ]
     ax.set_xlabel(X_LABEL)
     ax.set_xticks(sorted(d.n.unique()))
-    ax.set_title(f"{KIND_LABELS[kind]}: {d.split.nunique()} split(s), {d.replicate.nunique()} replicate(s)", fontsize=10)
+    ax.set_title(
+        f"{KIND_LABELS[kind]}: {d.split.nunique()} split(s), {d.replicate.nunique()} replicate(s)", fontsize=10
+    )
     ax.grid(alpha=0.3)
     return counts
 
@@ -164,7 +181,11 @@ PAPER_CURVES = {
     "AnB, natural -> man-made": ("manmade_natural", "AnB", ("manmade",)),
     "random, frozen layers (control)": ("full_1000", "random_frozen", ("all",)),
 }
-PAPER_SERIES = {"random": "AnB, random splits (similar)", "mn": "AnB, man-made -> natural", "nm": "AnB, natural -> man-made"}
+PAPER_SERIES = {
+    "random": "AnB, random splits (similar)",
+    "mn": "AnB, man-made -> natural",
+    "nm": "AnB, natural -> man-made",
+}
 
 
 def paper_deltas() -> pd.DataFrame:
@@ -177,9 +198,17 @@ def paper_deltas() -> pd.DataFrame:
     with resources.files("transferlab").joinpath("resources", "yosinski2014_imagenet_top1.csv").open() as f:
         ref = pd.read_csv(f)
     base = ref[ref.treatment == "base"].groupby(["experiment", "target"]).top1.mean()
-    ref = ref[ref.treatment != "base"].assign(delta=lambda r: r.top1 - base.loc[list(zip(r.experiment, r.target))].to_numpy())
-    parts = [ref[(ref.experiment == e) & (ref.treatment == t) & ref.target.isin(targets)].groupby("n").delta.mean().reset_index().assign(series=name)
-             for name, (e, t, targets) in PAPER_CURVES.items()]  # fmt: skip
+    ref = ref[ref.treatment != "base"].assign(
+        delta=lambda r: r.top1 - base.loc[list(zip(r.experiment, r.target))].to_numpy()
+    )
+    parts = [
+        ref[(ref.experiment == e) & (ref.treatment == t) & ref.target.isin(targets)]
+        .groupby("n")
+        .delta.mean()
+        .reset_index()
+        .assign(series=name)
+        for name, (e, t, targets) in PAPER_CURVES.items()
+    ]
     return pd.concat(parts, ignore_index=True)
 
 
@@ -190,24 +219,55 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
     d = with_base(df)
     fig, ax = plt.subplots(figsize=(10, 5))
     paper = paper_deltas()
-    series = [(d[(d.treatment == "AnB") & (d.split_kind == kind)], f"AnB, {KIND_LABELS[kind]}", KIND_COLORS[kind], PAPER_SERIES.get(kind)) for kind in kinds_in(d)]
-    series.append((d[d.treatment == "random"], "random weights, frozen (control)", "#555555", "random, frozen layers (control)"))
+    series = [
+        (
+            d[(d.treatment == "AnB") & (d.split_kind == kind)],
+            f"AnB, {KIND_LABELS[kind]}",
+            KIND_COLORS[kind],
+            PAPER_SERIES.get(kind),
+        )
+        for kind in kinds_in(d)
+    ]
+    series.append(
+        (d[d.treatment == "random"], "random weights, frozen (control)", "#555555", "random, frozen layers (control)")
+    )
     counts = []
     for part, label, color, paper_name in series:
         if part.empty:
             continue
         ax.scatter(part.n, part.delta, s=14, color=color, alpha=0.5)
-        counts += [i.count for i in mean_band(ax, part, "n", "delta", label, color, DIFFERENCE, linewidth=1.8, marker="o")]
+        counts += [
+            i.count for i in mean_band(ax, part, "n", "delta", label, color, DIFFERENCE, linewidth=1.8, marker="o")
+        ]
         ref = paper[paper.series == paper_name]
         if len(ref):
-            ax.plot(ref.n, ref.delta, color=color, linestyle=":", linewidth=1.2, label=f"the paper (ImageNet): {paper_name}")
+            ax.plot(
+                ref.n, ref.delta, color=color, linestyle=":", linewidth=1.2, label=f"the paper (ImageNet): {paper_name}"
+            )
     gaps = anb_minus_random(df)
     dissimilar = gaps[gaps.split_kind != "random"]
     for kind, g in dissimilar.groupby("split_kind"):
-        counts += [i.count for i in mean_band(ax, g, "n", "gap", f"AnB minus random control, {KIND_LABELS[kind]}", KIND_COLORS[kind], DIFFERENCE, linewidth=1.2, linestyle="-.", marker="s", markersize=4)]
+        counts += [
+            i.count
+            for i in mean_band(
+                ax,
+                g,
+                "n",
+                "gap",
+                f"AnB minus random control, {KIND_LABELS[kind]}",
+                KIND_COLORS[kind],
+                DIFFERENCE,
+                linewidth=1.2,
+                linestyle="-.",
+                marker="s",
+                markersize=4,
+            )
+        ]
     ax.axhline(0, color="black", linestyle="--", linewidth=0.8)
     ax.set_xlabel(X_LABEL)
-    ax.set_ylabel("Top-1 minus the base net's top-1" + ("\n(dash-dot: AnB minus the random control)" if len(dissimilar) else ""))
+    ax.set_ylabel(
+        "Top-1 minus the base net's top-1" + ("\n(dash-dot: AnB minus the random control)" if len(dissimilar) else "")
+    )
     ax.set_xticks(sorted(d[d.treatment != "base"].n.unique()))
     ax.set_title(f"Transfer relative to the base net ({interval_note(counts)})", fontsize=10)
     legend_outside(ax)

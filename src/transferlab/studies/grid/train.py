@@ -9,7 +9,8 @@ import torch
 
 from transferlab.artifacts import atomic_torch_save, provenance
 from transferlab.config import Params
-from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, task_data, train_run
+from transferlab.data.stages import task_data
+from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, train_run
 from transferlab.models import create_model
 from transferlab.runs import Layout, RunSpec
 from transferlab.train import History
@@ -17,8 +18,15 @@ from transferlab.transfer import build_treatment, param_groups
 
 
 def _info(params: Params, spec: RunSpec) -> RunInfo:
-    fields = {"split": spec.split, "treatment": spec.treatment, "source": spec.source or "", "target": spec.target, "n": spec.n,
-              "finetune": spec.finetune, "replicate": spec.replicate}  # fmt: skip
+    fields = {
+        "split": spec.split,
+        "treatment": spec.treatment,
+        "source": spec.source or "",
+        "target": spec.target,
+        "n": spec.n,
+        "finetune": spec.finetune,
+        "replicate": spec.replicate,
+    }
     return RunInfo(spec, spec.seed(params.seed), params.training("base" if spec.is_base else "transfer"), fields)
 
 
@@ -41,14 +49,25 @@ def transfer(params: Params, spec: RunSpec, layout: Layout, device: torch.device
     model = build_treatment(fresh, spec.n, source, spec.finetune)
     factor = params.transfer.finetune_lr_factor if source is not None else 1.0
     groups = param_groups(model, spec.n, factor, params.training("transfer").layer_lr_factors)
-    return train_run(params, _info(params, spec), layout, task, model, groups, device, input_stats=source_input_stats(spec.source, state))
+    return train_run(
+        params,
+        _info(params, spec),
+        layout,
+        task,
+        model,
+        groups,
+        device,
+        input_stats=source_input_stats(spec.source, state),
+    )
 
 
 def pretrained(params: Params, weights: str, out: Path) -> list[str]:
     """Convert the published ImageNet weights of model.name (torchvision's, or timm's) into a source-net checkpoint."""
     from transferlab.models.pretrained import load_pretrained
 
-    net, classes, (mean, std) = load_pretrained(params.model.name, weights, params.pretrained.cache, params.data.verify, params.data.download)
+    net, classes, (mean, std) = load_pretrained(
+        params.model.name, weights, params.pretrained.cache, params.data.verify, params.data.download
+    )
     atomic_torch_save(
         {
             "run_id": f"pretrained/{params.model.name}/{weights}",

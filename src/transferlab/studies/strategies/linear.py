@@ -13,17 +13,23 @@ import torch
 
 from transferlab.analysis.features import unit_features
 from transferlab.analysis.probes import features, fit_probe, probe_top1
-from transferlab.artifacts import atomic_json, atomic_torch_save, provenance
+from transferlab.artifacts import atomic_json, atomic_torch_save
 from transferlab.config import Params
 from transferlab.data.files import as_tensor
 from transferlab.data.sampling import stratified_holdout
-from transferlab.harness import load_checkpoint, run_metrics
+from transferlab.harness import load_checkpoint, run_info, run_metrics
 from transferlab.runs import Layout, StrategyRun, seed_of
 from transferlab.train import History
 
 
-def choose_unit(train: list[np.ndarray], y: np.ndarray, fraction: float, c: float, seed: int,
-                val: tuple[list[np.ndarray], np.ndarray] | None = None) -> tuple[int, list[float]]:
+def choose_unit(
+    train: list[np.ndarray],
+    y: np.ndarray,
+    fraction: float,
+    c: float,
+    seed: int,
+    val: tuple[list[np.ndarray], np.ndarray] | None = None,
+) -> tuple[int, list[float]]:
     """Index of the unit whose features give the best validation top-1 (first of ties), and
     every unit's validation top-1: on `val` (features per unit, labels) when given, else on
     `fraction` of each class of the training features, fitted on the rest."""
@@ -51,18 +57,36 @@ def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.
     train = unit_features(net, as_tensor(task.train_x), mean, std, device)
     test = unit_features(net, as_tensor(task.test_x), mean, std, device)
     y, y_test = task.train_y.numpy(), task.test_y.numpy()
-    val = None if task.val_y is None else (unit_features(net, as_tensor(task.val_x), mean, std, device), task.val_y.numpy())
+    val = (
+        None
+        if task.val_y is None
+        else (unit_features(net, as_tensor(task.val_x), mean, std, device), task.val_y.numpy())
+    )
     best, val_scores = choose_unit(train, y, cfg.linear_val_fraction, cfg.linear_c, seed, val)
     clf = fit_probe(train[best], y, "logreg", cfg.linear_c)
     top1 = float(np.mean(clf.predict(features(test[best])) == y_test))
-    history = History(records=[{"epoch": 1.0, "step": 1, "test_top1": top1, "val_top1": val_scores[best]}],
-                      first_step_at=first_step_at, train_seconds=time.perf_counter() - fitting)
-    atomic_torch_save({"run_id": str(run), "unit": best + 1, "coef": torch.from_numpy(clf.coef_), "intercept": torch.from_numpy(clf.intercept_),
-                       "classes": task.classes, "input_mean": mean, "input_std": std}, layout.model(run))  # fmt: skip
-    info = {"run_id": str(run), "seed": seed, "device": str(device), "params": params.model_dump(mode="json"), **provenance()}
+    history = History(
+        records=[{"epoch": 1.0, "step": 1, "test_top1": top1, "val_top1": val_scores[best]}],
+        first_step_at=first_step_at,
+        train_seconds=time.perf_counter() - fitting,
+    )
+    atomic_torch_save(
+        {
+            "run_id": str(run),
+            "unit": best + 1,
+            "coef": torch.from_numpy(clf.coef_),
+            "intercept": torch.from_numpy(clf.intercept_),
+            "classes": task.classes,
+            "input_mean": mean,
+            "input_std": std,
+        },
+        layout.model(run),
+    )
+    info = run_info(params, run, layout, seed, device)
     metrics = run_metrics(info, strategy_fields(run, len(y)), history, 1, started) | {
-        "unit_chosen": best + 1, "val_top1_by_unit": val_scores,
+        "unit_chosen": best + 1,
+        "val_top1_by_unit": val_scores,
         "val_from": "val_folder" if val is not None else f"linear_val_fraction {cfg.linear_val_fraction:g}",
-    }  # fmt: skip
+    }
     atomic_json(metrics, layout.metrics(run))
     return history

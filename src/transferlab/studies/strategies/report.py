@@ -8,12 +8,18 @@ import pandas as pd
 
 from transferlab.config.sections import DISSIMILAR_SPLITS
 from transferlab.plots import interval_note, legend_outside, mean_band, plt, save_figure
-from transferlab.stats import DIFFERENCE, interval
-from transferlab.studies.grid.report import ROW_KEYS, STATISTIC, split_kind
+from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
 
 # Random splits are similar tasks, every dissimilar named split a different one; "all" is B itself.
 SIMILARITY = {"random": "similar", **{kind: "different" for kind in DISSIMILAR_SPLITS}, "all": "same"}
-CUT_KEYS = ("parameters", "size_bytes", "peak_memory_bytes", "peak_memory_method", "latency_s_per_image", "latency_batch")
+CUT_KEYS = (
+    "parameters",
+    "size_bytes",
+    "peak_memory_bytes",
+    "peak_memory_method",
+    "latency_s_per_image",
+    "latency_batch",
+)
 
 
 def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
@@ -21,7 +27,9 @@ def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
     rows = []
     for r, m in zip(runs, metrics):
         kind = split_kind(r.split)
-        name = r.name + (" (pretrained)" if r.source == "P" and r.name != "cut" else "")  # a strategy from the pretrained net competes as its own
+        name = r.name + (
+            " (pretrained)" if r.source == "P" and r.name != "cut" else ""
+        )  # a strategy from the pretrained net competes as its own
         rows.append(
             {
                 "run_id": str(r),
@@ -78,7 +86,14 @@ def take_home(df: pd.DataFrame) -> str:
         "|---|---|---|",
     ]
     for similarity in ("similar", "different"):
-        cells = [_cell(s[(s.similarity == similarity) & (s.images_per_class == str(columns[v]))], LECTURE_ADVICE[(similarity, v)], similarity) for v in ("little", "lots")]
+        cells = [
+            _cell(
+                s[(s.similarity == similarity) & (s.images_per_class == str(columns[v]))],
+                LECTURE_ADVICE[(similarity, v)],
+                similarity,
+            )
+            for v in ("little", "lots")
+        ]
         lines.append(f"| **{similarity}** | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
@@ -114,9 +129,13 @@ def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
         whole = " (the whole net: baseB+)" if int(n) == len(unit_names) else ""
         lines.append(
             f"| {int(n)} | {name}{' (pretrained)' if source == 'P' else ''}{whole} | {int(g.parameters.iloc[0]):,} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
-            f"| {1e3 * g.latency_s_per_image.median():.3f} | {g.top1.mean():.3f} |" + (f" {g.val_top1.mean():.3f} | {g.test_top1_at_best_val.mean():.3f} |" if val else "")
+            f"| {1e3 * g.latency_s_per_image.median():.3f} | {g.top1.mean():.3f} |"
+            + (f" {g.val_top1.mean():.3f} | {g.test_top1_at_best_val.mean():.3f} |" if val else "")
         )
-    lines += ["", f"Peak memory: {c.peak_memory_method.iloc[0]}; latency: median of timed batches of {int(c.latency_batch.iloc[0])} after warm-up, on {c.device.iloc[0]}."]
+    lines += [
+        "",
+        f"Peak memory: {c.peak_memory_method.iloc[0]}; latency: median of timed batches of {int(c.latency_batch.iloc[0])} after warm-up, on {c.device.iloc[0]}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -155,9 +174,15 @@ def cut_figure(df: pd.DataFrame, out: Path) -> None:
         ax.plot(g.parameters, g.top1, marker="o", color=color, label="baseA" if source == "A" else "pretrained")
         ax.scatter(part.parameters, part.top1, s=12, alpha=0.4, color=color)
         for _, row in g.iterrows():
-            ax.annotate(f"n={int(row.n)}", (row.parameters, row.top1), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(
+                f"n={int(row.n)}", (row.parameters, row.top1), textcoords="offset points", xytext=(4, 4), fontsize=8
+            )
     legend_outside(ax)
     ax.set_xscale("log")
-    ax.set(xlabel="parameters of the cut net", ylabel="top-1 on B (mean over runs; a point per run)", title="Cutting a net after unit n")
+    ax.set(
+        xlabel="parameters of the cut net",
+        ylabel="top-1 on B (mean over runs; a point per run)",
+        title="Cutting a net after unit n",
+    )
     ax.grid(alpha=0.3)
     save_figure(fig, out)

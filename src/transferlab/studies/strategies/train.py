@@ -19,15 +19,15 @@ from torch import nn
 from transferlab.artifacts import atomic_json
 from transferlab.config import Params
 from transferlab.data.dataset import TaskData
-from transferlab.data.sampling import per_class_subset
 from transferlab.data.files import as_tensor
-from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, task_data, train_run
+from transferlab.data.sampling import per_class_subset
+from transferlab.data.stages import task_data
+from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, train_run
 from transferlab.models import create_model
 from transferlab.models.layered import GlobalPool, LayeredNet
 from transferlab.runs import Layout, StrategyRun, seed_of
 from transferlab.train import History, ParamGroup
 from transferlab.transfer import copy_layers
-
 
 
 def new_head(width: int, num_classes: int, hidden: list[int]) -> nn.Sequential:
@@ -39,7 +39,9 @@ def new_head(width: int, num_classes: int, hidden: list[int]) -> nn.Sequential:
     return nn.Sequential(*parts, nn.Linear(width, num_classes))
 
 
-def apply_strategy(model: LayeredNet, name: str, top_units: int, top_factor: float, lower_factor: float, extra_fc: list[int]) -> list[ParamGroup]:
+def apply_strategy(
+    model: LayeredNet, name: str, top_units: int, top_factor: float, lower_factor: float, extra_fc: list[int]
+) -> list[ParamGroup]:
     """Freeze and regroup a net whose units were all copied from the source; return its
     learning-rate groups (the head always at factor 1)."""
     depth = model.depth
@@ -54,7 +56,10 @@ def apply_strategy(model: LayeredNet, name: str, top_units: int, top_factor: flo
         lower: list[int] = []
     else:
         lower = [i for i in range(depth) if i not in top]
-    groups = [ParamGroup(list(model.head.parameters()), 1.0, "new"), ParamGroup([p for i in top for p in model.layers[i].parameters()], top_factor, "top")]
+    groups = [
+        ParamGroup(list(model.head.parameters()), 1.0, "new"),
+        ParamGroup([p for i in top for p in model.layers[i].parameters()], top_factor, "top"),
+    ]
     if lower:
         groups.append(ParamGroup([p for i in lower for p in model.layers[i].parameters()], lower_factor, "lower"))
     return groups
@@ -142,8 +147,16 @@ def target_task(params: Params, run: StrategyRun, layout: Layout) -> TaskData:
 
 def strategy_fields(run: StrategyRun, train_images: int) -> dict:
     """The table columns of a strategy run."""
-    return {"split": run.split, "treatment": f"strategy:{run.name}", "strategy": run.name, "images_per_class": str(run.images_per_class),
-            "replicate": run.replicate, "target": "B", "train_images": train_images, "source": run.source}  # fmt: skip
+    return {
+        "split": run.split,
+        "treatment": f"strategy:{run.name}",
+        "strategy": run.name,
+        "images_per_class": str(run.images_per_class),
+        "replicate": run.replicate,
+        "target": "B",
+        "train_images": train_images,
+        "source": run.source,
+    }
 
 
 def strategy(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
@@ -158,7 +171,16 @@ def strategy(params: Params, run: StrategyRun, layout: Layout, device: torch.dev
     copy_layers(source, model, model.depth)
     groups = apply_strategy(model, run.name, cfg.top_units, cfg.top_lr_factor, cfg.lower_lr_factor, cfg.extra_fc)
     fields = strategy_fields(run, len(task.train_y))
-    return train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, model, groups, device, input_stats=source_input_stats(run.source, state))
+    return train_run(
+        params,
+        RunInfo(run, seed, params.training("strategies"), fields),
+        layout,
+        task,
+        model,
+        groups,
+        device,
+        input_stats=source_input_stats(run.source, state),
+    )
 
 
 def cut(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
@@ -170,10 +192,35 @@ def cut(params: Params, run: StrategyRun, layout: Layout, device: torch.device) 
     torch.manual_seed(seed)
     source, state = load_checkpoint(layout.source_model(run))
     net = CutNet(source, run.n, task.num_classes)
-    groups = [ParamGroup(list(net.head.parameters()), 1.0, "new"), ParamGroup(list(net.units.parameters()), cfg.top_lr_factor, "copied")]
-    fields = {"split": run.split, "treatment": "cut", "n": run.n, "replicate": run.replicate, "target": "B", "source": run.source}
-    history = train_run(params, RunInfo(run, seed, params.training("strategies"), fields), layout, task, net, groups, device, input_stats=source_input_stats(run.source, state))
-    x = as_tensor(task.test_x[: cfg.latency_batch]).to(device).float().div(255).contiguous(memory_format=torch.channels_last)
+    groups = [
+        ParamGroup(list(net.head.parameters()), 1.0, "new"),
+        ParamGroup(list(net.units.parameters()), cfg.top_lr_factor, "copied"),
+    ]
+    fields = {
+        "split": run.split,
+        "treatment": "cut",
+        "n": run.n,
+        "replicate": run.replicate,
+        "target": "B",
+        "source": run.source,
+    }
+    history = train_run(
+        params,
+        RunInfo(run, seed, params.training("strategies"), fields),
+        layout,
+        task,
+        net,
+        groups,
+        device,
+        input_stats=source_input_stats(run.source, state),
+    )
+    x = (
+        as_tensor(task.test_x[: cfg.latency_batch])
+        .to(device)
+        .float()
+        .div(255)
+        .contiguous(memory_format=torch.channels_last)
+    )
     net.to(device)
     peak, how = peak_memory(net, x)
     metrics_path = layout.metrics(run)

@@ -1,0 +1,125 @@
+"""The project's own source files that each command imports, and their hashes.
+
+The `code` stage writes one file per command (data/code/<command>.json) and every stage
+depends on its command's file: editing a module reruns exactly the stages whose commands
+import it (the trainer: every training stage; a study's report: its report stage), and a
+run's resume fingerprint holds the same hash. The list is read from the source itself (its
+import statements, those inside functions included), so it cannot drift from the code.
+Standard library only: no torch, no package import.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+
+PACKAGE = "transferlab"
+ROOT = Path(__file__).resolve().parent
+CLI = f"{PACKAGE}.cli"
+# Data files that modules read at run time (module -> files under the package), beside imports.
+READS = {
+    f"{PACKAGE}.data.sources": ("resources",),
+    f"{PACKAGE}.studies.grid.report": ("resources/yosinski2014_imagenet_top1.csv",),
+}
+
+
+@cache
+def modules() -> dict[str, Path]:
+    """Every module of the package: dotted name -> file."""
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join((PACKAGE, *parts[:-1])) if parts[-1] == "__init__" else ".".join((PACKAGE, *parts))
+        found[name] = path
+    return found
+
+
+def _imported(node: ast.AST) -> set[str]:
+    """Project modules named by the import statements under `node` (a module or a function)."""
+    names = set()
+    for stmt in ast.walk(node):
+        if isinstance(stmt, ast.Import):
+            names |= {alias.name for alias in stmt.names}
+        elif isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
+            names.add(stmt.module)
+            names |= {f"{stmt.module}.{alias.name}" for alias in stmt.names}  # `from pkg import submodule`
+    return {n for n in names if n in modules()}
+
+
+def _with_parents(name: str) -> set[str]:
+    """A module and the packages whose __init__ runs when it is imported."""
+    parts = name.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+
+@cache
+def _tree(name: str) -> ast.Module:
+    return ast.parse(modules()[name].read_text(), filename=str(modules()[name]))
+
+
+def closure(start: set[str]) -> set[str]:
+    """`start` and every project module they import, directly or not."""
+    seen: set[str] = set()
+    todo = set().union(*(_with_parents(n) for n in start))
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in modules():
+            continue
+        seen.add(name)
+        todo |= set().union(set(), *(_with_parents(n) for n in _imported(_tree(name))))
+    return seen
+
+
+def commands() -> list[str]:
+    """The CLI's command names: its functions decorated with @app.command()."""
+    return sorted(name for name, _ in _command_functions().items())
+
+
+def stage_commands() -> list[str]:
+    """The commands that stages of dvc.yaml run (not `plan`, and not `code`: its stage depends on
+    the whole package)."""
+    return [c for c in commands() if c not in ("plan", "code")]
+
+
+def _command_functions() -> dict[str, ast.FunctionDef]:
+    found = {}
+    for node in _tree(CLI).body:
+        if isinstance(node, ast.FunctionDef) and any(
+            ast.unparse(d).startswith("app.command") for d in node.decorator_list
+        ):
+            found[node.name] = node
+    return found
+
+
+def command_modules(command: str) -> list[str]:
+    """The project modules that `transferlab <command>` imports: the CLI's module level, the
+    command's function, and everything those import."""
+    functions = _command_functions()
+    if command not in functions:
+        raise ValueError(f"not a command: {command!r} (commands: {', '.join(commands())})")
+    cli = _tree(CLI)
+    top = ast.Module(body=[n for n in cli.body if not isinstance(n, ast.FunctionDef | ast.ClassDef)], type_ignores=[])
+    helpers = [n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name not in functions]
+    start = _imported(top) | _imported(functions[command]) | set().union(set(), *(_imported(h) for h in helpers))
+    return sorted(closure(start) | _with_parents(CLI))  # the CLI's own file, not its other commands' imports
+
+
+def command_files(command: str) -> list[Path]:
+    """The files behind `command_modules`, and the data files those modules read."""
+    files = {modules()[m] for m in command_modules(command)}
+    for module, reads in READS.items():
+        if module in command_modules(command):
+            for rel in reads:
+                target = ROOT / rel
+                files |= set(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else {target}
+    return sorted(files)
+
+
+def digest(command: str) -> dict:
+    """The command's files (relative to the package) with their SHA-256, and one hash of all."""
+    files = {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest() for p in command_files(command)}
+    whole = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return {"command": command, "sha256": whole, "files": files}

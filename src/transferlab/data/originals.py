@@ -1,0 +1,78 @@
+"""The original files of torchvision's small-image data sets: which files torchvision lays
+out under data.root, their published MD5 sums and where they come from, and torchvision's
+class and parts for each set. Read by the download stage (download.py) and by prepare
+(sources.py): the one table of both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+TORCHVISION_SETS = ("cifar10", "cifar100", "svhn", "mnist", "fashion_mnist")
+
+
+@dataclass(frozen=True)
+class OriginalFile:
+    """One file a local copy must hold, its published MD5 (None: torchvision publishes none
+    for it) and where it comes from."""
+
+    path: Path
+    md5: str | None
+    url: str
+
+
+def original_files(name: str, root: Path) -> list[OriginalFile]:
+    """The files torchvision lays out for `name` under `root`. MNIST's sums are published for
+    its .gz archives, which torchvision keeps beside the extracted files: those are checked
+    where present."""
+    from torchvision import datasets as tvd
+
+    if name in ("cifar10", "cifar100"):
+        cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+        archive = f"{cls.url} (extract {cls.filename})"
+        listed = [*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"])]
+        return [OriginalFile(root / cls.base_folder / f, md5, archive) for f, md5 in listed]
+    if name == "svhn":
+        return [
+            OriginalFile(root / tvd.SVHN.split_list[s][1], tvd.SVHN.split_list[s][2], tvd.SVHN.split_list[s][0])
+            for s in ("train", "test")
+        ]
+    return [OriginalFile(a.path.with_suffix(""), None, a.url) for a in archives(name, root)]
+
+
+def archives(name: str, root: Path) -> list[OriginalFile]:
+    """MNIST / Fashion-MNIST: the .gz archives and their published sums."""
+    from torchvision import datasets as tvd
+
+    cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
+    return [OriginalFile(root / cls.__name__ / "raw" / f, md5, f"{cls.mirrors[0]}{f}") for f, md5 in cls.resources]
+
+
+def torchvision_parts(name: str) -> list[dict]:
+    """The keyword arguments of torchvision's class for the training part, then the test part."""
+    return [{"split": "train"}, {"split": "test"}] if name == "svhn" else [{"train": True}, {"train": False}]
+
+
+def torchvision_class(name: str, verify: bool):
+    """torchvision's class for `name`; with verify off, its MD5 check only asks that the files exist."""
+    from torchvision import datasets as tvd
+
+    cls = {
+        "cifar10": tvd.CIFAR10,
+        "cifar100": tvd.CIFAR100,
+        "svhn": tvd.SVHN,
+        "mnist": tvd.MNIST,
+        "fashion_mnist": tvd.FashionMNIST,
+    }[name]
+    if verify or not hasattr(cls, "_check_integrity"):  # MNIST checks existence only; MD5 at download
+        return cls
+
+    class Unverified(cls):
+        if hasattr(cls, "meta"):  # CIFAR checks its metadata file's MD5 separately
+            meta = {**cls.meta, "md5": None}
+
+        def _check_integrity(self) -> bool:
+            return all(f.path.is_file() for f in original_files(name, Path(self.root)))
+
+    return Unverified

@@ -1,0 +1,287 @@
+"""The Snakefile's link to DVC, on the submit host: DVC decides what is stale, Snakemake
+schedules it, and each stage that ran is recorded in dvc.lock as soon as it ends.
+
+1. `make_plan` takes DVC's repository lock (held until Snakemake exits: one engine at a time),
+   asks DVC which stages are stale (`Stage.changed()`: params values, deps, code, missing or
+   modified outputs, exactly what `dvc status` reports) and plans them and every stage that
+   depends on them. The plan is written to .snakemake/transferlab/<id>/plan.json, which the
+   jobs read (a SLURM job never asks DVC again).
+2. Each job runs workflow/stage_job.py: a stage planned only because something upstream was
+   stale runs only if an output it reads really changed (as `dvc repro` decides); then it
+   writes <rule>.finished and waits for <rule>.committed.
+3. `Committer`, a thread of this process, records every finished stage in dvc.lock
+   (`stage.save`, `commit`, `dump`: `dvc commit` of that stage alone) and writes which of its
+   outputs changed. A stage that did not run to the end is never recorded.
+
+DVC's `Repo.index` and `Stage` are internal API: pyproject pins DVC's major version, and
+tests/test_engines.py runs both engines against each other.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+PLAN_ENV = "TRANSFERLAB_PLAN"  # the plan file, for jobs that read the Snakefile again (SLURM)
+PLANS = Path(".snakemake/transferlab")
+
+
+class EngineBusy(Exception):
+    """Another engine (dvc repro, dvc exp run, another snakemake) holds the repository."""
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    """One DVC stage as a Snakemake job."""
+
+    name: str  # DVC's address, e.g. "transfer@0-A-B-3-0"
+    rule: str  # a valid Snakemake rule name
+    cmd: str
+    deps: tuple[str, ...]  # file and folder dependencies (params excluded)
+    fresh_outs: tuple[str, ...]  # outputs removed before the command runs (not `persist`), as dvc repro does
+    stale: bool  # DVC's own judgement; False: planned because a stage it depends on is stale
+    upstream: tuple[str, ...]  # rules of the planned stages whose outputs it reads
+    resources: dict = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """This invocation's stages to run, and where their markers go."""
+
+    folder: str
+    threads: int
+    stages: list[PlannedStage]
+
+    def marker(self, rule: str, kind: str) -> str:
+        """<folder>/<rule>.<kind>: finished (the job), committed (the committer), ok (for Snakemake)."""
+        return f"{self.folder}/{rule}.{kind}"
+
+    def save(self) -> Path:
+        path = Path(self.folder) / "plan.json"
+        path.write_text(json.dumps(asdict(self), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        raw = json.loads(Path(path).read_text())
+        stages = [
+            PlannedStage(
+                **{
+                    **s,
+                    "deps": tuple(s["deps"]),
+                    "fresh_outs": tuple(s["fresh_outs"]),
+                    "upstream": tuple(s["upstream"]),
+                }
+            )
+            for s in raw["stages"]
+        ]
+        return cls(raw["folder"], raw["threads"], stages)
+
+
+def rule_name(address: str) -> str:
+    """A Snakemake rule name from a DVC stage address (letters, digits, underscores)."""
+    return re.sub(r"\W", "_", address.replace("+", "plus"))
+
+
+def job_resources(resources: dict, config: dict) -> dict:
+    """A stage's resources for this run, from dvc.yaml's `meta.resources` and the profile's
+    `config` (GPU jobs are the stages that ask for `gpu`: training and feature extraction):
+
+        gpus: 0            GPU jobs ask for no GPU (a CPU partition); N: N GPUs each (default 1)
+        gpu_model: a100    GPU jobs ask for that type (the SLURM plugin: --gpus=a100:1)
+        gpu_partition: p   GPU jobs go to partition p (the others to default-resources')
+    """
+    resources = dict(resources)
+    if "gpu" not in resources:
+        return resources
+    gpus = int(config.get("gpus", resources["gpu"]))
+    if gpus == 0:
+        del resources["gpu"]
+        return resources
+    resources["gpu"] = gpus
+    if config.get("gpu_model"):
+        resources["gpu_model"] = str(config["gpu_model"])
+    if config.get("gpu_partition"):
+        resources["slurm_partition"] = str(config["gpu_partition"])
+    return resources
+
+
+def _holder(lockfile: Path) -> str:
+    """Who holds DVC's lock file: its pid (zc.lockfile writes it) and command line."""
+    try:
+        pid = int(lockfile.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except (OSError, ValueError, IndexError):
+        return "another process"
+    words = cmdline.split()
+    engine = next(
+        (w for w in ("snakemake", "dvc") if any(Path(x).name == w or x.endswith(f"/{w}") for x in words[:3])), None
+    )
+    short = " ".join([Path(words[0]).name, *words[1:4]]) if words else "?"
+    return f"{engine or 'a process'} (pid {pid}: {short})"
+
+
+def open_locked_repo(root: Path):
+    """DVC's repository with its lock taken for as long as this process runs, or EngineBusy."""
+    from contextlib import ExitStack
+
+    from dvc.lock import LockError
+    from dvc.repo import Repo, lock_repo
+
+    repo = Repo(str(root))
+    stack = ExitStack()
+    try:
+        stack.enter_context(lock_repo(repo))
+    except LockError:
+        repo.close()
+        lockfile = Path(repo.tmp_dir) / "lock"
+        raise EngineBusy(
+            f"this repository is in use by {_holder(lockfile)}: one engine at a time; wait for it or stop it"
+        ) from None
+    return repo, stack
+
+
+def make_plan(repo, threads: int) -> tuple[Plan, dict]:
+    """The stale stages (DVC's judgement) and those depending on them; also DVC's Stage objects
+    of the plan, by rule, for the committer."""
+    import networkx as nx
+    from dvc.dependency.param import ParamsDependency
+
+    stages = [s for s in repo.index.stages if s.cmd]
+    graph = repo.index.graph  # edges: stage -> a stage whose outputs it reads
+    stale = {s for s in stages if s.changed()}
+    planned = set(stale).union(*(nx.ancestors(graph, s) for s in stale))
+    folder = PLANS / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    shutil.rmtree(PLANS, ignore_errors=True)  # earlier invocations' markers (the lock says none runs)
+    folder.mkdir(parents=True)
+    jobs, objects = [], {}
+    for s in (s for s in stages if s in planned):
+        cmd = s.cmd if isinstance(s.cmd, str) else " && ".join(s.cmd)
+        jobs.append(
+            PlannedStage(
+                name=s.addressing,
+                rule=rule_name(s.addressing),
+                cmd=cmd,
+                deps=tuple(str(d.def_path) for d in s.deps if not isinstance(d, ParamsDependency)),
+                fresh_outs=tuple(str(o.def_path) for o in s.outs if not o.persist),
+                stale=s in stale,
+                upstream=tuple(sorted(rule_name(u.addressing) for u in graph.successors(s) if u in planned)),
+                resources=dict((s.meta or {}).get("resources", {})),
+            )
+        )
+        objects[rule_name(s.addressing)] = s
+    return Plan(str(folder), threads, jobs), objects
+
+
+class Committer(threading.Thread):
+    """Records each finished stage in dvc.lock, on this host, while Snakemake runs the rest."""
+
+    def __init__(self, repo, plan: Plan, stages: dict, release, plan_s: float) -> None:
+        super().__init__(name="dvc-commit", daemon=True)
+        self.repo, self.plan, self.stages, self.release, self.plan_s = repo, plan, stages, release, plan_s
+        self.done: set[str] = set()
+        self.recorded = 0
+        self.commit_s = 0.0
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            self.sweep()
+            self._stopping.wait(0.2)
+
+    def sweep(self) -> None:
+        """Commit every stage whose job has finished since the last sweep."""
+        for stage in self.plan.stages:
+            if stage.rule not in self.done and os.path.exists(self.plan.marker(stage.rule, "finished")):
+                self.done.add(stage.rule)
+                self._record(stage)
+
+    def _record(self, planned: PlannedStage) -> None:
+        ran = json.loads(Path(self.plan.marker(planned.rule, "finished")).read_text())["ran"]
+        result: dict = {"changed": [], "error": None}
+        if ran:
+            t0 = time.perf_counter()
+            stage = self.stages[planned.rule]
+            before = {str(o.def_path): o.hash_info.value for o in stage.outs}
+            try:
+                stage.save()
+                stage.commit()
+                stage.dump(update_pipeline=False)
+                result["changed"] = [
+                    str(o.def_path) for o in stage.outs if before.get(str(o.def_path)) != o.hash_info.value
+                ]
+                self.recorded += 1
+                print(
+                    f"transferlab: {planned.name} recorded in dvc.lock ({self.recorded} so far)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            except Exception as err:  # the job reports it as its failure: never recorded
+                result["error"] = f"dvc commit {planned.name}: {err}".splitlines()[0]
+            self.commit_s += time.perf_counter() - t0
+        tmp = Path(self.plan.marker(planned.rule, "committed.tmp"))
+        tmp.write_text(json.dumps(result))
+        tmp.rename(self.plan.marker(planned.rule, "committed"))
+
+    def finish(self) -> None:
+        """Record what finished last, stop, write the engine's own timings, free the repository."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if not self.is_alive():  # never started: a dry run, a listing
+            self.release()
+            return
+        self.join()
+        self.sweep()
+        plan_s = self.plan_s
+        timings = {
+            "plan_s": round(plan_s, 3),
+            "commit_s": round(self.commit_s, 3),
+            "recorded": self.recorded,
+            "planned": len(self.plan.stages),
+        }
+        (Path(self.plan.folder) / "engine.json").write_text(json.dumps(timings) + "\n")
+        print(
+            f"transferlab: {self.recorded} of {len(self.plan.stages)} planned stages ran and are recorded in dvc.lock "
+            f"(asking DVC {plan_s:.1f} s, recording {self.commit_s:.1f} s)",
+            file=sys.stderr,
+        )
+        self.release()
+
+
+def submit_host_plan(root: Path, threads: int) -> tuple[Plan, Committer]:
+    """On the submit host: plan with DVC, under its lock, which is kept until `Committer.finish`
+    (Snakemake's onsuccess/onerror, or this process's exit: Ctrl-C and failures too). The
+    committer thread is started by `Committer.start` (Snakemake's onstart: not in a dry run)."""
+    t0 = time.perf_counter()
+    repo, stack = open_locked_repo(root)
+    try:
+        plan, objects = make_plan(repo, threads)
+    except BaseException:
+        stack.close()
+        repo.close()
+        raise
+    os.environ[PLAN_ENV] = str(plan.save().resolve())
+
+    def release() -> None:
+        stack.close()
+        repo.close()
+
+    plan_s = time.perf_counter() - t0
+    stale = [s.name for s in plan.stages if s.stale]
+    print(
+        f"transferlab: DVC says {len(stale)} stage(s) are stale: {', '.join(stale[:6])}{' ...' if len(stale) > 6 else ''}; "
+        f"{len(plan.stages) - len(stale)} more depend on them and run if an input they read changes [{plan_s:.1f} s]",
+        file=sys.stderr,
+    )
+    committer = Committer(repo, plan, objects, release, plan_s)
+    atexit.register(committer.finish)
+    return plan, committer
