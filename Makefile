@@ -24,10 +24,10 @@ demo: setup
 	$(BIN)/transferlab plan --no-ids
 	$(BIN)/dvc repro
 	@echo
-	@echo "Figure:   reports/figures/transfer.png (and transfer_relative.png)"
-	@echo "Table:    reports/results.parquet (and results.csv)"
-	@echo "Metrics:  reports/metrics.json"
-	@cat reports/metrics.json
+	@echo "Figures:  reports/figures/transfer.png (Figure 2), transfer_relative.png (Figure 3), and each study's"
+	@echo "Tables:   reports/<study>/results.parquet (and .csv), for grid, binary, strategies, analysis"
+	@echo "Metrics:  reports/<study>/metrics.json (dvc metrics show); the grid's:"
+	@cat reports/grid/metrics.json
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -46,4 +46,4 @@ bench: setup
 	$(BIN)/python benchmarks/schedule_sim.py
 
 clean:
-	rm -rf data/code data/prepared data/splits data/models data/runs data/checkpoints data/binary data/strategies data/features data/analysis reports/results.* reports/metrics.json reports/figures .snakemake
+	rm -rf data/code data/prepared data/splits data/models data/runs data/checkpoints data/binary data/strategies data/features data/analysis reports/grid reports/binary reports/strategies reports/analysis reports/figures reports/tables .snakemake

@@ -107,7 +107,9 @@ def main() -> None:
         "run_seconds": {r["run_id"]: round(r["process_s"], 2) for r in runs if r.get("process_s")},
         "run_train_seconds": {r["run_id"]: round(r["train_s"], 2) for r in runs},
         "run_startup_seconds": {r["run_id"]: round(r["startup_s"], 2) for r in runs if r.get("startup_s") is not None},
-        "headline": json.loads((clone / "reports/metrics.json").read_text()),
+        "headline": {
+            p.parent.name: json.loads(p.read_text()) for p in sorted((clone / "reports").glob("*/metrics.json"))
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

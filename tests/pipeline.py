@@ -78,7 +78,7 @@ def resolved_stages(root: Path) -> list[ResolvedStage]:
     with Repo(str(root)) as repo:
         return [
             ResolvedStage(
-                s.addressing,
+                s.addressing.rsplit("dvc.yaml:", 1)[-1],  # (DVC prefixes the file when run from elsewhere)
                 s.cmd,
                 tuple(str(d.def_path) for d in s.deps if not isinstance(d, ParamsDependency)),
                 tuple(str(o.def_path) for o in s.outs),

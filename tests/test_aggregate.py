@@ -4,19 +4,20 @@ import pandas as pd
 import pytest
 import yaml
 
-from transferlab import aggregate
 from transferlab.config import parse_params
-from transferlab.runs import planned_runs
+from transferlab.errors import MissingRunError
+from transferlab.runs import Layout, planned_runs
 from transferlab.studies.grid import report as agg
 from transferlab.studies.grid import report as plots
 from transferlab.studies.strategies.report import cut_table, take_home
+from transferlab.study_report import read_runs
 
 from conftest import tiny_params
 
 
 def _write_metrics(root, specs, value):
     for spec in specs:
-        path = root / str(spec) / "metrics.json"
+        path = Layout(root).metrics(spec)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
             json.dumps(
@@ -42,7 +43,7 @@ def _value(spec):
 def table(tmp_path):
     specs = planned_runs(parse_params(tiny_params(replicates=[0, 1, 2], splits=[0, "mn"])))
     _write_metrics(tmp_path, specs, _value)
-    return agg.tidy_table(specs, aggregate.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
+    return agg.tidy_table(specs, read_runs(specs, Layout(tmp_path)))
 
 
 def test_one_tidy_row_per_run(table):
@@ -86,11 +87,11 @@ def test_only_the_runs_asked_for_are_read(tmp_path):
     _write_metrics(tmp_path, specs, _value)
     stale = planned_runs(parse_params(tiny_params(splits=[5])))
     _write_metrics(tmp_path, stale, lambda s: 0.0)
-    df = agg.tidy_table(specs, aggregate.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
+    df = agg.tidy_table(specs, read_runs(specs, Layout(tmp_path)))
     assert set(df.split) == {"0"}
-    (tmp_path / "s0/A1B/r0/metrics.json").unlink()
-    with pytest.raises(aggregate.MissingRunError, match="1 run.*s0/A1B/r0"):
-        aggregate.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json")
+    Layout(tmp_path).metrics(specs[2]).unlink()
+    with pytest.raises(MissingRunError, match=f"1 run.*{specs[2]}"):
+        read_runs(specs, Layout(tmp_path))
 
 
 def test_figures_are_drawn(table, tmp_path):
@@ -110,13 +111,14 @@ def _noisy_table(tmp_path, splits):
         parse_params(tiny_params(splits=splits, **{"split.method": "random", "split.classes_a": [0, 1, 2, 3]}))
     )
     _write_metrics(tmp_path, specs, lambda spec: float(np.clip(_value(spec) + rng.normal(0, 0.1), 0, 1)))
-    return agg.tidy_table(specs, aggregate.read_runs(specs, lambda s: tmp_path / str(s) / "metrics.json"))
+    return agg.tidy_table(specs, read_runs(specs, Layout(tmp_path)))
 
 
 @pytest.mark.parametrize("splits", [[0], [0, 1], list(range(20)), [0, 1, "classes"]], ids=["1", "2", "20", "2+classes"])
 def test_figures_read_correctly_with_1_2_or_20_splits(tmp_path, splits, monkeypatch):
-    """Bands never leave the range an accuracy can take, so the axes stay on the data; with fewer
-    than 3 runs per point there is no band at all."""
+    """Figure 2 (absolute top-1) has points and mean lines only: splits differ in difficulty, and
+    an interval over unpaired levels would cover the axis. Figure 3 (paired differences) has
+    bands where a point has at least 3 runs, and they stay in the range a difference can take."""
     import matplotlib.pyplot as plt
 
     table = _noisy_table(tmp_path, splits)
@@ -125,13 +127,14 @@ def test_figures_read_correctly_with_1_2_or_20_splits(tmp_path, splits, monkeypa
     plots.transfer_figure(table, tmp_path / "t.png")
     low, high = axes_seen[0].get_ylim()
     assert -0.1 <= low and high <= 1.1
-    bands = [c for ax in axes_seen for c in ax.collections if type(c).__name__ == "FillBetweenPolyCollection"]
-    assert bool(bands) == (len([s for s in splits if s != "classes"]) >= 3)
+    assert not [c for ax in axes_seen for c in ax.collections if type(c).__name__ == "FillBetweenPolyCollection"]
     axes_seen.clear()
     plots.relative_figure(table, tmp_path / "r.png")
     labels = axes_seen[0].get_legend_handles_labels()[1]
     low, high = axes_seen[0].get_ylim()
     assert -1.1 <= low and high <= 1.1
+    bands = [c for ax in axes_seen for c in ax.collections if type(c).__name__ == "FillBetweenPolyCollection"]
+    assert bool(bands) == (len(splits) >= 3)  # paired differences: a band from 3 pairs (the random control pools kinds)
     if "classes" in splits:
         assert any("hand-made class split" in label for label in labels)
         assert any(label.startswith("AnB minus random control, hand-made") for label in labels)
@@ -176,16 +179,16 @@ def test_table_and_plot_code_do_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, transferlab.plots, transferlab.aggregate; print('torch' in sys.modules)"
+    code = "import sys, transferlab.plots, transferlab.report, transferlab.studies.grid.report, transferlab.studies.binary.report, transferlab.studies.strategies.report, transferlab.analysis.report; print('torch' in sys.modules)"
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
     )
 
 
-@pytest.mark.parametrize("command", [["plan", "--no-ids"], ["aggregate", "r.parquet", "m.json", "--root", "."]])
-def test_plan_and_aggregate_run_without_importing_torch(tmp_path, command):
-    """The real commands (aggregate stops at its first missing run, after reading params)."""
+@pytest.mark.parametrize("command", [["plan", "--no-ids"], ["report", "grid", "--root", "."]])
+def test_plan_and_a_report_run_without_importing_torch(tmp_path, command):
+    """The real commands (the report stops at its first missing run, after reading params)."""
     import subprocess
     import sys
 

@@ -85,13 +85,13 @@ def test_stages_drop_the_heads_and_fine_tune_with_the_configured_rates(tmp_path)
     run("train", "s0/binA_b0.5_h1_p0/r0", "--device", "cpu", "--root", str(tmp_path))
     state = torch.load(tmp_path / "data/binary/s0/binA_b0.5_h1_p0/r0.pt", weights_only=True)
     assert not any("heads" in k or "partition" in k for k in state["state_dict"])
-    a_prime = yaml.safe_load(open(tmp_path / "data/runs/s0/binA_b0.5_h1_p0/r0/metrics.json"))
+    a_prime = yaml.safe_load(open(tmp_path / "data/runs/binary/s0/binA_b0.5_h1_p0/r0/metrics.json"))
     assert a_prime["heads"] == 1 and all(
         0 <= r["binary_test_top1"] <= 1 for r in a_prime["history"]
     )  # the heads' own test top-1
-    assert (tmp_path / "data/runs/s0/binA_b0.5_h1_p0/r0/live/plots/metrics/binary_test_top1.tsv").is_file()
+    assert (tmp_path / "data/runs/binary/s0/binA_b0.5_h1_p0/r0/live/plots/metrics/binary_test_top1.tsv").is_file()
     run("train", "s0/binB_b0.5_h1_p0_f2/r0", "--device", "cpu", "--root", str(tmp_path))
-    metrics = yaml.safe_load(open(tmp_path / "data/runs/s0/binB_b0.5_h1_p0_f2/r0/metrics.json"))
+    metrics = yaml.safe_load(open(tmp_path / "data/runs/binary/s0/binB_b0.5_h1_p0_f2/r0/metrics.json"))
     assert (
         metrics["run_id"] == "s0/binB_b0.5_h1_p0_f2/r0"
         and metrics["frozen"] == 2
@@ -165,7 +165,7 @@ def test_head_counts_are_a_sweep_in_the_run_ids(tmp_path, monkeypatch):
     ]
     run = project(tmp_path, params, "0")
     run("train", "s0/binA_b0.5_h3_p0/r0", "--device", "cpu", "--root", str(tmp_path))
-    metrics = yaml.safe_load(open(tmp_path / "data/runs/s0/binA_b0.5_h3_p0/r0/metrics.json"))
+    metrics = yaml.safe_load(open(tmp_path / "data/runs/binary/s0/binA_b0.5_h3_p0/r0/metrics.json"))
     assert metrics["heads"] == 3 and "binary_test_top1" in metrics["history"][-1]
 
     runs = planned_binary_runs(parse_params(params))
@@ -209,3 +209,41 @@ def test_each_split_has_its_own_look_in_the_per_split_panel():
 
     named = {to_hex(c) for c in KIND_COLORS.values()} - {KIND_COLORS["random"]}
     assert looks["mn"][0] == KIND_COLORS["mn"] and not {to_hex(looks[str(i)][0]) for i in range(20)} & named
+
+
+def test_both_sides_of_the_comparison_use_one_statistic():
+    """A' error on A and error on B: the test top-1 at the best validation evaluation where a
+    run validated, else the mean of its k best, on both sides alike."""
+    from transferlab.runs import BinaryRun
+    from transferlab.studies.binary.report import binary_table
+
+    a, b = BinaryRun("0", 0.5, 0), BinaryRun("0", 0.5, 0, frozen=0)
+    validated = {"topk_mean_top1": 0.9, "test_top1_at_best_val": 0.7}
+    table = binary_table([a, b], [validated, {"topk_mean_top1": 0.8, "test_top1_at_best_val": 0.6}])
+    assert table.a_top1.tolist() == [0.7, 0.7] and table.b_top1.iloc[1] == 0.6
+    plain = binary_table([a, b], [{"topk_mean_top1": 0.9}, {"topk_mean_top1": 0.8}])
+    assert plain.a_top1.tolist() == [0.9, 0.9] and plain.b_top1.iloc[1] == 0.8
+
+
+@pytest.mark.parametrize("name", ["convnet8", "wrn", "densenet_bc", "mobilenet_v1", "resnet18"])
+def test_binary_heads_read_exactly_the_classifiers_input(name):
+    """Beside the classifier, for every architecture: on WRN and DenseNet-BC the heads read the
+    features after the final BN-ReLU and pooling, as the classifier does, not the last unit's."""
+    import torch
+
+    from transferlab.models import create_model
+    from transferlab.studies.binary.train import BinaryHeadsNet, classifier_layer, partitions
+
+    opts = {"wrn": {"depth": 10, "widen": 1}, "densenet_bc": {"depth": 10, "growth": 4}}.get(name, {})
+    body = create_model(name, 6, image_size=32, **opts)
+    net = BinaryHeadsNet(body, partitions(6, 2, seed=0)).eval()
+    seen = {}
+    classifier_layer(body.head).register_forward_pre_hook(lambda m, a: seen.setdefault("classifier", a[0].clone()))
+    net.heads[1].register_forward_pre_hook(lambda m, a: seen.setdefault("head", a[0].clone()))
+    x = torch.randn(4, 3, 32, 32)
+    net.loss(x, torch.tensor([0, 1, 2, 3]), beta=0.5)
+    assert seen["classifier"].shape == (4, classifier_layer(body.head).in_features)
+    assert torch.equal(seen["head"], seen["classifier"])
+    seen.clear()
+    net.head_view(1)(x)  # the heads' evaluation path reads the same features
+    assert torch.equal(seen["head"], seen["classifier"])

@@ -78,7 +78,7 @@ def test_unknown_key_names_the_allowed_keys(tmp_path):
     p["transfer"]["epoch"] = 3
     result = _run(tmp_path, p, "plan")
     assert result.exit_code == 2
-    assert "transfer.epoch: unknown key, allowed here: epochs, batch_size" in result.output
+    assert "transfer.epoch: unknown key, allowed here: epochs, iterations, batch_size" in result.output
 
 
 def test_broken_yaml_and_missing_file(tmp_path):
@@ -107,11 +107,23 @@ def test_plan_lists_the_runs(tmp_path):
 
 
 def test_every_stage_has_help():
-    names = ["plan", "settings", "prepare", "split", "train", "pretrained", "features", "analyze", "aggregate", "plot"]
+    names = [
+        "plan",
+        "code",
+        "settings",
+        "download",
+        "prepare",
+        "split",
+        "train",
+        "pretrained",
+        "features",
+        "analyze",
+        "report",
+    ]
     top = runner.invoke(app, ["--help"])
     assert all(n in top.output for n in names)
-    for name in names:
-        assert runner.invoke(app, [name, "--help"]).exit_code == 0
+    for name in [*names, "report grid", "report binary", "report strategies", "report analysis"]:
+        assert runner.invoke(app, [*name.split(), "--help"]).exit_code == 0, name
 
 
 def test_params_yaml_spells_out_the_schema_defaults():
@@ -144,7 +156,7 @@ def test_training_stages_depend_on_their_studys_settings_only():
         f"transfer.{k}" for k in TrainConfig.model_fields
     }
     for name, study in study_of.items():
-        assert f"data/settings/{study}.json" in stages[name]["deps"], name
+        assert f"${{settings_dir}}/{study}.json" in stages[name]["deps"], name  # dvc.yaml vars: settings_dir
         assert not any(
             str(k).split(".")[0] in ("train", "base") or k in training_keys for k in stages[name]["params"]
         ), name
@@ -191,17 +203,14 @@ def test_trainer_option_errors(tmp_path, overrides, expected):
     assert result.exit_code == 2 and expected in result.output, result.output
 
 
-def test_aggregate_names_the_missing_runs_and_writes_nothing(tmp_path):
-    out = tmp_path / "reports" / "results.parquet"
-    result = _run(
-        tmp_path, tiny_params(), "aggregate", str(out), str(tmp_path / "metrics.json"), "--root", str(tmp_path)
-    )
+def test_a_report_names_the_missing_runs_and_writes_nothing(tmp_path):
+    result = _run(tmp_path, tiny_params(), "report", "grid", "--root", str(tmp_path))
     assert result.exit_code == 2
     assert (
         "error: 12 run(s) asked for by params.yaml have no metrics: s0/baseA/r0, s0/baseB/r0, s0/B1B/r0 and 9 more"
         in result.output
     )
-    assert not out.parent.exists() and not (tmp_path / "metrics.json").exists()
+    assert not (tmp_path / "reports").exists()
 
 
 def _keys(d: dict, prefix: str = "") -> set[str]:
@@ -284,6 +293,13 @@ def test_presets_carry_the_studies_numbers():
 
     presets = {p.stem: load_params(p) for p in (ROOT / "configs").glob("*.yaml")}
     wrn, dense = presets["binary_cifar100_wrn"], presets["binary_cifar100_densenet"]
+    yos = presets["yosinski2014_imagenet"]  # the paper's solver: max_iter 450000, stepsize 100000, batch 256
+    for study in ("base", "transfer"):
+        t = yos.training(study)
+        assert (t.iterations, t.step_iterations, t.batch_size, t.lr, t.schedule) == (450000, 100000, 256, 0.01, "step")
+    assert yos.training("binary").iterations is None  # a study that gives epochs means epochs
+    binary = [name for name in presets if name.startswith(("binary_", "cifar100_to_"))]
+    assert binary and all({1, 2, 4} <= set(presets[name].binary.heads) for name in binary)  # more heads did worse
     assert (wrn.model.name, wrn.model.dropout, wrn.train.epochs, wrn.training("binary").epochs) == ("wrn", 0.3, 112, 71)
     assert (dense.model.name, dense.train.epochs, dense.training("binary").epochs) == (
         "densenet_bc",

@@ -113,9 +113,9 @@ def test_storage_files_through_the_commands(folder, tmp_path):
     assert (tmp_path / "data/prepared/dataset.pt").stat().st_size < 50_000  # a file list, not pixels
     for run_id in ("sclasses/baseA/r0", "sclasses/A3B+/r0", "sclasses/cut2/r0"):
         run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
-    metrics = json.loads((tmp_path / "data/runs/sclasses/A3B+/r0/metrics.json").read_text())
+    metrics = json.loads((tmp_path / "data/runs/grid/sclasses/A3B+/r0/metrics.json").read_text())
     assert metrics["run_id"] == "sclasses/A3B+/r0" and 0 <= metrics["final_top1"] <= 1
-    cut = json.loads((tmp_path / "data/runs/sclasses/cut2/r0/metrics.json").read_text())
+    cut = json.loads((tmp_path / "data/runs/strategies/sclasses/cut2/r0/metrics.json").read_text())
     assert cut["latency_s_per_image"] > 0 and cut["latency_batch"] == 12  # B's 12 held-out files, decoded
 
 

@@ -141,11 +141,11 @@ def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
     plan = CliRunner().invoke(app, ["plan", "--params", str(repo / "params.yaml")])
     assert plan.exit_code == 0, plan.output
     log = sh(repo, "dvc", "repro")
-    assert {"aggregate", "plot"} <= stages_run(log)
+    assert {"report-grid", "report-binary", "report-strategies", "report-analysis"} <= stages_run(log)
     _check_reports(repo, params, plan.output)
     assert "up to date" in sh(repo, "dvc", "status")
     if params["data"]["val_folder"]:  # every run validated on the folder's val/ part: 8 images of each of B's 2 classes
-        for run_id in ("s0/baseB/r0", "s0/cut1/r0", "s0/strat-best_linear-iall/r0"):
+        for run_id in ("grid/s0/baseB/r0", "strategies/s0/cut1/r0", "strategies/s0/strat-best_linear-iall/r0"):
             m = json.loads((repo / f"data/runs/{run_id}/metrics.json").read_text())
             assert m["val_from"] == "val_folder" and m.get("val_images", 16) == 16 and 0 <= m["best_val_top1"] <= 1, (
                 run_id
@@ -155,11 +155,13 @@ def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
 
 def _check_reports(repo, params: dict, plan: str) -> None:
     """Every planned run has its row; figures of studies that ran exist, the others say why not."""
-    df = pd.read_parquet(repo / "reports/results.parquet")
+    tables = {s: pd.read_parquet(repo / f"reports/{s}/results.parquet") for s in ("grid", "binary", "strategies")}
     planned = {line.strip() for line in plan.splitlines()[1:]}
-    assert set(df[df.study != "analysis"].run_id) == planned
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert not [k for k, v in pd.json_normalize(metrics).iloc[0].items() if isinstance(v, str)]
+    run_ids = set().union(*(set(t.run_id.dropna()) for t in tables.values() if "run_id" in t))
+    assert run_ids == planned
+    for study in ("grid", "binary", "strategies", "analysis"):
+        metrics = json.loads((repo / f"reports/{study}/metrics.json").read_text())
+        assert not [k for k, v in pd.json_normalize(metrics).iloc[0].items() if isinstance(v, str)], study
     figures = repo / "reports/figures"
     for name in (
         "transfer",

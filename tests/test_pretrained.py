@@ -158,8 +158,8 @@ def test_a_pretrained_source_transfers_through_the_commands(weight_file, tmp_pat
     assert torch.allclose(
         tuned["input_mean"].flatten(), torch.tensor([0.485, 0.456, 0.406])
     )  # ImageNet normalisation kept
-    assert json.loads((tmp_path / "data/runs/s0/P2B/r0/metrics.json").read_text())["treatment"] == "PnB"
-    cut = json.loads((tmp_path / "data/runs/s0/cutP2/r0/metrics.json").read_text())
+    assert json.loads((tmp_path / "data/runs/grid/s0/P2B/r0/metrics.json").read_text())["treatment"] == "PnB"
+    cut = json.loads((tmp_path / "data/runs/strategies/s0/cutP2/r0/metrics.json").read_text())
     assert (
         cut["run_id"] == "s0/cutP2/r0"
         and cut["source"] == "P"
@@ -193,13 +193,13 @@ def test_strategies_also_start_from_the_pretrained_net(weight_file, tmp_path):
     run("pretrained", "--weights", "IMAGENET1K_V1", str(tmp_path / "data/models/pretrained/IMAGENET1K_V1.pt"))
     for run_id in ("s0/stratP-classifier-i5/r0", "s0/stratP-best_linear-i5/r0"):
         run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
-    classifier = json.loads((tmp_path / "data/runs/s0/stratP-classifier-i5/r0/metrics.json").read_text())
+    classifier = json.loads((tmp_path / "data/runs/strategies/s0/stratP-classifier-i5/r0/metrics.json").read_text())
     assert classifier["source"] == "P" and classifier["strategy"] == "classifier"
     tuned = torch.load(tmp_path / "data/strategies/s0/stratP-classifier-i5/r0.pt", weights_only=True)
     assert torch.allclose(
         tuned["input_mean"].flatten(), torch.tensor([0.485, 0.456, 0.406])
     )  # ImageNet normalisation kept
-    linear = json.loads((tmp_path / "data/runs/s0/stratP-best_linear-i5/r0/metrics.json").read_text())
+    linear = json.loads((tmp_path / "data/runs/strategies/s0/stratP-best_linear-i5/r0/metrics.json").read_text())
     assert (
         1 <= linear["unit_chosen"] <= 5 and len(linear["val_top1_by_unit"]) == 5 and 0 <= linear["topk_mean_top1"] <= 1
     )

@@ -36,3 +36,51 @@ def test_planned_runs_cover_every_treatment_per_layer_and_direction():
     assert len(set(runs)) == len(runs)
     assert RunSpec.parse("smn/B7A+/r1") in runs
     assert all(r.source_base in runs for r in runs if r.source_base)
+
+
+CONFIGURATIONS = {
+    "default": {},
+    "everything": {
+        "splits": [0, 3, "mn", "nm"],
+        "replicates": [0, 2],
+        "transfer.targets": ["A", "B"],
+        "binary.betas": [0.0, 0.25, 1.0],
+        "binary.heads": [1, 4],
+        "binary.frozen_units": [0, 3],
+        "binary.partition_seeds": [0, 7],
+        "strategies.images_per_class": [5, "all"],
+        "strategies.cut_layers": [1, 7],
+    },
+    "pretrained": {"model.name": "resnet18", "pretrained.weights": ["IMAGENET1K_V1"], "transfer.layers": [1, 3]},
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGURATIONS))
+def test_every_planned_id_round_trips_through_the_grammar(name):
+    from transferlab.config import parse_params
+    from transferlab.runs import parse_run, planned_all
+
+    from conftest import tiny_params
+
+    planned = planned_all(parse_params(tiny_params(**CONFIGURATIONS[name])))
+    ids = [str(r) for r in planned]
+    assert len(set(ids)) == len(ids)
+    for run, run_id in zip(planned, ids):
+        assert parse_run(run_id) == run and str(parse_run(run_id)) == run_id
+
+
+def test_no_module_but_runs_spells_a_run_id():
+    """Run ids and the names derived from them are formatted by runs.py's forms only."""
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "src/transferlab"
+    hand_built = re.compile(r"""f["'][^"']*(\bs\{|/r\{|binA_|binB_|strat-|stratP-|cut\{|cutP\{)""")
+    found = [
+        f"{path.relative_to(package)}:{i}"
+        for path in package.rglob("*.py")
+        if path.name != "runs.py"
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if hand_built.search(line)
+    ]
+    assert not found, found

@@ -173,5 +173,5 @@ def test_a_cross_data_set_task_trains_and_transfers_through_the_commands(tmp_pat
     run = project(tmp_path, {**params, "transfer": {**params["transfer"], "layers": [2]}}, "cross")
     for run_id in ("scross/baseA/r0", "scross/A2B/r0"):
         run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
-    metrics = yaml.safe_load((tmp_path / "data/runs/scross/A2B/r0/metrics.json").read_text())
+    metrics = yaml.safe_load((tmp_path / "data/runs/grid/scross/A2B/r0/metrics.json").read_text())
     assert metrics["run_id"] == "scross/A2B/r0" and 0 <= metrics["final_top1"] <= 1

@@ -122,7 +122,7 @@ def test_best_linear_through_the_command(tmp_path):
     run = project(tmp_path, tiny_params(**{"strategies.names": ["best_linear"], "strategies.cut_layers": []}), "0")
     for run_id in ("s0/baseA/r0", "s0/strat-best_linear-i5/r0"):
         run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
-    m = json.loads((tmp_path / "data/runs/s0/strat-best_linear-i5/r0/metrics.json").read_text())
+    m = json.loads((tmp_path / "data/runs/strategies/s0/strat-best_linear-i5/r0/metrics.json").read_text())
     assert m["treatment"] == "strategy:best_linear" and 1 <= m["unit_chosen"] <= 7 and len(m["val_top1_by_unit"]) == 7
     assert m["train_images"] == 4 * 5 and 0 <= m["topk_mean_top1"] <= 1  # 5 images of each of B's 4 classes
     assert m["train_s"] > 0 and {"startup_s", "process_s", "wall_time_s", "resumed_epochs"} <= set(

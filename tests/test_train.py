@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from transferlab.config import DataConfig, SyntheticConfig, TrainConfig
@@ -160,3 +161,28 @@ def test_every_crop_is_a_window_of_the_padded_image_or_its_mirror():
     for img, src in zip(out, padded):
         windows = [src[:, i : i + 8, j : j + 8] for i in range(5) for j in range(5)]
         assert any(torch.equal(img, win) or torch.equal(img, win.flip(2)) for win in windows)
+
+
+def test_a_budget_in_iterations_is_met_exactly_and_resumes_at_the_same_iteration(tmp_path):
+    """The paper gave iterations (450000 of 256, lr / 10 every 100000): a budget of 7 steps with
+    4 steps per epoch is one whole epoch and 3 steps, evaluated at its end; the step schedule
+    drops at step_iterations; a run killed after its first epoch ends with the same numbers."""
+    task = _task()
+    cfg = TrainConfig(iterations=8, batch_size=32, schedule="step", step_iterations=6, lr=0.1)
+    _, straight = _fit(task, cfg)
+    per_epoch = -(-len(task.train_y) // 32)
+    assert per_epoch == 5  # (the test's premise)
+    assert [r["step"] for r in straight.records] == [5, 8]
+    assert straight.records[0]["lr"] == pytest.approx(0.1) and straight.records[1]["lr"] == pytest.approx(0.01)
+    ckpt = tmp_path / "ckpt.pt"
+
+    def crash_after_first_epoch(record):
+        if record["step"] == 8:  # in the second, partial epoch: the first one's checkpoint is saved
+            raise Crash
+
+    with pytest.raises(Crash):
+        _fit(task, cfg, checkpoint=ckpt, fingerprint="x", on_record=crash_after_first_epoch)
+    _, resumed = _fit(task, cfg, checkpoint=ckpt, fingerprint="x")
+    assert resumed.resumed_epochs == 1 and [r["step"] for r in resumed.records] == [5, 8]
+    assert resumed.records[-1]["test_top1"] == straight.records[-1]["test_top1"]
+    assert resumed.records[-1]["train_loss"] == straight.records[-1]["train_loss"]

@@ -112,13 +112,13 @@ def test_early_stopping_and_best_linear_use_the_val_part_through_the_commands(la
     run = project(tmp_path, params, "0")
     for run_id in ("s0/baseA/r0", "s0/cut2/r0", "s0/strat-best_linear-i5/r0"):
         run("train", run_id, "--device", "cpu", "--root", str(tmp_path))
-    cut = json.loads((tmp_path / "data/runs/s0/cut2/r0/metrics.json").read_text())
+    cut = json.loads((tmp_path / "data/runs/strategies/s0/cut2/r0/metrics.json").read_text())
     assert (cut["val_from"], cut["val_images"], cut["train_images"]) == (
         "val_folder",
         12,
         12,
     )  # B: 2 classes, 6 train and 6 val images each
-    linear = json.loads((tmp_path / "data/runs/s0/strat-best_linear-i5/r0/metrics.json").read_text())
+    linear = json.loads((tmp_path / "data/runs/strategies/s0/strat-best_linear-i5/r0/metrics.json").read_text())
     assert linear["val_from"] == "val_folder" and linear["train_images"] == 10 and len(linear["val_top1_by_unit"]) == 7
 
 

@@ -6,12 +6,13 @@ schedules it, and each stage that ran is recorded in dvc.lock as soon as it ends
    modified outputs, exactly what `dvc status` reports) and plans them and every stage that
    depends on them. The plan is written to .snakemake/transferlab/<id>/plan.json, which the
    jobs read (a SLURM job never asks DVC again).
-2. Each job runs workflow/stage_job.py: a stage planned only because something upstream was
-   stale runs only if an output it reads really changed (as `dvc repro` decides); then it
-   writes <rule>.finished and waits for <rule>.committed.
+2. Each job runs workflow/stage_job.py: a stage with planned stages upstream runs only if DVC,
+   asked again once those are done, still finds it stale (<rule>.verdict: as `dvc repro`
+   decides, so a stage whose inputs came out the same is not rerun); then it writes
+   <rule>.finished and waits for <rule>.committed.
 3. `Committer`, a thread of this process, records every finished stage in dvc.lock
-   (`stage.save`, `commit`, `dump`: `dvc commit` of that stage alone) and writes which of its
-   outputs changed. A stage that did not run to the end is never recorded.
+   (`stage.save`, `commit`, `dump`: `dvc commit` of that stage alone), then writes the verdicts
+   of the stages that waited on it. A stage that did not run to the end is never recorded.
 
 DVC's `Repo.index` and `Stage` are internal API: pyproject pins DVC's major version, and
 tests/test_engines.py runs both engines against each other.
@@ -181,6 +182,13 @@ def make_plan(repo, threads: int) -> tuple[Plan, dict]:
     return Plan(str(folder), threads, jobs), objects
 
 
+def _publish(path: Path, content: dict) -> None:
+    """Write a marker whole: a temp file renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(content))
+    tmp.rename(path)
+
+
 class Committer(threading.Thread):
     """Records each finished stage in dvc.lock, on this host, while Snakemake runs the rest."""
 
@@ -205,31 +213,36 @@ class Committer(threading.Thread):
                 self._record(stage)
 
     def _record(self, planned: PlannedStage) -> None:
+        """Commit a stage that ran; then give each stage waiting on it DVC's verdict, once all it
+        waits on are done; then let the job end (<rule>.committed)."""
         ran = json.loads(Path(self.plan.marker(planned.rule, "finished")).read_text())["ran"]
-        result: dict = {"changed": [], "error": None}
-        if ran:
-            t0 = time.perf_counter()
-            stage = self.stages[planned.rule]
-            before = {str(o.def_path): o.hash_info.value for o in stage.outs}
-            try:
+        result: dict = {"error": None}
+        t0 = time.perf_counter()
+        try:
+            if ran:
+                stage = self.stages[planned.rule]
                 stage.save()
                 stage.commit()
                 stage.dump(update_pipeline=False)
-                result["changed"] = [
-                    str(o.def_path) for o in stage.outs if before.get(str(o.def_path)) != o.hash_info.value
-                ]
                 self.recorded += 1
                 print(
                     f"transferlab: {planned.name} recorded in dvc.lock ({self.recorded} so far)",
                     file=sys.stderr,
                     flush=True,
                 )
-            except Exception as err:  # the job reports it as its failure: never recorded
-                result["error"] = f"dvc commit {planned.name}: {err}".splitlines()[0]
-            self.commit_s += time.perf_counter() - t0
-        tmp = Path(self.plan.marker(planned.rule, "committed.tmp"))
-        tmp.write_text(json.dumps(result))
-        tmp.rename(self.plan.marker(planned.rule, "committed"))
+            self._verdicts_after(planned.rule)
+        except Exception as err:  # the job reports it as its failure: never recorded
+            result["error"] = f"dvc commit {planned.name}: {err}".splitlines()[0]
+        self.commit_s += time.perf_counter() - t0
+        _publish(Path(self.plan.marker(planned.rule, "committed")), result)
+
+    def _verdicts_after(self, rule: str) -> None:
+        """DVC's judgement (`Stage.changed()`, as `dvc repro` asks it after the stages upstream
+        have run) for each planned stage whose planned upstream stages are now all done."""
+        for waiting in self.plan.stages:
+            if rule in waiting.upstream and all(up in self.done for up in waiting.upstream):
+                run = bool(self.stages[waiting.rule].changed())
+                _publish(Path(self.plan.marker(waiting.rule, "verdict")), {"run": run})
 
     def finish(self) -> None:
         """Record what finished last, stop, write the engine's own timings, free the repository."""

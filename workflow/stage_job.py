@@ -3,10 +3,10 @@ until the submit host has recorded it in dvc.lock.
 
     python workflow/stage_job.py PLAN_FILE RULE
 
-A stage that DVC found stale always runs. A stage planned only because a stage it depends on
-was stale runs only if one of the outputs it reads changed (the committer says which did),
-as `dvc repro` decides. Before the command, the stage's outputs are removed (persistent ones
-kept), as `dvc repro` does. Standard library only: a job starts in milliseconds.
+A stage with no planned stage upstream runs (DVC found it stale). One with planned stages
+upstream runs if DVC, asked again by the submit host once those are done, finds it stale
+(<rule>.verdict), as `dvc repro` decides. Before the command, the stage's outputs are removed
+(persistent ones kept), as `dvc repro` does. Standard library only: a job starts in milliseconds.
 """
 
 from __future__ import annotations
@@ -22,17 +22,10 @@ from pathlib import Path
 COMMIT_TIMEOUT_S = 600.0
 
 
-def overlaps(a: str, b: str) -> bool:
-    """Whether two repository paths are the same or one holds the other."""
-    a, b = a.rstrip("/"), b.rstrip("/")
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
-
-
 def must_run(stage: dict, folder: Path) -> bool:
-    if stage["stale"]:
+    if not stage["upstream"]:
         return True
-    changed = [p for up in stage["upstream"] for p in json.loads((folder / f"{up}.committed").read_text())["changed"]]
-    return any(overlaps(dep, out) for dep in stage["deps"] for out in changed)
+    return json.loads((folder / f"{stage['rule']}.verdict").read_text())["run"]
 
 
 def remove(path: str) -> None:
@@ -66,7 +59,7 @@ def main(plan_file: str, rule: str) -> None:
         if code != 0:
             sys.exit(code)  # not finished: never recorded
     else:
-        print(f"transferlab: {stage['name']}: no input it reads changed; not rerun", file=sys.stderr)
+        print(f"transferlab: {stage['name']}: up to date once its inputs were remade (DVC); not rerun", file=sys.stderr)
     tmp = folder / f"{rule}.finished.tmp"
     tmp.write_text(json.dumps({"ran": ran}))
     os.replace(tmp, folder / f"{rule}.finished")

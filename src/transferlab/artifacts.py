@@ -115,8 +115,12 @@ def git_revision(cwd: Path | None = None) -> str:
         return "unknown"
 
 
-def provenance() -> dict[str, str]:
-    """Package version and git revision, for every artifact."""
+def provenance(revision: bool = True) -> dict[str, str]:
+    """Package version, torch version and git revision, for every artifact. Intermediate data
+    (the prepared data set, a split) leave the revision out: it changes with every commit and
+    with every edit ("+dirty"), and would make DVC rerun everything downstream of them whenever
+    they are remade, though their content is the same."""
     from importlib.metadata import version  # not torch.__version__: table-only stages never import torch
 
-    return {"transferlab_version": __version__, "git_revision": git_revision(), "torch_version": version("torch")}
+    found = {"transferlab_version": __version__, "torch_version": version("torch")}
+    return {**found, "git_revision": git_revision()} if revision else found

@@ -97,6 +97,24 @@ def settings(
 
 @app.command()
 @fail_cleanly
+def schema(
+    out: Annotated[Path, typer.Argument(help="The schema file.")] = Path("params.schema.json"),
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Write the JSON Schema of params.yaml (types, bounds, defaults, and each key's comment in
+    params.yaml as its description), which editors read through the file's modeline."""
+    import json
+
+    from transferlab.artifacts import atomic_write
+    from transferlab.config.schema import params_schema
+
+    text = json.dumps(params_schema(params.read_text()), indent=1) + "\n"
+    atomic_write(out, lambda tmp: tmp.write_text(text))
+    print(f"{out}: the schema of {params}")
+
+
+@app.command()
+@fail_cleanly
 def code(out: Annotated[Path, typer.Argument(help="Folder of the digests (data/code).")]) -> None:
     """Write, for every stage's command, the project's source files it imports and their
     hashes (<command>.json): each stage depends on its command's file."""
@@ -171,7 +189,7 @@ def train(
         raise InputError(f"{run_id}: missing input(s) {', '.join(missing)} (run the stages that make them first)")
     from transferlab.devices import choose_device, use_threads
     from transferlab.harness import is_current
-    from transferlab.studies import train as train_any
+    from transferlab.studies.dispatch import train as train_any
 
     if not force and is_current(p, run, layout):
         print(
@@ -246,36 +264,58 @@ def analyze(
     print(f"{out}: {len(result['rows'])} values")
 
 
-@app.command()
-@fail_cleanly
-def aggregate(
-    results: Annotated[Path, typer.Argument(help="The tidy table (.parquet; a .csv is written beside it).")],
-    metrics_out: Annotated[Path, typer.Argument(help="Headline metrics (JSON) for dvc exp show.")],
-    root: RootOpt = Path("."),
-    params: ParamsOpt = Path("params.yaml"),
-) -> None:
-    """Collect exactly the runs params.yaml asks for into one table and headline metrics."""
-    from transferlab.aggregate import write_reports
+report_app = typer.Typer(
+    no_args_is_help=True, help="A study's report: its table, headline numbers, tables and figures."
+)
+app.add_typer(report_app, name="report")
+
+
+def _report(study: str, build, root: Path, params: Path) -> None:
+    from transferlab.report import write_report
     from transferlab.runs import Layout
 
     p = _params(params)
-    for line in write_reports(p, Layout.of(p, root), results, metrics_out):
+    layout = Layout.of(p, root)
+    for line in write_report(study, build(p, layout), layout):
         print(line)
 
 
-@app.command()
+# One command per study, each importing its own report module only: a study's report stage
+# depends on the code of that study alone (data/code/report-<study>.json).
+@report_app.command("grid")
 @fail_cleanly
-def plot(
-    results: InFile,
-    figures: Annotated[Path, typer.Argument(help="Folder of the figures (PNG).")],
-) -> None:
-    """Draw the paper's Figures 2 and 3, the binary study's and the analysis' figures."""
-    import pandas as pd
+def report_grid(root: RootOpt = Path("."), params: ParamsOpt = Path("params.yaml")) -> None:
+    """The grid: base nets, treatments and random control; Figures 2 and 3 of the paper."""
+    from transferlab.studies.grid.report import build
 
-    from transferlab.figures import draw_all
+    _report("grid", build, root, params)
 
-    for line in draw_all(pd.read_parquet(results), figures):
-        print(line)
+
+@report_app.command("binary")
+@fail_cleanly
+def report_binary(root: RootOpt = Path("."), params: ParamsOpt = Path("params.yaml")) -> None:
+    """The binary-partition study: A' nets, their fine-tuning on B, the heads' curves."""
+    from transferlab.studies.binary.report import build
+
+    _report("binary", build, root, params)
+
+
+@report_app.command("strategies")
+@fail_cleanly
+def report_strategies(root: RootOpt = Path("."), params: ParamsOpt = Path("params.yaml")) -> None:
+    """Which strategy when, and the cut study: take-home and cut tables, their figures."""
+    from transferlab.studies.strategies.report import build
+
+    _report("strategies", build, root, params)
+
+
+@report_app.command("analysis")
+@fail_cleanly
+def report_analysis(root: RootOpt = Path("."), params: ParamsOpt = Path("params.yaml")) -> None:
+    """The per-layer analysis (probes, CKA, estimates), beside the grid's and strategies' tables."""
+    from transferlab.analysis.report import build
+
+    _report("analysis", build, root, params)
 
 
 def run_app() -> int:

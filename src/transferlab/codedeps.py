@@ -46,7 +46,20 @@ def _imported(node: ast.AST) -> set[str]:
         elif isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
             names.add(stmt.module)
             names |= {f"{stmt.module}.{alias.name}" for alias in stmt.names}  # `from pkg import submodule`
+        elif isinstance(stmt, ast.Call) and ast.unparse(stmt.func).endswith("import_module") and stmt.args:
+            names |= _loaded_by_name(stmt.args[0])  # a registry that imports its modules by name
     return {n for n in names if n in modules()}
+
+
+def _loaded_by_name(arg: ast.expr) -> set[str]:
+    """The project modules an import_module(...) argument can name: a constant, or every module
+    under the constant prefix of an f-string (f"transferlab.models.{module}")."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return {arg.value}
+    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+        prefix = str(arg.values[0].value)
+        return {m for m in modules() if m.startswith(prefix)}
+    return set()
 
 
 def _with_parents(name: str) -> set[str]:
@@ -74,36 +87,57 @@ def closure(start: set[str]) -> set[str]:
 
 
 def commands() -> list[str]:
-    """The CLI's command names: its functions decorated with @app.command()."""
-    return sorted(name for name, _ in _command_functions().items())
+    """The CLI's command names: `app.command()` functions by their name, a sub-app's
+    (`report_app.command("grid")`) as "report-grid"."""
+    return sorted(_command_functions())
 
 
 def stage_commands() -> list[str]:
-    """The commands that stages of dvc.yaml run (not `plan`, and not `code`: its stage depends on
-    the whole package)."""
-    return [c for c in commands() if c not in ("plan", "code")]
+    """The commands that stages of dvc.yaml run (not `plan` and `schema`, and not `code`: its
+    stage depends on the whole package)."""
+    return [c for c in commands() if c not in ("plan", "code", "schema")]
+
+
+def _command_name(node: ast.FunctionDef) -> str | None:
+    for d in node.decorator_list:
+        if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "command":
+            app = ast.unparse(d.func.value)
+            if app == "app":
+                return node.name
+            if app.endswith("_app") and d.args and isinstance(d.args[0], ast.Constant):
+                return f"{app.removesuffix('_app')}-{d.args[0].value}"
+    return None
 
 
 def _command_functions() -> dict[str, ast.FunctionDef]:
-    found = {}
-    for node in _tree(CLI).body:
-        if isinstance(node, ast.FunctionDef) and any(
-            ast.unparse(d).startswith("app.command") for d in node.decorator_list
-        ):
-            found[node.name] = node
-    return found
+    return {
+        name: node for node in _tree(CLI).body if isinstance(node, ast.FunctionDef) and (name := _command_name(node))
+    }
+
+
+def _helpers_used(function: ast.FunctionDef, helpers: dict[str, ast.FunctionDef]) -> list[ast.FunctionDef]:
+    """The CLI's own helper functions that `function` names (its decorators included), and theirs."""
+    found: dict[str, ast.FunctionDef] = {}
+    todo = [function]
+    while todo:
+        names = {n.id for n in ast.walk(todo.pop()) if isinstance(n, ast.Name)}
+        for name in names & set(helpers) - set(found):
+            found[name] = helpers[name]
+            todo.append(helpers[name])
+    return list(found.values())
 
 
 def command_modules(command: str) -> list[str]:
     """The project modules that `transferlab <command>` imports: the CLI's module level, the
-    command's function, and everything those import."""
+    command's function and the CLI helpers it uses, and everything those import."""
     functions = _command_functions()
     if command not in functions:
         raise ValueError(f"not a command: {command!r} (commands: {', '.join(commands())})")
     cli = _tree(CLI)
     top = ast.Module(body=[n for n in cli.body if not isinstance(n, ast.FunctionDef | ast.ClassDef)], type_ignores=[])
-    helpers = [n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name not in functions]
-    start = _imported(top) | _imported(functions[command]) | set().union(set(), *(_imported(h) for h in helpers))
+    helpers = {n.name: n for n in cli.body if isinstance(n, ast.FunctionDef) and n not in functions.values()}
+    used = _helpers_used(functions[command], helpers)
+    start = _imported(top) | _imported(functions[command]) | set().union(set(), *(_imported(h) for h in used))
     return sorted(closure(start) | _with_parents(CLI))  # the CLI's own file, not its other commands' imports
 
 

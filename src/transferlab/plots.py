@@ -65,6 +65,18 @@ def mean_band(
     return intervals
 
 
+ABSOLUTE_NOTE = "a point per run, lines: means; intervals only on paired differences (splits differ in difficulty)"
+
+
+def mean_line(ax, rows: pd.DataFrame, x: str, y: str, label: str | None, color, **style) -> None:
+    """The mean of `y` per `x` as a line, without a band: for absolute levels (top-1, error),
+    where runs of different splits are not paired and a t-interval over them would span the
+    splits' differences in difficulty rather than the uncertainty of a mean. The points beside
+    it show the spread; intervals belong to paired differences (mean_band)."""
+    means = rows.groupby(x)[y].mean().sort_index()
+    ax.plot(means.index, means.values, label=label, color=color, **style)
+
+
 def interval_note(counts: list[int]) -> str:
     """What the bands of a figure are, or why there are none."""
     if not counts or max(counts) < MIN_VALUES:

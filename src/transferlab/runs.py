@@ -11,16 +11,69 @@ smn/A3B/r0     the same on the man-made (A) / natural (B) split
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from transferlab.config import NAMED_SPLITS, Params
 
-_RUN_ID = re.compile(
-    rf"^s(?P<split>\d+|{'|'.join(NAMED_SPLITS)})/"
-    r"(?:base(?P<base>[AB])|(?P<source>[ABRP])(?P<n>\d+)(?P<target>[AB])(?P<plus>\+?))"
-    r"/r(?P<rep>\d+)$"
-)
+# --- the grammar: one form per kind of name, which both formats and parses -------------------
+# A field: (regex, from text, to text). Betas are spelled as DVC spells params values in
+# folder names (0.0, 0.5: Python's repr of the float).
+FIELDS: dict[str, tuple[str, Callable[[str], Any], Callable[[Any], str]]] = {
+    "split": (rf"\d+|{'|'.join(NAMED_SPLITS)}", str, str),
+    "replicate": (r"\d+", int, str),
+    "half": (r"[AB]", str, str),
+    "source": (r"[ABRP]", str, str),
+    "n": (r"\d+", int, str),
+    "plus": (r"\+?", lambda t: t == "+", lambda b: "+" if b else ""),
+    "beta": (r"\d+\.\d+", float, repr),
+    "heads": (r"\d+", int, str),
+    "partition_seed": (r"\d+", int, str),
+    "frozen": (r"\d+", int, str),
+    "pretrained": (r"P?", lambda t: "P" if t else "A", lambda source: "P" if source == "P" else ""),
+    "name": (r"\w+?", str, str),
+    "images": (r"\d+|all", lambda t: t if t == "all" else int(t), str),
+}
+
+
+@dataclass(frozen=True)
+class IdForm:
+    """One kind of run id (or of a name derived from one), as a template of FIELDS."""
+
+    template: str
+
+    def format(self, **values: Any) -> str:
+        return self.template.format(**{k: FIELDS[k][2](v) for k, v in values.items()})
+
+    def parse(self, text: str) -> dict | None:
+        """The fields of `text`, or None if it is not of this form."""
+        m = self._regex.fullmatch(text)
+        return None if m is None else {k: FIELDS[k][1](v) for k, v in m.groupdict().items()}
+
+    @property
+    def _regex(self) -> re.Pattern:
+        parts = re.split(r"\{(\w+)\}", self.template)  # literal, field, literal, field, ...
+        return re.compile(
+            "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>{FIELDS[p][0]})" for i, p in enumerate(parts))
+        )
+
+
+BASE_ID = IdForm("s{split}/base{half}/r{replicate}")
+TREATMENT_ID = IdForm("s{split}/{source}{n}{half}{plus}/r{replicate}")
+BINARY_A_ID = IdForm("s{split}/binA_b{beta}_h{heads}_p{partition_seed}/r{replicate}")
+BINARY_B_ID = IdForm("s{split}/binB_b{beta}_h{heads}_p{partition_seed}_f{frozen}/r{replicate}")
+STRATEGY_ID = IdForm("s{split}/strat{pretrained}-{name}-i{images}/r{replicate}")
+CUT_ID = IdForm("s{split}/cut{pretrained}{n}/r{replicate}")
+# Names derived from run ids: seeds of a run's parts, feature-cache folders, per-split files.
+SUBSET_SEED = IdForm("s{split}/subset/r{replicate}")
+HEADS_SEED = IdForm("s{split}/binB_f{frozen}/r{replicate}")
+A_PRIME_FOLDER = IdForm("binA_b{beta}_h{heads}")
+SPLIT_FILE = IdForm("s{split}.json")
+SPLIT_NAME = IdForm("s{split}")
+REPLICATE_FILE = IdForm("r{replicate}.json")
+REPLICATE_FOLDER = IdForm("r{replicate}")
 
 
 @dataclass(frozen=True, order=True)
@@ -43,24 +96,25 @@ class RunSpec:
             raise ValueError("the random control keeps its layers frozen (no '+')")
 
     def __str__(self) -> str:
-        body = (
-            f"base{self.target}"
-            if self.source is None
-            else f"{self.source}{self.n}{self.target}{'+' if self.finetune else ''}"
+        if self.source is None:
+            return BASE_ID.format(split=self.split, half=self.target, replicate=self.replicate)
+        return TREATMENT_ID.format(
+            split=self.split,
+            source=self.source,
+            n=self.n,
+            half=self.target,
+            plus=self.finetune,
+            replicate=self.replicate,
         )
-        return f"s{self.split}/{body}/r{self.replicate}"
 
     @classmethod
     def parse(cls, run_id: str) -> RunSpec:
         """Inverse of str(): `RunSpec.parse(str(spec)) == spec`."""
-        m = _RUN_ID.match(run_id)
-        if m is None:
-            raise ValueError(f"not a run id: {run_id!r} (expected e.g. s0/baseA/r0, s0/A3B+/r0, s0/R3B/r0)")
-        g = m.groupdict()
-        rep = int(g["rep"])
-        if g["base"]:
-            return cls(g["split"], g["base"], replicate=rep)
-        return cls(g["split"], g["target"], g["source"], int(g["n"]), g["plus"] == "+", rep)
+        if f := BASE_ID.parse(run_id):
+            return cls(f["split"], f["half"], replicate=f["replicate"])
+        if f := TREATMENT_ID.parse(run_id):
+            return cls(f["split"], f["half"], f["source"], f["n"], f["plus"], f["replicate"])
+        raise ValueError(f"not a run id: {run_id!r} (expected e.g. s0/baseA/r0, s0/A3B+/r0, s0/R3B/r0)")
 
     @property
     def is_base(self) -> bool:
@@ -136,11 +190,10 @@ class BinaryRun:
     heads: int = 1
 
     def __str__(self) -> str:
+        fields = dict(split=self.split, beta=self.beta, heads=self.heads, partition_seed=self.partition_seed)
         if self.frozen is None:
-            return f"s{self.split}/binA_b{self.beta!r}_h{self.heads}_p{self.partition_seed}/r{self.replicate}"
-        return (
-            f"s{self.split}/binB_b{self.beta!r}_h{self.heads}_p{self.partition_seed}_f{self.frozen}/r{self.replicate}"
-        )
+            return BINARY_A_ID.format(**fields, replicate=self.replicate)
+        return BINARY_B_ID.format(**fields, frozen=self.frozen, replicate=self.replicate)
 
     @property
     def source(self) -> BinaryRun:
@@ -183,12 +236,20 @@ class StrategyRun:
     source: str = "A"  # "A" (baseA) or "P" (the pretrained net)
 
     def __str__(self) -> str:
-        return f"s{self.split}/{self.kind}/r{self.replicate}"
+        if self.name == "cut":
+            return CUT_ID.format(split=self.split, pretrained=self.source, n=self.n, replicate=self.replicate)
+        return STRATEGY_ID.format(
+            split=self.split,
+            pretrained=self.source,
+            name=self.name,
+            images=self.images_per_class,
+            replicate=self.replicate,
+        )
 
     @property
     def kind(self) -> str:
-        p = "P" if self.source == "P" else ""
-        return f"cut{p}{self.n}" if self.name == "cut" else f"strat{p}-{self.name}-i{self.images_per_class}"
+        """The middle of its run id (cut4, strat-finetune_top-i10): what sets its duration."""
+        return str(self).split("/")[1]
 
 
 def planned_strategy_runs(params: Params) -> list[StrategyRun]:
@@ -205,34 +266,19 @@ def planned_strategy_runs(params: Params) -> list[StrategyRun]:
     return runs
 
 
-_BINARY_A_ID = re.compile(r"^s(?P<split>[^/]+)/binA_b(?P<beta>\d+\.\d+)_h(?P<h>\d+)_p(?P<p>\d+)/r(?P<rep>\d+)$")
-_BINARY_B_ID = re.compile(
-    r"^s(?P<split>[^/]+)/binB_b(?P<beta>\d+\.\d+)_h(?P<h>\d+)_p(?P<p>\d+)_f(?P<frozen>\d+)/r(?P<rep>\d+)$"
-)
-_STRATEGY_ID = re.compile(
-    r"^s(?P<split>[^/]+)/(?:strat(?P<SP>P?)-(?P<name>\w+?)-i(?P<k>\d+|all)|cut(?P<P>P?)(?P<n>\d+))/r(?P<rep>\d+)$"
-)
-
 Run = RunSpec | BinaryRun | StrategyRun
 
 
 def parse_run(run_id: str) -> Run:
     """Any run id of any study: the inverse of str() of RunSpec, BinaryRun and StrategyRun."""
-    if m := _BINARY_A_ID.match(run_id):
-        return BinaryRun(m["split"], float(m["beta"]), int(m["p"]), int(m["rep"]), heads=int(m["h"]))
-    if m := _BINARY_B_ID.match(run_id):
-        return BinaryRun(m["split"], float(m["beta"]), int(m["p"]), int(m["rep"]), int(m["frozen"]), int(m["h"]))
-    if m := _STRATEGY_ID.match(run_id):
-        if m["name"]:
-            return StrategyRun(
-                m["split"],
-                m["name"],
-                m["k"] if m["k"] == "all" else int(m["k"]),
-                0,
-                int(m["rep"]),
-                "P" if m["SP"] else "A",
-            )
-        return StrategyRun(m["split"], "cut", "all", int(m["n"]), int(m["rep"]), "P" if m["P"] else "A")
+    if f := BINARY_A_ID.parse(run_id):
+        return BinaryRun(f["split"], f["beta"], f["partition_seed"], f["replicate"], heads=f["heads"])
+    if f := BINARY_B_ID.parse(run_id):
+        return BinaryRun(f["split"], f["beta"], f["partition_seed"], f["replicate"], f["frozen"], f["heads"])
+    if f := STRATEGY_ID.parse(run_id):
+        return StrategyRun(f["split"], f["name"], f["images"], 0, f["replicate"], f["pretrained"])
+    if f := CUT_ID.parse(run_id):
+        return StrategyRun(f["split"], "cut", "all", f["n"], f["replicate"], f["pretrained"])
     return RunSpec.parse(run_id)
 
 
@@ -248,6 +294,11 @@ def input_run(run: Run) -> Run | None:
     if isinstance(run, BinaryRun):
         return run.source if run.frozen is not None else None
     return RunSpec(run.split, "A", replicate=run.replicate) if run.source == "A" else None
+
+
+def study_of(run: Run) -> str:
+    """The study a run belongs to (its report stage): grid, binary or strategies."""
+    return {RunSpec: "grid", BinaryRun: "binary", StrategyRun: "strategies"}[type(run)]
 
 
 def study_settings(run: Run) -> str:
@@ -277,7 +328,7 @@ class Layout:
         return self.root / "data/prepared/dataset.pt"
 
     def split_file(self, split: str) -> Path:
-        return self.root / "data/splits" / f"s{split}.json"
+        return self.root / "data/splits" / SPLIT_FILE.format(split=split)
 
     def settings(self, study: str) -> Path:
         return self.root / "data/settings" / f"{study}.json"
@@ -285,6 +336,22 @@ class Layout:
     def model(self, run: Run) -> Path:
         folder = {RunSpec: "models", BinaryRun: "binary", StrategyRun: "strategies"}[type(run)]
         return self.root / "data" / folder / f"{run}.pt"
+
+    def runs_of(self, study: str) -> Path:
+        """The folder of a study's run folders: its report stage depends on it alone."""
+        return self.root / "data/runs" / study
+
+    def report_dir(self, study: str) -> Path:
+        """A study's report: results.parquet (and .csv) and metrics.json (for dvc exp show)."""
+        return self.root / "reports" / study
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "reports/figures"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "reports/tables"
 
     def pretrained_model(self) -> Path:
         return self.root / "data/models/pretrained" / f"{self.pretrained}.pt"
@@ -309,13 +376,13 @@ class Layout:
         return [self.model(run), self.run_dir(run)]
 
     def run_dir(self, run: Run) -> Path:
-        return self.root / "data/runs" / str(run)
+        return self.runs_of(study_of(run)) / str(run)
 
     def metrics(self, run: Run) -> Path:
         return self.run_dir(run) / "metrics.json"
 
     def analysis(self, split: str, replicate: int) -> Path:
-        return self.root / "data/analysis" / f"s{split}" / f"r{replicate}.json"
+        return self.root / "data/analysis" / SPLIT_NAME.format(split=split) / REPLICATE_FILE.format(replicate=replicate)
 
     def checkpoint(self, run_id: Run | str) -> Path:
         # Outside every DVC/Snakemake output: engines delete a stage's outputs before

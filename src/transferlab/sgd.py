@@ -85,14 +85,20 @@ class ParamGroup:
     name: str = "new"
 
 
+def total_steps(cfg: TrainConfig, steps_per_epoch_: int) -> int:
+    """A run's budget in optimiser steps: `iterations` where the study gave iterations, else epochs."""
+    return cfg.iterations if cfg.iterations is not None else cfg.epochs * steps_per_epoch_
+
+
 def lr_multiplier(step: int, total: int, warmup: int, cfg: TrainConfig, steps_per_epoch_: int) -> float:
-    """Learning-rate multiplier at an optimiser step: linear warm-up, then the schedule."""
+    """Learning-rate multiplier at an optimiser step: linear warm-up, then the schedule (a step
+    schedule drops every step_iterations steps, else every step_epochs epochs)."""
     if step < warmup:
         return (step + 1) / warmup
     if cfg.schedule == "constant":
         return 1.0
     if cfg.schedule == "step":
-        return 0.1 ** (step // (cfg.step_epochs * steps_per_epoch_))
+        return 0.1 ** (step // (cfg.step_iterations or cfg.step_epochs * steps_per_epoch_))
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 

@@ -23,7 +23,7 @@ from transferlab.data.dataset import Images, TaskData
 from transferlab.data.files import ImageFiles
 from transferlab.data.sampling import stratified_holdout
 from transferlab.progress import RunProgress
-from transferlab.sgd import SGD, ParamGroup, lr_multiplier, make_optimizer  # noqa: F401 (ParamGroup, make_optimizer: part of this API)
+from transferlab.sgd import SGD, ParamGroup, lr_multiplier, make_optimizer, total_steps  # noqa: F401 (ParamGroup, make_optimizer: part of this API)
 
 
 @dataclass
@@ -160,9 +160,19 @@ class _Loop:
     per_epoch: int
     history: History = field(default_factory=History)
 
+    @property
+    def total(self) -> int:
+        """The budget in optimiser steps (sgd.total_steps)."""
+        return total_steps(self.cfg, self.per_epoch)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs to run: the last one partial when the budget is in iterations."""
+        return -(-self.total // self.per_epoch)
+
     def lr_at(self, step: int) -> float:
-        total = self.cfg.epochs * self.per_epoch
-        return lr_multiplier(step, total, round(self.cfg.warmup_epochs * self.per_epoch), self.cfg, self.per_epoch)
+        warmup = round(self.cfg.warmup_epochs * self.per_epoch)
+        return lr_multiplier(step, self.total, warmup, self.cfg, self.per_epoch)
 
 
 def _setup(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[ParamGroup], opts: FitOptions) -> _Loop:
@@ -284,8 +294,11 @@ def _epoch(loop: _Loop, epoch: int, progress: RunProgress) -> None:
     """One pass over the training set: device-side batches, augmentation, SGD steps."""
     net, cfg, device = loop.net, loop.cfg, loop.opts.device
     eval_every = max(1, loop.per_epoch // cfg.evals_per_epoch)
+    last = min(loop.per_epoch, loop.total - epoch * loop.per_epoch)  # steps in this epoch: fewer at the budget's end
     seen, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
     for i, (xb, yb) in enumerate(_train_batches(loop, epoch)):
+        if i == last:
+            break
         xb = normalize(xb, loop.mean, loop.std)
         loop.optimizer.set_lr_multiplier(loop.lr_at(epoch * loop.per_epoch + i))
         with autocast(device):
@@ -305,7 +318,8 @@ def _epoch(loop: _Loop, epoch: int, progress: RunProgress) -> None:
         ips = seen / (time.perf_counter() - t0)
         progress.step(epoch, loss_sum / seen, correct / seen, ips)
         n_eval = (i + 1) // eval_every
-        if (i + 1) % eval_every == 0 and (n_eval <= cfg.evals_per_epoch or i + 1 == loop.per_epoch):
+        scheduled = (i + 1) % eval_every == 0 and (n_eval <= cfg.evals_per_epoch or i + 1 == loop.per_epoch)
+        if scheduled or (last < loop.per_epoch and i + 1 == last):  # and at the end of the budget
             progress.evaluated(_record(loop, epoch, i, seen, correct, loss_sum, ips)["test_top1"])
 
 
@@ -316,8 +330,8 @@ def fit(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[ParamGr
     start_epoch = loop.history.resumed_epochs = _resume(loop)
     model.train()
     started = time.perf_counter()
-    with RunProgress(opts.label, cfg.epochs, loop.per_epoch, start_epoch) as progress:
-        for epoch in range(start_epoch, cfg.epochs):
+    with RunProgress(opts.label, loop.epochs, loop.per_epoch, start_epoch) as progress:
+        for epoch in range(start_epoch, loop.epochs):
             if stalled(loop.history.records, cfg.patience):
                 break  # (also when a resumed run had already stalled)
             _epoch(loop, epoch, progress)

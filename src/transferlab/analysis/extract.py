@@ -27,7 +27,7 @@ from transferlab.data.files import as_tensor
 from transferlab.data.sampling import per_class_subset
 from transferlab.errors import InputError
 from transferlab.progress import progress_iter
-from transferlab.runs import BinaryRun, Layout, RunSpec, planned_runs
+from transferlab.runs import A_PRIME_FOLDER, BinaryRun, Layout, RunSpec, planned_runs
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,8 @@ def sources(params: Params, layout: Layout, split_id: str, replicate: int) -> li
             for h in params.binary.heads
         ]
         out += [
-            Source(f"A'{r.beta:g}h{r.heads}", f"binA_b{r.beta!r}_h{r.heads}", layout.model(r), "A") for r in a_prime
+            Source(f"A'{r.beta:g}h{r.heads}", A_PRIME_FOLDER.format(beta=r.beta, heads=r.heads), layout.model(r), "A")
+            for r in a_prime
         ]
     out += [Source("P", f"pretrained_{w}", layout.pretrained_model(), None) for w in params.pretrained.weights]
     return out

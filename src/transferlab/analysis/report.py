@@ -19,9 +19,25 @@ from transferlab.plots import (
     plt,
     save_figure,
 )
+from transferlab.runs import Layout
 from transferlab.stats import DIFFERENCE, STATISTIC, interval, split_kind
+from transferlab.study_report import StudyReport
 
 ANALYSIS_METHODS = ("probe_logreg", "probe_svm", "logme", "leep", "hscore")
+
+
+def build(params, layout: Layout) -> StudyReport:
+    """The analysis' report: its per-unit values, read beside the grid's and the strategies'
+    tables (their report stages' outputs: the measured top-1 the estimates are held against)."""
+    df = analysis_table(params, layout.analysis)
+    grid, strategies = (pd.read_parquet(layout.report_dir(s) / "results.parquet") for s in ("grid", "strategies"))
+    figures = {
+        "probe.png": lambda out: probe_figure(df, grid, out),
+        "cka.png": lambda out: cka_figure(df, out),
+        "estimates.png": lambda out: estimates_figure(df, grid, out),
+    }
+    headline = {**analysis_headline(df, grid), **classifier_agreement(df, strategies)}
+    return StudyReport(df, headline, figures)
 
 
 def analysis_table(params, path_of) -> pd.DataFrame:

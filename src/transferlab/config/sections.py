@@ -181,6 +181,11 @@ class ModelConfig(Strict):
 
 class TrainConfig(Strict):
     epochs: int = Field(10, ge=1)
+    iterations: int | None = Field(
+        None,
+        ge=1,
+        description="a budget in optimiser steps, as a study that gave iterations wrote it (epochs then unused)",
+    )
     batch_size: int = Field(128, ge=1)
     lr: float = Field(0.05, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -188,6 +193,11 @@ class TrainConfig(Strict):
     weight_decay: float = Field(5e-4, ge=0)
     schedule: Literal["cosine", "step", "constant"] = "cosine"
     step_epochs: int = Field(10, ge=1, description="with schedule step: divide lr by 10 every step_epochs")
+    step_iterations: int | None = Field(
+        None,
+        ge=1,
+        description="with schedule step: divide lr by 10 every step_iterations steps (instead of step_epochs)",
+    )
     warmup_epochs: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: bool = True
@@ -208,7 +218,9 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        if self.warmup_epochs >= self.epochs:
+        if self.step_iterations is not None and self.schedule != "step":
+            raise _KeyError("step_iterations", self.step_iterations, "null unless schedule is step", relative=True)
+        if self.iterations is None and self.warmup_epochs >= self.epochs:
             raise _KeyError("warmup_epochs", self.warmup_epochs, f"a value below epochs ({self.epochs})", relative=True)
         if any(f < 0 for f in self.layer_lr_factors.values()):
             raise ValueError("layer_lr_factors must be >= 0")
@@ -234,6 +246,11 @@ def merged(shared: TrainConfig, overrides: BaseModel, section: str) -> TrainConf
 
     Errors name the key where the offending value was written (`transfer.epochs` or `train.epochs`)."""
     changed = overrides.model_dump(include=set(TRAIN_KEYS), exclude_none=True)  # null: as in `train`
+    # A study that gives its budget in epochs (or its schedule's steps in epochs) means epochs,
+    # even where `train` gave iterations.
+    for epochs, iterations in (("epochs", "iterations"), ("step_epochs", "step_iterations")):
+        if epochs in changed and iterations not in changed:
+            changed[iterations] = None
     try:
         return TrainConfig.model_validate({**shared.model_dump(), **changed})
     except ValidationError as err:

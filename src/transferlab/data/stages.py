@@ -18,7 +18,7 @@ from transferlab.runs import Layout
 def prepare(params: Params, out: Path) -> PreparedDataset:
     """Generate, or read (and download) and convert, the data set into one tensor file."""
     ds = prepare_dataset(params.data)
-    atomic_torch_save({**ds.to_dict(), "params": params.data.model_dump(), **provenance()}, out)
+    atomic_torch_save({**ds.to_dict(), "params": params.data.model_dump(), **provenance(revision=False)}, out)
     return ds
 
 
@@ -32,7 +32,7 @@ def split(params: Params, split_id: str, dataset: Path, out: Path) -> Split:
     ds = load_dataset(dataset)
     s = make_split(int(split_id) if split_id.isdigit() else split_id, ds.classes, ds.groups, ds.sources, params.split)
     names = {"names_a": [ds.classes[i] for i in s.classes_a], "names_b": [ds.classes[i] for i in s.classes_b]}
-    atomic_json({**s.to_dict(), **names, "dataset": ds.name, **provenance()}, out)
+    atomic_json({**s.to_dict(), **names, "dataset": ds.name, **provenance(revision=False)}, out)
     return s
 
 

@@ -9,21 +9,42 @@ import numpy as np
 import pandas as pd
 
 from transferlab.plots import (
+    ABSOLUTE_NOTE,
     KIND_COLORS,
     KIND_LABELS,
-    interval_note,
     kinds_in,
     legend_outside,
-    mean_band,
+    mean_line,
     plt,
     save_figure,
 )
-from transferlab.runs import BinaryRun
+from transferlab.runs import SPLIT_NAME, BinaryRun, Layout, planned_binary_runs
 from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
+from transferlab.study_report import StudyReport, read_runs
 
 
-def _b_statistic(m: dict) -> float:
-    """Top-1 on B: at the best validation evaluation (early stopping), else the paper's statistic."""
+def build(params, layout: Layout) -> StudyReport:
+    """The binary study's report: its A' nets and their fine-tuning on B, and the heads' curves."""
+    runs = planned_binary_runs(params)
+    metrics = read_runs(runs, layout)
+    table, curves = binary_table(runs, metrics), binary_curves(runs, metrics)
+    why_not = "not run: no binary-study runs"
+    figures = {
+        "binary_beta.png": (lambda out: beta_figure(table, out)) if len(table) else why_not,
+        "binary_tradeoff.png": (lambda out: tradeoff_figure(table, out)) if len(table) else why_not,
+        "binary_curves.png": (lambda out: curves_figure(curves, out)) if len(curves) else why_not,
+    }
+    df = pd.concat([t for t in (table, curves) if len(t)], ignore_index=True) if len(table) else table
+    return StudyReport(df, binary_headline(table), figures)
+
+
+# One rule for both sides of the study's comparison (A' error on A, error on B after
+# fine-tuning), said under the figure: the test top-1 at the best validation evaluation where a
+# run validated (early stopping), else the paper's statistic, the mean of the k best evaluations.
+STATISTIC_NOTE = "top-1 at the best validation evaluation where a run validated, else the mean of its k best"
+
+
+def _top1(m: dict) -> float:
     return m.get("test_top1_at_best_val", m[STATISTIC])
 
 
@@ -46,8 +67,8 @@ def binary_table(runs: list[BinaryRun], metrics: list[dict]) -> pd.DataFrame:
                 "heads": r.heads,
                 "partition_seed": r.partition_seed,
                 "frozen": r.frozen if r.frozen is not None else -1,
-                "a_top1": by_id[str(r.source)][STATISTIC],
-                "b_top1": _b_statistic(m) if r.frozen is not None else float("nan"),
+                "a_top1": _top1(by_id[str(r.source)]),
+                "b_top1": _top1(m) if r.frozen is not None else float("nan"),
                 **{k: m.get(k) for k in ROW_KEYS},
             }
         )
@@ -106,7 +127,9 @@ def binary_headline(df: pd.DataFrame) -> dict:
             **interval(g.b_gain, DIFFERENCE).fields("b_gain"),
             **interval(g.a_loss, DIFFERENCE).fields("a_loss"),
             "b_gain_by_kind": {k: float(v) for k, v in g.groupby("split_kind").b_gain.mean().items()},
-            "b_gain_by_split": {f"s{k}": float(v) for k, v in g.groupby("split").b_gain.mean().items()},
+            "b_gain_by_split": {
+                SPLIT_NAME.format(split=k): float(v) for k, v in g.groupby("split").b_gain.mean().items()
+            },
         }
     return out
 
@@ -139,11 +162,10 @@ def split_looks(df: pd.DataFrame) -> dict:
     return looks | {s: (KIND_COLORS.get(k, "black"), "s") for s, k in zip(df.split, df.split_kind) if k != "random"}
 
 
-def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.random.Generator) -> list[int]:
-    """Top-1 error of every run against beta; per split kind and head count, the mean line and
-    its interval (a line style per head count)."""
+def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.random.Generator) -> None:
+    """Top-1 error of every run against beta; per split kind and head count, the mean line (a
+    line style per head count). No band: errors are absolute levels (plots.mean_line)."""
     rows = rows.assign(error=1 - rows[column])
-    counts = []
     all_heads = sorted(rows.heads.unique())
     for kind in kinds_in(rows):
         for heads, style in heads_styles(all_heads).items():
@@ -151,21 +173,17 @@ def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.ran
             color = KIND_COLORS[kind]
             ax.scatter(part.beta + rng.uniform(-0.01, 0.01, len(part)), part.error, s=18, alpha=0.6, color=color)
             label = KIND_LABELS[kind] + _heads_label(heads, all_heads)
-            counts += [
-                i.count
-                for i in mean_band(ax, part, "beta", "error", label, color, marker="o", linewidth=1.5, linestyle=style)
-            ]
+            mean_line(ax, part, "beta", "error", label, color, marker="o", linewidth=1.5, linestyle=style)
     ax.set(xlabel="beta (weight of the binary heads)", ylabel="top-1 error", title=title)
     ax.grid(alpha=0.3)
-    return counts
 
 
 def beta_figure(df: pd.DataFrame, out: Path) -> None:
     """B error and A error against beta, per split kind; paired B gains per split (the study's confound)."""
     rng = np.random.default_rng(0)
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
-    counts = _errors_by_beta(axes[0], df[df.treatment == "binaryB"], "b_top1", "Error on B after fine-tuning", rng)
-    counts += _errors_by_beta(axes[1], df[df.treatment == "binaryA"], "a_top1", "Error of the A' net on A", rng)
+    _errors_by_beta(axes[0], df[df.treatment == "binaryB"], "b_top1", "Error on B after fine-tuning", rng)
+    _errors_by_beta(axes[1], df[df.treatment == "binaryA"], "a_top1", "Error of the A' net on A", rng)
     ax = axes[2]
     paired = binary_paired(df)
     all_heads = sorted(paired.heads.unique())
@@ -193,7 +211,7 @@ def beta_figure(df: pd.DataFrame, out: Path) -> None:
             handles, labels, loc="upper center", bbox_to_anchor=(0.4, 0.0), ncol=len(labels), fontsize=8, frameon=False
         )
     legend_outside(ax, ncol=1 + paired.split.nunique() // 12)
-    fig.suptitle(f"The binary-partition study ({interval_note(counts)})", fontsize=10)
+    fig.suptitle(f"The binary-partition study ({ABSOLUTE_NOTE})\nboth sides: {STATISTIC_NOTE}", fontsize=10)
     save_figure(fig, out)
 
 
@@ -234,34 +252,19 @@ def tradeoff_figure(df: pd.DataFrame, out: Path) -> None:
 def curves_figure(curves: pd.DataFrame, out: Path) -> None:
     """The A' nets' test error on A per evaluation: the classifier's (solid) and the binary
     heads' own (dashed, on their 2-way partitions), a colour per beta, a panel per head count;
-    mean over splits, partitions and replicates, with its interval from 3 runs."""
+    mean over splits, partitions and replicates (no band: absolute levels, see plots.mean_line)."""
     all_heads = sorted(curves.heads.unique())
     fig, axes = plt.subplots(1, len(all_heads), figsize=(7 * len(all_heads) + 2.5, 4.8), squeeze=False, sharey=True)
     betas = sorted(curves.beta.unique())
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(betas)))
-    counts = []
     for ax, heads in zip(axes[0], all_heads):
         for beta, color in zip(betas, colors):
             rows = curves[(curves.heads == heads) & (curves.beta == beta)].assign(
                 error=lambda r: 1 - r.top1, binary_error=lambda r: 1 - r.binary_top1
             )
-            counts += [
-                i.count
-                for i in mean_band(ax, rows, "epoch", "error", f"beta {beta:g}: classifier", color, linewidth=1.5)
-            ]
-            counts += [
-                i.count
-                for i in mean_band(
-                    ax,
-                    rows.dropna(subset=["binary_error"]),
-                    "epoch",
-                    "binary_error",
-                    f"beta {beta:g}: binary heads",
-                    color,
-                    linewidth=1.2,
-                    linestyle="--",
-                )
-            ]
+            mean_line(ax, rows, "epoch", "error", f"beta {beta:g}: classifier", color, linewidth=1.5)
+            heads_rows = rows.dropna(subset=["binary_error"])
+            mean_line(ax, heads_rows, "epoch", "binary_error", f"beta {beta:g}: binary heads", color, linestyle="--")
         ax.set(
             xlabel="epoch",
             title=f"{int(heads)} binary head{'s' if heads > 1 else ''} ({curves[curves.heads == heads].run_id.nunique()} A' nets)",
@@ -269,5 +272,5 @@ def curves_figure(curves: pd.DataFrame, out: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test error on A (heads: on their partitions)")
     legend_outside(axes[0][-1])
-    fig.suptitle(f"A' nets during training ({interval_note(counts)}; at beta 0 the heads are untrained)", fontsize=10)
+    fig.suptitle("A' nets during training (means over runs; at beta 0 the heads are untrained)", fontsize=10)
     save_figure(fig, out)

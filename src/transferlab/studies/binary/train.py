@@ -20,8 +20,8 @@ from transferlab.data.stages import task_data
 from transferlab.errors import InputError
 from transferlab.harness import RunInfo, load_model, model_options, train_run
 from transferlab.models import create_model
-from transferlab.models.layered import GlobalPool, LayeredNet
-from transferlab.runs import BinaryRun, Layout, RunSpec, seed_of
+from transferlab.models.layered import LayeredNet
+from transferlab.runs import HEADS_SEED, BinaryRun, Layout, RunSpec, seed_of
 from transferlab.train import History, ParamGroup, evaluate
 from transferlab.transfer import build_treatment, param_groups
 
@@ -44,24 +44,53 @@ def partitions(num_classes: int, heads: int, seed: int, equal_halves: bool = Tru
     return torch.from_numpy(table)
 
 
+def classifier_layer(head: nn.Module) -> nn.Linear:
+    """The task head's final linear layer: the classifier proper."""
+    return [m for m in head.modules() if isinstance(m, nn.Linear)][-1]
+
+
+def head_with_input(head: nn.Module, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the features the classifier layer reads, the logits) of the task head on the last
+    unit's output `f`: whatever the head does before its linear layer (WRN's and DenseNet's
+    final BN-ReLU, pooling, dropout) is done once, and the binary heads read the same features."""
+    seen: list[torch.Tensor] = []
+    hook = classifier_layer(head).register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
+    try:
+        logits = head(f)
+    finally:
+        hook.remove()
+    return seen[0], logits
+
+
+class _ClassifierInput(nn.Module):
+    """The task head up to its classifier layer, as a module (for evaluating a binary head)."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return head_with_input(self.head, f)[0]
+
+
 class BinaryHeadsNet(nn.Module):
-    """A LayeredNet (`body`) plus binary heads on its last unit. Calling it gives the
-    classifier's logits, so evaluation on A is the plain net's; `loss` adds the heads."""
+    """A LayeredNet (`body`) plus binary heads beside its classifier: each head is a linear layer
+    on exactly the classifier's input features. Calling it gives the classifier's logits, so
+    evaluation on A is the plain net's; `loss` adds the heads."""
 
     def __init__(self, body: LayeredNet, partition_table: torch.Tensor) -> None:
         super().__init__()
         self.body = body
         self.register_buffer("partition_table", partition_table)
-        self.heads = nn.ModuleList(
-            nn.Sequential(GlobalPool(), nn.Linear(body.widths[-1], 2)) for _ in range(len(partition_table))
-        )
+        width = classifier_layer(body.head).in_features
+        self.heads = nn.ModuleList(nn.Linear(width, 2) for _ in range(len(partition_table)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
     def head_view(self, h: int) -> nn.Module:
         """A module whose output is binary head h's logits (for evaluating it like a net)."""
-        return nn.Sequential(*self.body.layers, self.heads[h])
+        return nn.Sequential(*self.body.layers, _ClassifierInput(self.body.head), self.heads[h])
 
     def loss(
         self, x: torch.Tensor, y: torch.Tensor, beta: float, label_smoothing: float = 0.0
@@ -70,10 +99,12 @@ class BinaryHeadsNet(nn.Module):
         f = x
         for layer in self.body.layers:
             f = layer(f)
-        logits = self.body.head(f)
+        features, logits = head_with_input(self.body.head, f)
         ce = nn.functional.cross_entropy(logits, y, label_smoothing=label_smoothing)
         y_b = self.partition_table[:, y]  # (heads, N)
-        binary = torch.stack([nn.functional.cross_entropy(head(f), y_b[h]) for h, head in enumerate(self.heads)]).mean()
+        binary = torch.stack(
+            [nn.functional.cross_entropy(head(features), y_b[h]) for h, head in enumerate(self.heads)]
+        ).mean()
         return (1 - beta) * ce + beta * binary, logits
 
 
@@ -140,7 +171,7 @@ def finetune_on_b(params: Params, run: BinaryRun, layout: Layout, device: torch.
     cfg = params.binary
     task = task_data(layout, run.split, "B")
     seed = seed_of(
-        params.seed, f"s{run.split}/binB_f{run.frozen}/r{run.replicate}"
+        params.seed, HEADS_SEED.format(split=run.split, frozen=run.frozen, replicate=run.replicate)
     )  # shared by all betas and partitions
     torch.manual_seed(seed)
     model = create_model(params.model.name, task.num_classes, **model_options(params))

@@ -1,4 +1,4 @@
-"""The grid's rows: one per base net and treatment; headline numbers; Figures 2 and 3 of the paper."""
+"""The grid's report: a row per base net and treatment; headline numbers; Figures 2 and 3 of the paper."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from transferlab.plots import (
+    ABSOLUTE_NOTE,
     KIND_COLORS,
     KIND_LABELS,
     STYLE,
@@ -16,12 +17,25 @@ from transferlab.plots import (
     kinds_in,
     legend_outside,
     mean_band,
+    mean_line,
     plt,
     save_figure,
     scatter_runs,
 )
-from transferlab.runs import RunSpec
+from transferlab.runs import Layout, RunSpec, planned_runs
 from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
+from transferlab.study_report import StudyReport, read_runs
+
+
+def build(params, layout: Layout) -> StudyReport:
+    """The grid's report: its runs only (base nets, treatments, random control, PnB)."""
+    runs = planned_runs(params)
+    df = tidy_table(runs, read_runs(runs, layout))
+    figures = {
+        "transfer.png": lambda out: transfer_figure(df, out),
+        "transfer_relative.png": lambda out: relative_figure(df, out),
+    }
+    return StudyReport(df, headline(df), figures)
 
 
 def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
@@ -137,16 +151,15 @@ def transfer_figure(df: pd.DataFrame, out: Path) -> None:
     one panel per split kind (random splits, and each dissimilar kind that ran)."""
     kinds = kinds_in(df)
     fig, axes = plt.subplots(1, len(kinds), figsize=(7.5 * len(kinds) + 2, 5), squeeze=False, sharey=True)
-    counts = []
     for ax, kind in zip(axes[0], kinds):
-        counts += _transfer_panel(ax, df[df.split_kind == kind], kind)
+        _transfer_panel(ax, df[df.split_kind == kind], kind)
     axes[0][0].set_ylabel("Top-1 on the target half (mean of k best evaluations)")
     legend_outside(axes[0][-1])
-    fig.suptitle(f"Transfer by layer ({interval_note(counts)})", fontsize=10)
+    fig.suptitle(f"Transfer by layer ({ABSOLUTE_NOTE}; Figure 3: the paired differences)", fontsize=10)
     save_figure(fig, out)
 
 
-def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> list[int]:
+def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> None:
     rng = np.random.default_rng(0)
     # The base nets of the halves the treatments target (transfer.targets): with B alone, baseA
     # (often an easier or harder half) would shift the line the treatments are read against.
@@ -156,21 +169,17 @@ def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> list[int]:
     ax.axhline(base[STATISTIC].mean(), color="black", linestyle="--", linewidth=0.8, label=f"base{half} (mean)")
     scatter_runs(ax, base.assign(n=0), STATISTIC, "base", 0.0, rng)
     offsets = {"BnB": -0.15, "BnB+": -0.05, "AnB": 0.05, "AnB+": 0.15, "PnB": 0.25, "PnB+": 0.3}
-    counts = []
     for treatment, offset in offsets.items():
         t = d[d.treatment == treatment]
         if len(t):
             scatter_runs(ax, t, STATISTIC, treatment, offset, rng)
-            counts += [
-                i.count for i in mean_band(ax, t, "n", STATISTIC, None, STYLE[treatment]["color"], linewidth=1.5)
-            ]
+            mean_line(ax, t, "n", STATISTIC, None, STYLE[treatment]["color"], linewidth=1.5)
     ax.set_xlabel(X_LABEL)
     ax.set_xticks(sorted(d.n.unique()))
     ax.set_title(
         f"{KIND_LABELS[kind]}: {d.split.nunique()} split(s), {d.replicate.nunique()} replicate(s)", fontsize=10
     )
     ax.grid(alpha=0.3)
-    return counts
 
 
 # The paper's curves: name -> (experiment, treatment, target halves) in its per-network results.

@@ -7,8 +7,11 @@ from pathlib import Path
 import pandas as pd
 
 from transferlab.config.sections import DISSIMILAR_SPLITS
+from transferlab.models import model_units
 from transferlab.plots import interval_note, legend_outside, mean_band, plt, save_figure
+from transferlab.runs import Layout, planned_strategy_runs
 from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
+from transferlab.study_report import StudyReport, read_runs
 
 # Random splits are similar tasks, every dissimilar named split a different one; "all" is B itself.
 SIMILARITY = {"random": "similar", **{kind: "different" for kind in DISSIMILAR_SPLITS}, "all": "same"}
@@ -20,6 +23,25 @@ CUT_KEYS = (
     "latency_s_per_image",
     "latency_batch",
 )
+
+
+def build(params, layout: Layout) -> StudyReport:
+    """The strategies' report: strategy and cut runs, the take-home and cut tables."""
+    runs = planned_strategy_runs(params)
+    df = strategy_table(runs, read_runs(runs, layout))
+    figures = {
+        "strategies.png": (lambda out: strategies_figure(df, out))
+        if (df.get("study") == "strategies").any()
+        else "not run: strategies.names is []",
+        "cut.png": (lambda out: cut_figure(df, out))
+        if (df.get("study") == "cut").any()
+        else "not run: strategies.cut_layers is []",
+    }
+    texts = {
+        "take_home.md": take_home(df),
+        "cut.md": cut_table(df, model_units(params.model.name, **params.model.options())),
+    }
+    return StudyReport(df, {"runs": int(len(df))}, figures, texts)
 
 
 def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from transferlab.data.stages import task_data
 from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, train_run
 from transferlab.models import create_model
 from transferlab.models.layered import GlobalPool, LayeredNet
-from transferlab.runs import Layout, StrategyRun, seed_of
+from transferlab.runs import SUBSET_SEED, Layout, StrategyRun, seed_of
 from transferlab.train import History, ParamGroup
 from transferlab.transfer import copy_layers
 
@@ -140,9 +140,21 @@ def subset(task: TaskData, images_per_class: int | str, seed: int) -> TaskData:
     return dataclasses.replace(task, train_x=task.train_x[keep], train_y=task.train_y[keep])
 
 
+def weights_size(net: torch.nn.Module) -> int:
+    """Bytes of the net's weights as torch.save writes them alone: what the cut net weighs
+    deployed (the checkpoint file adds the run's provenance, which differs between repositories)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({k: v.cpu() for k, v in net.state_dict().items()}, buffer)
+    return buffer.tell()
+
+
 def target_task(params: Params, run: StrategyRun, layout: Layout) -> TaskData:
     task = task_data(layout, run.split, "B")
-    return subset(task, run.images_per_class, seed_of(params.seed, f"s{run.split}/subset/r{run.replicate}"))
+    return subset(
+        task, run.images_per_class, seed_of(params.seed, SUBSET_SEED.format(split=run.split, replicate=run.replicate))
+    )
 
 
 def strategy_fields(run: StrategyRun, train_images: int) -> dict:
@@ -227,7 +239,7 @@ def cut(params: Params, run: StrategyRun, layout: Layout, device: torch.device) 
     metrics = json.loads(metrics_path.read_text())
     metrics |= {
         "parameters": parameter_count(net),
-        "size_bytes": layout.model(run).stat().st_size,
+        "size_bytes": weights_size(net),
         "peak_memory_bytes": peak,
         "peak_memory_method": how,
         "latency_s_per_image": latency_per_image(net, x, cfg.latency_repeats),
