@@ -120,9 +120,14 @@ def code(out: Annotated[Path, typer.Argument(help="Folder of the digests (data/c
     hashes (<command>.json): each stage depends on its command's file."""
     from transferlab.artifacts import atomic_json
     from transferlab.codedeps import digest, stage_commands
+    from transferlab.runs import STUDIES, Layout
 
     for command in stage_commands():
         atomic_json(digest(command), out / f"{command}.json")
+    # Each report stage depends on its study's runs folder (and, through its code file, on this
+    # stage): made here, empty for a study without runs, where DVC would stop at a missing dep.
+    for study in STUDIES:
+        Layout(out.parent.parent).runs_of(study).mkdir(parents=True, exist_ok=True)
     print(f"{out}: " + ", ".join(f"{c}.json" for c in stage_commands()))
 
 

@@ -77,6 +77,15 @@ def mean_line(ax, rows: pd.DataFrame, x: str, y: str, label: str | None, color, 
     ax.plot(means.index, means.values, label=label, color=color, **style)
 
 
+def not_run_figure(out: Path, why: str) -> None:
+    """A figure that says why it has no data (a study part that did not run): the report stage
+    declares every figure as an output, and an earlier run's must not pass for this one's."""
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{out.stem}: {why}", ha="center", va="center", fontsize=11)
+    save_figure(fig, out)
+
+
 def interval_note(counts: list[int]) -> str:
     """What the bands of a figure are, or why there are none."""
     if not counts or max(counts) < MIN_VALUES:

@@ -1,12 +1,13 @@
 """The report stages, one per study (grid, binary, strategies, analysis): the study's table
 (reports/<study>/results.parquet and .csv), its headline numbers (reports/<study>/metrics.json,
 numbers only, for `dvc exp show`), its markdown tables (reports/tables/) and its figures
-(reports/figures/), each written atomically. A figure of a study part that did not run is
-removed (an earlier run's must not pass for this one's) and said in one line."""
+(reports/figures/), each written atomically. A figure of a study part that did not run says
+so (the image and one line): an earlier run's must not pass for this one's."""
 
 from __future__ import annotations
 
 from transferlab.artifacts import atomic_json, atomic_write
+from transferlab.plots import not_run_figure
 from transferlab.runs import Layout
 from transferlab.study_report import StudyReport
 
@@ -26,8 +27,8 @@ def write_report(study: str, report: StudyReport, layout: Layout) -> list[str]:
     for name, draw in report.figures.items():
         out = layout.figures / name
         if isinstance(draw, str):
-            out.unlink(missing_ok=True)
-            lines.append(f"{out}: not drawn ({draw})")
+            not_run_figure(out, draw)
+            lines.append(f"{out}: {draw} (the figure says so)")
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
         draw(out)

@@ -296,9 +296,13 @@ def input_run(run: Run) -> Run | None:
     return RunSpec(run.split, "A", replicate=run.replicate) if run.source == "A" else None
 
 
+STUDY_OF = {RunSpec: "grid", BinaryRun: "binary", StrategyRun: "strategies"}
+STUDIES = tuple(STUDY_OF.values())  # the studies with runs of their own (each a report stage)
+
+
 def study_of(run: Run) -> str:
     """The study a run belongs to (its report stage): grid, binary or strategies."""
-    return {RunSpec: "grid", BinaryRun: "binary", StrategyRun: "strategies"}[type(run)]
+    return STUDY_OF[type(run)]
 
 
 def study_settings(run: Run) -> str:

@@ -29,13 +29,12 @@ def build(params, layout: Layout) -> StudyReport:
     """The strategies' report: strategy and cut runs, the take-home and cut tables."""
     runs = planned_strategy_runs(params)
     df = strategy_table(runs, read_runs(runs, layout))
+    ran = set(df["study"]) if "study" in df else set()
     figures = {
         "strategies.png": (lambda out: strategies_figure(df, out))
-        if (df.get("study") == "strategies").any()
+        if "strategies" in ran
         else "not run: strategies.names is []",
-        "cut.png": (lambda out: cut_figure(df, out))
-        if (df.get("study") == "cut").any()
-        else "not run: strategies.cut_layers is []",
+        "cut.png": (lambda out: cut_figure(df, out)) if "cut" in ran else "not run: strategies.cut_layers is []",
     }
     texts = {
         "take_home.md": take_home(df),
