@@ -143,15 +143,28 @@ def command_modules(command: str) -> list[str]:
 
 def command_files(command: str) -> list[Path]:
     """The files behind `command_modules`, and the data files those modules read."""
-    files = {modules()[m] for m in command_modules(command)}
+    imported = command_modules(command)
+    files = {modules()[m] for m in imported}
     for module, reads in READS.items():
-        if module in command_modules(command):
+        if module in imported:
             for rel in reads:
                 target = ROOT / rel
                 files |= set(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else {target}
     return sorted(files)
 
 
+def current_sha256(command: str, recorded: Path) -> str:
+    """The command's code hash: from the code stage's file when every file it lists still has
+    its hash (then the imports, read from those files, are the same too), else computed anew."""
+    try:
+        listed = json.loads(recorded.read_text())
+        same = all(hashlib.sha256((ROOT / f).read_bytes()).hexdigest() == h for f, h in listed["files"].items())
+    except (OSError, ValueError, KeyError):
+        same = False
+    return listed["sha256"] if same else digest(command)["sha256"]
+
+
+@cache
 def digest(command: str) -> dict:
     """The command's files (relative to the package) with their SHA-256, and one hash of all."""
     files = {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest() for p in command_files(command)}

@@ -96,12 +96,12 @@ def run_fingerprint(params: Params, run: Run, layout: Layout) -> str:
     """What a run's result depends on: its id, every parameter (threads included), the code
     its command imports and its input files, hashed. A checkpoint is resumed, and a finished
     run counts as current, only when this matches."""
-    from transferlab.codedeps import digest
+    from transferlab.codedeps import current_sha256
 
     blob = {
         "run": str(run),
         "params": params.model_dump(mode="json"),
-        "code": digest("train")["sha256"],
+        "code": current_sha256("train", layout.root / "data/code/train.json"),
         "inputs": {str(p.relative_to(layout.root)): file_sha256(p) for p in layout.inputs(run)},
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
