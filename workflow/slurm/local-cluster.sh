@@ -7,7 +7,8 @@
 #   source DIR/env                                 point sbatch, squeue, scancel... at this cluster
 #
 # Everything lives in DIR, a private folder: without DIR, a fresh one from mktemp (its name
-# is printed); a given DIR must be empty or absent, owned by you, mode 0700 and not a link
+# is printed); a given DIR must be empty or absent, owned by you, mode 0700 or 0711 and not a
+# link, and every folder above it searchable by all (munged checks); the folder ends up 0711
 # (on a shared machine, a folder in /tmp that someone else made first is theirs). Every start
 # generates a new munge key; files are created exclusively (noclobber), never through a link;
 # a failed start undoes itself. The daemons run as the calling user.
@@ -44,7 +45,7 @@ check_private() {
     [ -d "$d" ] || die "$d is not a folder"
     owner=$(stat -c %u "$d") mode=$(stat -c %a "$d")
     [ "$owner" = "$(id -u)" ] || die "$d is owned by uid $owner, not by you: refusing it"
-    [ "$mode" = 700 ] || die "$d has mode $mode, not 700: refusing it"
+    case "$mode" in 700|711) ;; *) die "$d has mode $mode, not 700 or 711: refusing it" ;; esac
 }
 
 stop_daemons() {
@@ -100,6 +101,9 @@ start() {
     else
         dir=$(mktemp -d "${TMPDIR:-/tmp}/transferlab-slurm.XXXXXXXX")
     fi
+    # munged (without --force) wants its socket's folder and every folder above it searchable
+    # by all: 0711 lets others reach the socket by name, but neither list nor write the folder.
+    chmod 0711 "$dir"
     started=false
     # Undo everything on any failure, whichever line fails.
     trap 'if [ "$started" != true ]; then stop_daemons "$dir"; find "$dir" -mindepth 1 -delete 2>/dev/null; [ -n "$given" ] || rmdir "$dir"; fi' EXIT
