@@ -182,7 +182,7 @@ def make_plan(repo, threads: int) -> tuple[Plan, dict]:
     return Plan(str(folder), threads, jobs), objects
 
 
-def _publish(path: Path, content: dict) -> None:
+def publish(path: Path, content: dict) -> None:
     """Write a marker whole: a temp file renamed into place."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(content))
@@ -234,7 +234,7 @@ class Committer(threading.Thread):
         except Exception as err:  # the job reports it as its failure: never recorded
             result["error"] = f"dvc commit {planned.name}: {err}".splitlines()[0]
         self.commit_s += time.perf_counter() - t0
-        _publish(Path(self.plan.marker(planned.rule, "committed")), result)
+        publish(Path(self.plan.marker(planned.rule, "committed")), result)
 
     def _verdicts_after(self, rule: str) -> None:
         """DVC's judgement (`Stage.changed()`, as `dvc repro` asks it after the stages upstream
@@ -242,7 +242,7 @@ class Committer(threading.Thread):
         for waiting in self.plan.stages:
             if rule in waiting.upstream and all(up in self.done for up in waiting.upstream):
                 run = bool(self.stages[waiting.rule].changed())
-                _publish(Path(self.plan.marker(waiting.rule, "verdict")), {"run": run})
+                publish(Path(self.plan.marker(waiting.rule, "verdict")), {"run": run})
 
     def finish(self) -> None:
         """Record what finished last, stop, write the engine's own timings, free the repository."""

@@ -6,26 +6,27 @@ until the submit host has recorded it in dvc.lock.
 A stage with no planned stage upstream runs (DVC found it stale). One with planned stages
 upstream runs if DVC, asked again by the submit host once those are done, finds it stale
 (<rule>.verdict), as `dvc repro` decides. Before the command, the stage's outputs are removed
-(persistent ones kept), as `dvc repro` does. Standard library only: a job starts in milliseconds.
+(persistent ones kept), as `dvc repro` does. Standard library and dvc_plan (which imports DVC only inside functions): a job starts in milliseconds.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from dvc_plan import Plan, PlannedStage, publish  # (this folder: no DVC is imported at its top)
+
 COMMIT_TIMEOUT_S = 600.0
 
 
-def must_run(stage: dict, folder: Path) -> bool:
-    if not stage["upstream"]:
+def must_run(stage: PlannedStage, plan: Plan) -> bool:
+    if not stage.upstream:
         return True
-    return json.loads((folder / f"{stage['rule']}.verdict").read_text())["run"]
+    return json.loads(Path(plan.marker(stage.rule, "verdict")).read_text())["run"]
 
 
 def remove(path: str) -> None:
@@ -48,25 +49,22 @@ def wait_for(path: Path, timeout_s: float) -> dict:
 
 
 def main(plan_file: str, rule: str) -> None:
-    plan = json.loads(Path(plan_file).read_text())
-    folder = Path(plan["folder"])
-    stage = next(s for s in plan["stages"] if s["rule"] == rule)
-    ran = must_run(stage, folder)
+    plan = Plan.load(Path(plan_file))
+    stage = next(s for s in plan.stages if s.rule == rule)
+    ran = must_run(stage, plan)
     if ran:
-        for out in stage["fresh_outs"]:
+        for out in stage.fresh_outs:
             remove(out)
-        code = subprocess.run(stage["cmd"], shell=True).returncode
+        code = subprocess.run(stage.cmd, shell=True).returncode
         if code != 0:
             sys.exit(code)  # not finished: never recorded
     else:
-        print(f"transferlab: {stage['name']}: up to date once its inputs were remade (DVC); not rerun", file=sys.stderr)
-    tmp = folder / f"{rule}.finished.tmp"
-    tmp.write_text(json.dumps({"ran": ran}))
-    os.replace(tmp, folder / f"{rule}.finished")
-    result = wait_for(folder / f"{rule}.committed", COMMIT_TIMEOUT_S)
+        print(f"transferlab: {stage.name}: up to date once its inputs were remade (DVC); not rerun", file=sys.stderr)
+    publish(Path(plan.marker(rule, "finished")), {"ran": ran})
+    result = wait_for(Path(plan.marker(rule, "committed")), COMMIT_TIMEOUT_S)
     if result["error"]:
         sys.exit(f"transferlab: {result['error']}")
-    (folder / f"{rule}.ok").touch()
+    Path(plan.marker(rule, "ok")).touch()
 
 
 if __name__ == "__main__":
