@@ -11,7 +11,9 @@ export DVC_NO_ANALYTICS := 1
 
 .PHONY: setup demo baseline test test-fast lint bench clean
 
-setup: $(VENV)/.installed
+PLOT_PAGE := $(VENV)/share/transferlab/dvc_plots.html
+
+setup: $(VENV)/.installed $(PLOT_PAGE)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +21,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/python -c "import torch, torchvision, dvc, snakemake, transferlab"
 	touch $@
+
+# The page of `dvc plots show/diff` with Vega inline (it draws offline), from the npm registry;
+# .dvc/config.local (this clone's own) points DVC at it. Without npm, DVC's page loads Vega online.
+$(PLOT_PAGE): workflow/plots/offline_page.py $(VENV)/.installed
+	@if command -v npm >/dev/null; then \
+		$(BIN)/python workflow/plots/offline_page.py $@ && $(BIN)/dvc config --local plots.html_template $(abspath $@); \
+	else echo "setup: npm not found: dvc plots pages load Vega from its CDN (online only)"; fi
 
 demo: setup
 	$(BIN)/transferlab plan --no-ids
@@ -29,11 +38,12 @@ demo: setup
 	@echo "Metrics:  reports/<study>/metrics.json (dvc metrics show); the grid's:"
 	@cat reports/grid/metrics.json
 
-# The committed baseline of `dvc exp show` (dvc.lock and each study's metrics.json): remake
-# it after a change of code or params.yaml (tests/test_baseline.py fails while it is stale).
+# The committed baseline of `dvc exp show` and `dvc plots diff` (dvc.lock, each study's metrics.json
+# and plot tables): remake it after a change of code or params.yaml (tests/test_baseline.py fails
+# while it is stale).
 baseline: setup
 	$(BIN)/dvc repro
-	git add dvc.lock reports/*/metrics.json
+	git add dvc.lock reports/*/metrics.json reports/*/plots/*.csv
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -50,7 +50,7 @@ def make_repo(path: Path, params: dict, setup=None) -> Path:
         else:
             shutil.copy(src, path / name)
     (path / "params.yaml").write_text(yaml.safe_dump(params))
-    (path / ".gitignore").write_text("data/checkpoints/\n.snakemake/\n__pycache__/\n")
+    (path / ".gitignore").write_text("data/checkpoints/\n.snakemake/\n__pycache__/\ndvc_plots/\n")
     if setup is not None:
         setup(path)
     sh(path, "git", "init", "-q")

@@ -123,7 +123,7 @@ def test_figures_read_correctly_with_1_2_or_20_splits(tmp_path, splits, monkeypa
 
     table = _noisy_table(tmp_path, splits)
     axes_seen = []
-    monkeypatch.setattr(plots, "save_figure", lambda fig, out: (axes_seen.extend(fig.axes), plt.close(fig)))
+    monkeypatch.setattr("transferlab.plots.save_figure", lambda fig, out: (axes_seen.extend(fig.axes), plt.close(fig)))
     plots.transfer_figure(table, tmp_path / "t.png")
     low, high = axes_seen[0].get_ylim()
     assert -0.1 <= low and high <= 1.1
@@ -241,7 +241,7 @@ def test_figure_2_reads_the_treatments_against_the_base_nets_of_their_target(tmp
 
     table = _noisy_table(tmp_path, [0, 1, 2])
     axes_seen = []
-    monkeypatch.setattr(plots, "save_figure", lambda fig, out: (axes_seen.extend(fig.axes), plt.close(fig)))
+    monkeypatch.setattr("transferlab.plots.save_figure", lambda fig, out: (axes_seen.extend(fig.axes), plt.close(fig)))
     plots.transfer_figure(table, tmp_path / "t.png")
     line = next(ln for ln in axes_seen[0].get_lines() if ln.get_label() == "baseB (mean)")
     base_b = table[(table.treatment == "base") & (table.target == "B")][STATISTIC].mean()

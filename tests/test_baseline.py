@@ -1,5 +1,5 @@
-"""The committed baseline: dvc.lock and each study's metrics.json of the default configuration
-are in git, so that `main` is a real row of `dvc exp show`. They must describe the code and
+"""The committed baseline: dvc.lock, each study's metrics.json and its plot tables of the default
+configuration are in git, so that `main` is a real row of `dvc exp show` and of `dvc plots diff`. They must describe the code and
 params.yaml as they are (`make baseline` remakes them): here DVC finds nothing changed but
 outputs that a fresh clone does not have."""
 
@@ -19,6 +19,13 @@ STUDIES = ("grid", "binary", "strategies", "analysis")
 def test_the_baseline_is_committed_and_holds_every_stage():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     assert "dvc.lock" in tracked and all(f"reports/{s}/metrics.json" in tracked for s in STUDIES)
+    plot_tables = [
+        next(iter(spec["y"]))
+        for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+        if isinstance(entry, dict)
+        for spec in entry.values()
+    ]
+    assert plot_tables and set(plot_tables) <= set(tracked)
     stages = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
     listed = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert set(stages) == set(listed.stdout.split())

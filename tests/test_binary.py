@@ -184,10 +184,11 @@ def test_head_counts_are_a_sweep_in_the_run_ids(tmp_path, monkeypatch):
     assert len(curves) == 4 * 2 and set(curves.heads) == {1, 3}  # the A' nets' evaluations
     curves_figure(curves, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    from transferlab.studies.binary import report
 
     seen = []
-    monkeypatch.setattr(report, "save_figure", lambda fig, out: seen.extend(ax.get_title() for ax in fig.axes))
+    monkeypatch.setattr(
+        "transferlab.plots.save_figure", lambda fig, out: seen.extend(ax.get_title() for ax in fig.axes)
+    )
     curves_figure(
         curves.astype({"heads": float}), tmp_path / "c.png"
     )  # as read back from results.parquet, beside NaN columns

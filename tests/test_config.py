@@ -205,6 +205,10 @@ def test_trainer_option_errors(tmp_path, overrides, expected):
 
 def test_a_report_names_the_missing_runs_and_writes_nothing(tmp_path):
     result = _run(tmp_path, tiny_params(), "report", "grid", "--root", str(tmp_path))
+    assert result.exit_code == 2 and "data/runs/grid/planned.json is missing: `transferlab plan" in result.output
+    planned = _run(tmp_path, tiny_params(), "plan", "--no-ids", "--out", str(tmp_path / "data/runs"))
+    assert planned.exit_code == 0 and "data/runs/strategies/planned.json: 3 runs" in planned.output, planned.output
+    result = _run(tmp_path, tiny_params(), "report", "grid", "--root", str(tmp_path))
     assert result.exit_code == 2
     assert (
         "error: 12 run(s) asked for by params.yaml have no metrics: s0/baseA/r0, s0/baseB/r0, s0/B1B/r0 and 9 more"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from transferlab.config import parse_params
-from transferlab.runs import Layout, parse_run, planned_all
+from transferlab.runs import STUDIES, Layout, parse_run, planned_all
 
 from conftest import ROOT, tiny_params
 from pipeline import resolved_stages
@@ -44,7 +44,13 @@ def test_dvc_stages_and_layout_agree_for_every_planned_run(tmp_path, name):
     params = parse_params(raw)
     layout = Layout.of(params)
     trained = {}
-    for stage in resolved_stages(tmp_path):
+    stages = resolved_stages(tmp_path)
+    plan = next(s for s in stages if s.name == "plan")
+    assert set(plan.outs) == {str(layout.planned(study)) for study in STUDIES}  # beside each study's runs
+    assert {f"report-{study}" for study in STUDIES} <= {
+        s.name for s in stages if set(s.deps) & {str(layout.runs_of(study)) for study in STUDIES}
+    }
+    for stage in stages:
         m = re.fullmatch(r"transferlab train --device auto (\S+)", stage.cmd)
         if m:
             assert m[1] not in trained, f"{m[1]} is trained by two stages"

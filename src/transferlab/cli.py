@@ -63,12 +63,17 @@ def _params(path: Path) -> Params:
 def plan(
     params: ParamsOpt = Path("params.yaml"),
     ids: Annotated[bool, typer.Option("--ids/--no-ids", help="List every run id.")] = True,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write each study's run ids to OUT/<study>/planned.json (data/runs).")
+    ] = None,
 ) -> None:
     """Validate params.yaml and list the runs it asks for, without training anything."""
-    from transferlab.runs import planned_binary_runs, planned_runs, planned_strategy_runs
+    from transferlab.artifacts import atomic_json
+    from transferlab.runs import PLANNED_FILE, planned_by_study
 
     p = _params(params)
-    runs, binary, strategies = planned_runs(p), planned_binary_runs(p), planned_strategy_runs(p)
+    by_study = planned_by_study(p)
+    runs, binary, strategies = by_study["grid"], by_study["binary"], by_study["strategies"]
     counts = Counter(r.treatment for r in runs) + Counter(
         "binary A'" if r.frozen is None else "binary on B" for r in binary
     )
@@ -78,6 +83,10 @@ def plan(
     if ids:
         for r in [*runs, *binary, *strategies]:
             print(f"  {r}")
+    if out is not None:  # the plan stage: what each study's report stage reads
+        for study, planned in by_study.items():
+            atomic_json({"runs": [str(r) for r in planned]}, out / study / PLANNED_FILE)
+            print(f"{out / study / PLANNED_FILE}: {len(planned)} runs")
 
 
 @app.command()
@@ -120,14 +129,9 @@ def code(out: Annotated[Path, typer.Argument(help="Folder of the digests (data/c
     hashes (<command>.json): each stage depends on its command's file."""
     from transferlab.artifacts import atomic_json
     from transferlab.codedeps import digest, stage_commands
-    from transferlab.runs import STUDIES, Layout
 
     for command in stage_commands():
         atomic_json(digest(command), out / f"{command}.json")
-    # Each report stage depends on its study's runs folder (and, through its code file, on this
-    # stage): made here, empty for a study without runs, where DVC would stop at a missing dep.
-    for study in STUDIES:
-        Layout(out.parent.parent).runs_of(study).mkdir(parents=True, exist_ok=True)
     print(f"{out}: " + ", ".join(f"{c}.json" for c in stage_commands()))
 
 
@@ -281,7 +285,8 @@ def _report(study: str, build, root: Path, params: Path) -> None:
 
     p = _params(params)
     layout = Layout.of(p, root)
-    for line in write_report(study, build(p, layout), layout):
+    runs = layout.read_planned(study) if study != "analysis" else []  # the plan stage's list, passed down
+    for line in write_report(study, build(p, layout, runs), layout):
         print(line)
 
 

@@ -93,9 +93,9 @@ def commands() -> list[str]:
 
 
 def stage_commands() -> list[str]:
-    """The commands that stages of dvc.yaml run (not `plan` and `schema`, and not `code`: its
-    stage depends on the whole package)."""
-    return [c for c in commands() if c not in ("plan", "code", "schema")]
+    """The commands that stages of dvc.yaml run (not `schema`, and not `code`: its stage
+    depends on the whole package)."""
+    return [c for c in commands() if c not in ("code", "schema")]
 
 
 def _command_name(node: ast.FunctionDef) -> str | None:

@@ -1,7 +1,8 @@
 """The report stages, one per study (grid, binary, strategies, analysis): the study's table
 (reports/<study>/results.parquet and .csv), its headline numbers (reports/<study>/metrics.json,
-numbers only, for `dvc exp show`), its markdown tables (reports/tables/) and its figures
-(reports/figures/), each written atomically. A figure of a study part that did not run says
+numbers only, for `dvc exp show`), its plot tables (reports/<study>/plots/, for `dvc plots`),
+its markdown tables (reports/tables/) and its figures (reports/figures/), each written
+atomically. A figure of a study part that did not run says
 so (the image and one line): an earlier run's must not pass for this one's."""
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ def write_report(study: str, report: StudyReport, layout: Layout) -> list[str]:
     atomic_write(table.with_suffix(".csv"), lambda tmp: report.table.to_csv(tmp, index=False))
     atomic_json(report.headline, folder / "metrics.json")
     lines = [f"{table}: {len(report.table)} rows; {folder / 'metrics.json'}"]
+    for name, data in report.plot_data.items():
+        out = layout.plot_data(study) / name
+        atomic_write(out, lambda tmp, data=data: data.to_csv(tmp, index=False, float_format="%.6g"))
+        lines.append(f"{out}: {len(data)} points")
     for name, text in report.texts.items():
         atomic_write(layout.tables / name, lambda tmp, text=text: tmp.write_text(text))
         not_run = [line for line in text.splitlines() if line.startswith("Not run")]

@@ -10,6 +10,7 @@ smn/A3B/r0     the same on the man-made (A) / natural (B) split
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.config import NAMED_SPLITS, Params
+from transferlab.errors import MissingRunError
 
 # --- the grammar: one form per kind of name, which both formats and parses -------------------
 # A field: (regex, from text, to text). Betas are spelled as DVC spells params values in
@@ -287,6 +289,17 @@ def planned_all(params: Params) -> list[Run]:
     return [*planned_runs(params), *planned_binary_runs(params), *planned_strategy_runs(params)]
 
 
+PLANNED_FILE = "planned.json"  # a study's run ids, in its runs folder (`transferlab plan --out data/runs`)
+
+
+def planned_by_study(params: Params) -> dict[str, list[Run]]:
+    """The runs params.yaml asks for, per study with runs (grid, binary, strategies)."""
+    by_study: dict[str, list[Run]] = {study: [] for study in STUDIES}
+    for run in planned_all(params):
+        by_study[study_of(run)].append(run)
+    return by_study
+
+
 def input_run(run: Run) -> Run | None:
     """The trained run whose net this run starts from (None: none, or a pretrained net)."""
     if isinstance(run, RunSpec):
@@ -348,6 +361,22 @@ class Layout:
     def report_dir(self, study: str) -> Path:
         """A study's report: results.parquet (and .csv) and metrics.json (for dvc exp show)."""
         return self.root / "reports" / study
+
+    def planned(self, study: str) -> Path:
+        """The run ids params.yaml asks of a study (written by the plan stage, read by its report
+        stage): in the study's runs folder, which it keeps present when the study has no runs."""
+        return self.runs_of(study) / PLANNED_FILE
+
+    def read_planned(self, study: str) -> list[Run]:
+        """The runs of the study's plan file."""
+        path = self.planned(study)
+        if not path.is_file():
+            raise MissingRunError(f"{path} is missing: `transferlab plan --out data/runs` (the plan stage) writes it")
+        return [parse_run(run_id) for run_id in json.loads(path.read_text())["runs"]]
+
+    def plot_data(self, study: str) -> Path:
+        """A study's plot tables (<name>.csv), drawn by dvc.yaml's `plots:` (dvc plots show/diff)."""
+        return self.report_dir(study) / "plots"
 
     @property
     def figures(self) -> Path:

@@ -18,13 +18,28 @@ from transferlab.runs import Layout, Run
 @dataclass
 class StudyReport:
     """A study's tidy table (a row per run or value), its headline numbers (numbers only, for
-    `dvc exp show`), its markdown tables and its figures: name -> draw(path), or the reason it
-    is not drawn."""
+    `dvc exp show`), its markdown tables, its figures (name -> draw(path), or the reason it is
+    not drawn) and its plot data: small (x, series, y) tables of the headline curves that
+    dvc.yaml's `plots:` draws, so that `dvc plots diff` overlays experiments."""
 
     table: pd.DataFrame
     headline: dict
     figures: dict[str, Callable[[Path], None] | str]
     texts: dict[str, str] = field(default_factory=dict)
+    plot_data: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+SERIES = "series"  # the column naming each line of a plot table (workflow/plots/series*.json colour by it)
+
+
+def series_means(df: pd.DataFrame, x: str, y: str, series: pd.Series, name: str | None = None) -> pd.DataFrame:
+    """A plot table: the mean of `y` per x and series (a label per row of df), as columns
+    x, "series", name (default y), in the order of x."""
+    name = name or y
+    if df.empty:
+        return pd.DataFrame(columns=[x, SERIES, name])
+    means = df.assign(**{SERIES: series}).groupby([SERIES, x], sort=False)[y].mean().reset_index()
+    return means.rename(columns={y: name})[[x, SERIES, name]]
 
 
 def read_runs(runs: list[Run], layout: Layout) -> list[dict]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from transferlab.analysis.features import logits, unit_features
+from transferlab.analysis.features import unit_features
 from transferlab.artifacts import atomic_dir, provenance
 from transferlab.config import Params
 from transferlab.data.batches import channel_stats, random_crop_flip, random_rotate
@@ -98,17 +98,13 @@ def source_arrays(net, mean, std, b_data: tuple, own: tuple | None, device: torc
     task: its own training images' features (a net trained on a half) or the net's own
     classifier outputs on B's training images (a net trained elsewhere)."""
     b_train_x, b_train_y, b_test_x, b_test_y = b_data
-    arrays = {
-        "b_train_y": b_train_y,
-        "b_test_y": b_test_y,
-        **_per_unit("b_train", unit_features(net, b_train_x, mean, std, device)),
-        **_per_unit("b_test", unit_features(net, b_test_x, mean, std, device)),
-    }
+    b_train = unit_features(net, b_train_x, mean, std, device, logits=own is None)
+    arrays = {"b_train_y": b_train_y, "b_test_y": b_test_y}
     if own is not None:
         arrays |= {"own_y": own[1], **_per_unit("own_train", unit_features(net, own[0], mean, std, device))}
     else:
-        arrays["logits_b_train"] = logits(net, b_train_x, mean, std, device)
-    return arrays
+        arrays["logits_b_train"] = b_train.pop()
+    return arrays | _per_unit("b_train", b_train) | _per_unit("b_test", unit_features(net, b_test_x, mean, std, device))
 
 
 def extract(params: Params, split_id: str, replicate: int, layout: Layout, out: Path, device: torch.device) -> dict:

@@ -7,28 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from transferlab import plots
 from transferlab.errors import MissingRunError
-from transferlab.plots import (
-    KIND_LABELS,
-    STYLE,
-    X_LABEL,
-    interval_note,
-    kinds_in,
-    legend_outside,
-    mean_band,
-    plt,
-    save_figure,
-)
+from transferlab.plots import plt
 from transferlab.runs import Layout
 from transferlab.stats import DIFFERENCE, STATISTIC, interval, split_kind
-from transferlab.study_report import StudyReport
+from transferlab.study_report import StudyReport, series_means
 
 ANALYSIS_METHODS = ("probe_logreg", "probe_svm", "logme", "leep", "hscore")
 
 
-def build(params, layout: Layout) -> StudyReport:
+def build(params, layout: Layout, runs: list) -> StudyReport:
     """The analysis' report: its per-unit values, read beside the grid's and the strategies'
-    tables (their report stages' outputs: the measured top-1 the estimates are held against)."""
+    tables (their report stages' outputs: the measured top-1 the estimates are held against).
+    It has no runs of its own (`runs` is empty): its files are one per split and replicate."""
     df = analysis_table(params, layout.analysis)
     grid, strategies = (pd.read_parquet(layout.report_dir(s) / "results.parquet") for s in ("grid", "strategies"))
     figures = {
@@ -37,7 +29,18 @@ def build(params, layout: Layout) -> StudyReport:
         "estimates.png": lambda out: estimates_figure(df, grid, out),
     }
     headline = {**analysis_headline(df, grid), **classifier_agreement(df, strategies)}
-    return StudyReport(df, headline, figures)
+    return StudyReport(df, headline, figures, plot_data={"probe.csv": probe_plot_data(df)})
+
+
+def probe_plot_data(analysis: pd.DataFrame) -> pd.DataFrame:
+    """Mean probe top-1 on B by unit n, a series per probe, source net and split kind."""
+    probes = analysis[analysis.method.isin(("probe_logreg", "probe_svm"))]
+    label = probes.method.str.removeprefix("probe_") + " probe on " + probes.source.map(_source_name)
+    return series_means(probes, "n", "value", label + ", " + probes.split_kind.map(plots.KIND_LABELS), "top1")
+
+
+def _source_name(source: str) -> str:
+    return {"A": "baseA", "B": "baseB", "P": "the pretrained net"}.get(source, source)
 
 
 def analysis_table(params, path_of) -> pd.DataFrame:
@@ -137,15 +140,15 @@ def _grid_lines(ax, grid: pd.DataFrame, treatments=("AnB", "AnB+")) -> None:
                 means.index,
                 means.values,
                 linestyle="--",
-                marker=STYLE[t]["marker"],
-                color=STYLE[t]["color"],
+                marker=plots.STYLE[t]["marker"],
+                color=plots.STYLE[t]["color"],
                 label=f"{t} (trained)",
             )
 
 
 def probe_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
     """Probe top-1 on B from each unit of baseA (and baseB), beside AnB and AnB+; a panel per split kind."""
-    kinds = kinds_in(analysis)
+    kinds = plots.kinds_in(analysis)
     fig, axes = plt.subplots(len(kinds), 1, figsize=(9.5, 4.5 * len(kinds)), squeeze=False)
     colors = {
         ("A", "probe_logreg"): "#c81e1e",
@@ -161,7 +164,7 @@ def probe_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
             if len(rows):
                 counts += [
                     i.count
-                    for i in mean_band(
+                    for i in plots.mean_band(
                         ax,
                         rows,
                         "n",
@@ -172,7 +175,7 @@ def probe_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
                     )
                 ]
         for source, rows in a[(a.method == "probe_logreg") & a.source.str.startswith("A'")].groupby("source"):
-            mean_band(
+            plots.mean_band(
                 ax,
                 rows,
                 "n",
@@ -184,7 +187,7 @@ def probe_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
             )
         pretrained = a[(a.method == "probe_logreg") & (a.source == "P")]
         if len(pretrained):
-            mean_band(
+            plots.mean_band(
                 ax,
                 pretrained,
                 "n",
@@ -198,19 +201,19 @@ def probe_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
         ax.set(
             xlabel="Unit n whose features are probed (or at which the net is chopped)",
             ylabel="Top-1 on B",
-            title=KIND_LABELS[kind],
+            title=plots.KIND_LABELS[kind],
         )
         ax.grid(alpha=0.3)
-        legend_outside(ax)
-    fig.suptitle(f"Off-the-shelf features vs trained transfer ({interval_note(counts)})", fontsize=10)
-    save_figure(fig, out)
+        plots.legend_outside(ax)
+    fig.suptitle(f"Off-the-shelf features vs trained transfer ({plots.interval_note(counts)})", fontsize=10)
+    plots.save_figure(fig, out)
 
 
 def cka_figure(analysis: pd.DataFrame, out: Path) -> None:
     """Heat map of CKA between units of baseA (rows) and baseB (columns), and its diagonal; a row per split kind."""
     from transferlab.analysis.cka import ESTIMATOR
 
-    kinds = kinds_in(analysis)
+    kinds = plots.kinds_in(analysis)
     fig, axes = plt.subplots(len(kinds), 2, figsize=(14, 5 * len(kinds)), squeeze=False)
     for (ax1, ax2), kind in zip(axes, kinds):
         a = analysis[analysis.split_kind == kind]
@@ -220,26 +223,30 @@ def cka_figure(analysis: pd.DataFrame, out: Path) -> None:
         ax1.set_xticks(range(len(matrix.columns)), matrix.columns)
         ax1.set_yticks(range(len(matrix.index)), matrix.index)
         ax1.set(
-            xlabel="unit of baseB", ylabel="unit of baseA", title=f"Linear CKA, baseA vs baseB: {KIND_LABELS[kind]}"
+            xlabel="unit of baseB",
+            ylabel="unit of baseA",
+            title=f"Linear CKA, baseA vs baseB: {plots.KIND_LABELS[kind]}",
         )
         fig.colorbar(im, ax=ax1)
-        mean_band(ax2, rows[rows.n == rows.m], "n", "value", "baseA vs baseB, same unit", "black", marker="o")
+        plots.mean_band(ax2, rows[rows.n == rows.m], "n", "value", "baseA vs baseB, same unit", "black", marker="o")
         to_base = a[(a.method == "cka_to_base") & (a.n == a.m)]
         for t in ("AnB", "AnB+"):
             part = to_base[to_base.source == t]
             if len(part):
-                mean_band(ax2, part, "n", "value", f"{t} unit n vs baseB unit n", STYLE[t]["color"], marker="o")
-        ax2.set(xlabel=X_LABEL, ylabel="linear CKA", ylim=(0, 1.05), title="Similarity by depth")
+                plots.mean_band(
+                    ax2, part, "n", "value", f"{t} unit n vs baseB unit n", plots.STYLE[t]["color"], marker="o"
+                )
+        ax2.set(xlabel=plots.X_LABEL, ylabel="linear CKA", ylim=(0, 1.05), title="Similarity by depth")
         ax2.grid(alpha=0.3)
-        legend_outside(ax2)
+        plots.legend_outside(ax2)
     fig.text(0.01, 0.0, f"estimator: {ESTIMATOR}", fontsize=7)
-    save_figure(fig, out)
+    plots.save_figure(fig, out)
 
 
 def estimates_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
     """LogME, LEEP and H-score of baseA's units for B, each beside the measured AnB top-1; a row per split kind."""
     methods = [("logme", "LogME"), ("leep", "LEEP"), ("hscore", "H-score")]
-    kinds = kinds_in(analysis)
+    kinds = plots.kinds_in(analysis)
     fig, axes = plt.subplots(len(kinds), 3, figsize=(19, 4.8 * len(kinds)), squeeze=False)
     for row, kind in zip(axes, kinds):
         a, g = analysis[analysis.split_kind == kind], grid[grid.split_kind == kind]
@@ -247,7 +254,7 @@ def estimates_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> N
             for source, color in (("A", "#c81e1e"), ("B", "#1f3fbf")):
                 rows = a[(a.method == method) & (a.source == source)]
                 if len(rows):
-                    mean_band(
+                    plots.mean_band(
                         ax,
                         rows,
                         "n",
@@ -257,7 +264,7 @@ def estimates_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> N
                         bounds=(-float("inf"), float("inf")),
                         marker="o",
                     )
-            ax.set(xlabel="unit n", ylabel=title, title=f"{title} for task B: {KIND_LABELS[kind]}")
+            ax.set(xlabel="unit n", ylabel=title, title=f"{title} for task B: {plots.KIND_LABELS[kind]}")
             twin = ax.twinx()
             _grid_lines(twin, g, ("AnB",))
             twin.set_ylabel("AnB top-1 (trained)")
@@ -267,4 +274,4 @@ def estimates_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> N
             ax.legend(
                 handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False
             )
-    save_figure(fig, out)
+    plots.save_figure(fig, out)

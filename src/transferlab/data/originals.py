@@ -6,10 +6,24 @@ class and parts for each set. Read by the download stage (download.py) and by pr
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 TORCHVISION_SETS = ("cifar10", "cifar100", "svhn", "mnist", "fashion_mnist")
+
+
+def copy_hint(root: Path) -> str:
+    """Why files are missing in a queued or --temp DVC experiment (it runs in a copy of the
+    repository, in .dvc/tmp/exps/, which holds no uncached output) when data.root is inside the
+    repository, and what to do; else nothing."""
+    copy = f"{os.sep}.dvc{os.sep}tmp{os.sep}exps{os.sep}" in f"{Path.cwd().resolve()}{os.sep}"
+    if copy and not root.is_absolute():
+        return (
+            " (this queued or --temp experiment runs in a copy of the repository, which holds no uncached data.root:"
+            " set data.root to a folder outside the repository, an absolute path)"
+        )
+    return ""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from transferlab.config import DataConfig
-from transferlab.data.originals import original_files, torchvision_class, torchvision_parts
+from transferlab.data.originals import copy_hint, original_files, torchvision_class, torchvision_parts
 from transferlab.errors import InputError
 
 
@@ -79,6 +79,7 @@ def load_torchvision(name: str, cfg: DataConfig) -> RawSet:
         listed = ", ".join(str(p.relative_to(root)) for p in missing)
         raise InputError(
             f"{name}: {root} lacks {listed}; run `transferlab download` (it fetches them with data.download: true)"
+            + copy_hint(root)
         )
     cls = torchvision_class(name, cfg.verify)
     parts = []

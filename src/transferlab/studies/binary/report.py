@@ -8,24 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferlab.plots import (
-    ABSOLUTE_NOTE,
-    KIND_COLORS,
-    KIND_LABELS,
-    kinds_in,
-    legend_outside,
-    mean_line,
-    plt,
-    save_figure,
-)
-from transferlab.runs import SPLIT_NAME, BinaryRun, Layout, planned_binary_runs
+from transferlab import plots
+from transferlab.plots import plt
+from transferlab.runs import SPLIT_NAME, BinaryRun, Layout
 from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
-from transferlab.study_report import StudyReport, read_runs
+from transferlab.study_report import StudyReport, read_runs, series_means
 
 
-def build(params, layout: Layout) -> StudyReport:
+def build(params, layout: Layout, runs: list[BinaryRun]) -> StudyReport:
     """The binary study's report: its A' nets and their fine-tuning on B, and the heads' curves."""
-    runs = planned_binary_runs(params)
     metrics = read_runs(runs, layout)
     table, curves = binary_table(runs, metrics), binary_curves(runs, metrics)
     why_not = "not run: no binary-study runs"
@@ -35,7 +26,29 @@ def build(params, layout: Layout) -> StudyReport:
         "binary_curves.png": (lambda out: curves_figure(curves, out)) if len(curves) else why_not,
     }
     df = pd.concat([t for t in (table, curves) if len(t)], ignore_index=True) if len(table) else table
-    return StudyReport(df, binary_headline(table), figures)
+    return StudyReport(df, binary_headline(table), figures, plot_data={"beta.csv": beta_plot_data(table)})
+
+
+def beta_plot_data(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean error on B (per head count and frozen units) and of the A' nets on A (per head
+    count) against beta; STATISTIC_NOTE's top-1 on both sides."""
+    if table.empty:
+        return series_means(table, "beta", "error", pd.Series(dtype=str))
+    heads = table.heads.astype(str) + " head(s)"
+    b = table[table.treatment == "binaryB"]
+    a = table[table.treatment == "binaryA"]
+    return pd.concat(
+        [
+            series_means(
+                b.assign(error=1 - b.b_top1),
+                "beta",
+                "error",
+                "error on B, " + heads[b.index] + ", " + b.frozen.astype(str) + " unit(s) frozen",
+            ),
+            series_means(a.assign(error=1 - a.a_top1), "beta", "error", "error on A, " + heads[a.index]),
+        ],
+        ignore_index=True,
+    )
 
 
 # One rule for both sides of the study's comparison (A' error on A, error on B after
@@ -159,7 +172,9 @@ def split_looks(df: pd.DataFrame) -> dict:
     shades = plt.get_cmap("Reds")(np.linspace(0.45, 0.95, max(2, len(random))))
     markers = "osD^vP*Xph<>"
     looks = {s: (shades[i], markers[i % len(markers)]) for i, s in enumerate(random)}
-    return looks | {s: (KIND_COLORS.get(k, "black"), "s") for s, k in zip(df.split, df.split_kind) if k != "random"}
+    return looks | {
+        s: (plots.KIND_COLORS.get(k, "black"), "s") for s, k in zip(df.split, df.split_kind) if k != "random"
+    }
 
 
 def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.random.Generator) -> None:
@@ -167,13 +182,13 @@ def _errors_by_beta(ax, rows: pd.DataFrame, column: str, title: str, rng: np.ran
     line style per head count). No band: errors are absolute levels (plots.mean_line)."""
     rows = rows.assign(error=1 - rows[column])
     all_heads = sorted(rows.heads.unique())
-    for kind in kinds_in(rows):
+    for kind in plots.kinds_in(rows):
         for heads, style in heads_styles(all_heads).items():
             part = rows[(rows.split_kind == kind) & (rows.heads == heads)]
-            color = KIND_COLORS[kind]
+            color = plots.KIND_COLORS[kind]
             ax.scatter(part.beta + rng.uniform(-0.01, 0.01, len(part)), part.error, s=18, alpha=0.6, color=color)
-            label = KIND_LABELS[kind] + _heads_label(heads, all_heads)
-            mean_line(ax, part, "beta", "error", label, color, marker="o", linewidth=1.5, linestyle=style)
+            label = plots.KIND_LABELS[kind] + _heads_label(heads, all_heads)
+            plots.mean_line(ax, part, "beta", "error", label, color, marker="o", linewidth=1.5, linestyle=style)
     ax.set(xlabel="beta (weight of the binary heads)", ylabel="top-1 error", title=title)
     ax.grid(alpha=0.3)
 
@@ -210,9 +225,9 @@ def beta_figure(df: pd.DataFrame, out: Path) -> None:
         fig.legend(
             handles, labels, loc="upper center", bbox_to_anchor=(0.4, 0.0), ncol=len(labels), fontsize=8, frameon=False
         )
-    legend_outside(ax, ncol=1 + paired.split.nunique() // 12)
-    fig.suptitle(f"The binary-partition study ({ABSOLUTE_NOTE})\nboth sides: {STATISTIC_NOTE}", fontsize=10)
-    save_figure(fig, out)
+    plots.legend_outside(ax, ncol=1 + paired.split.nunique() // 12)
+    fig.suptitle(f"The binary-partition study ({plots.ABSOLUTE_NOTE})\nboth sides: {STATISTIC_NOTE}", fontsize=10)
+    plots.save_figure(fig, out)
 
 
 def tradeoff_figure(df: pd.DataFrame, out: Path) -> None:
@@ -244,9 +259,9 @@ def tradeoff_figure(df: pd.DataFrame, out: Path) -> None:
         ylabel="change in B error (fine-tuned minus control)",
         title="Trade-off: lower-left is better on both",
     )
-    legend_outside(ax, ncol=1 + paired.split.nunique() // 12)
+    plots.legend_outside(ax, ncol=1 + paired.split.nunique() // 12)
     ax.grid(alpha=0.3)
-    save_figure(fig, out)
+    plots.save_figure(fig, out)
 
 
 def curves_figure(curves: pd.DataFrame, out: Path) -> None:
@@ -262,15 +277,17 @@ def curves_figure(curves: pd.DataFrame, out: Path) -> None:
             rows = curves[(curves.heads == heads) & (curves.beta == beta)].assign(
                 error=lambda r: 1 - r.top1, binary_error=lambda r: 1 - r.binary_top1
             )
-            mean_line(ax, rows, "epoch", "error", f"beta {beta:g}: classifier", color, linewidth=1.5)
+            plots.mean_line(ax, rows, "epoch", "error", f"beta {beta:g}: classifier", color, linewidth=1.5)
             heads_rows = rows.dropna(subset=["binary_error"])
-            mean_line(ax, heads_rows, "epoch", "binary_error", f"beta {beta:g}: binary heads", color, linestyle="--")
+            plots.mean_line(
+                ax, heads_rows, "epoch", "binary_error", f"beta {beta:g}: binary heads", color, linestyle="--"
+            )
         ax.set(
             xlabel="epoch",
             title=f"{int(heads)} binary head{'s' if heads > 1 else ''} ({curves[curves.heads == heads].run_id.nunique()} A' nets)",
         )
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test error on A (heads: on their partitions)")
-    legend_outside(axes[0][-1])
+    plots.legend_outside(axes[0][-1])
     fig.suptitle("A' nets during training (means over runs; at beta 0 the heads are untrained)", fontsize=10)
-    save_figure(fig, out)
+    plots.save_figure(fig, out)

@@ -7,35 +7,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferlab.plots import (
-    ABSOLUTE_NOTE,
-    KIND_COLORS,
-    KIND_LABELS,
-    STYLE,
-    X_LABEL,
-    interval_note,
-    kinds_in,
-    legend_outside,
-    mean_band,
-    mean_line,
-    plt,
-    save_figure,
-    scatter_runs,
-)
-from transferlab.runs import Layout, RunSpec, planned_runs
+from transferlab import plots
+from transferlab.plots import plt
+from transferlab.runs import Layout, RunSpec
 from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
-from transferlab.study_report import StudyReport, read_runs
+from transferlab.study_report import StudyReport, read_runs, series_means
 
 
-def build(params, layout: Layout) -> StudyReport:
-    """The grid's report: its runs only (base nets, treatments, random control, PnB)."""
-    runs = planned_runs(params)
-    df = tidy_table(runs, read_runs(runs, layout))
+def build(params, layout: Layout, runs: list[RunSpec]) -> StudyReport:
+    """The grid's report: its planned runs only (base nets, treatments, random control, PnB)."""
+    metrics = read_runs(runs, layout)
+    df = tidy_table(runs, metrics)
     figures = {
         "transfer.png": lambda out: transfer_figure(df, out),
         "transfer_relative.png": lambda out: relative_figure(df, out),
     }
-    return StudyReport(df, headline(df), figures)
+    return StudyReport(df, headline(df), figures, plot_data=plot_data(df, runs, metrics))
 
 
 def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
@@ -143,20 +130,53 @@ def _effects(d: pd.DataFrame) -> dict:
     return out
 
 
-# --- figures ---------------------------------------------------------------------------------
+# --- plot data (dvc plots) and figures -------------------------------------------------------
+
+
+def plot_data(df: pd.DataFrame, runs: list[RunSpec], metrics: list[dict]) -> dict[str, pd.DataFrame]:
+    """Figure 2 (mean top-1 by n; the target halves' base nets as a flat line from n = 0),
+    Figure 3 (mean paired difference from the base net by n), a series per treatment and
+    split kind; and the base nets' test curves by training step (their DVCLive log)."""
+    d = with_base(df)
+    treated = d[d.treatment != "base"]
+    base = d[(d.treatment == "base") & d.target.isin(set(treated.target) or set(d.target))]
+    ns = [0, *sorted(treated.n.unique())]
+    flat = pd.concat([base.assign(n=n) for n in ns], ignore_index=True) if len(base) else base
+
+    def label(rows: pd.DataFrame, name) -> pd.Series:
+        return name + ", " + rows.split_kind.map(plots.KIND_LABELS)
+
+    transfer = pd.concat(
+        [
+            series_means(flat, "n", STATISTIC, label(flat, "base" + "".join(sorted(set(base.target)))), "top1"),
+            series_means(treated, "n", STATISTIC, label(treated, treated.treatment.astype(str)), "top1"),
+        ],
+        ignore_index=True,
+    )
+    relative = series_means(treated, "n", "delta", label(treated, treated.treatment.astype(str)), "top1_minus_base")
+    curves = pd.DataFrame(
+        [
+            {"step": record["step"], "series": str(r), "test_top1": record["test_top1"]}
+            for r, m in zip(runs, metrics)
+            if r.is_base
+            for record in m.get("history", [])
+        ],
+        columns=["step", "series", "test_top1"],
+    )
+    return {"transfer.csv": transfer, "transfer_relative.csv": relative, "base_curves.csv": curves}
 
 
 def transfer_figure(df: pd.DataFrame, out: Path) -> None:
     """Figure 2 of the paper: top-1 on the target half against n, a point per run, mean lines;
     one panel per split kind (random splits, and each dissimilar kind that ran)."""
-    kinds = kinds_in(df)
+    kinds = plots.kinds_in(df)
     fig, axes = plt.subplots(1, len(kinds), figsize=(7.5 * len(kinds) + 2, 5), squeeze=False, sharey=True)
     for ax, kind in zip(axes[0], kinds):
         _transfer_panel(ax, df[df.split_kind == kind], kind)
     axes[0][0].set_ylabel("Top-1 on the target half (mean of k best evaluations)")
-    legend_outside(axes[0][-1])
-    fig.suptitle(f"Transfer by layer ({ABSOLUTE_NOTE}; Figure 3: the paired differences)", fontsize=10)
-    save_figure(fig, out)
+    plots.legend_outside(axes[0][-1])
+    fig.suptitle(f"Transfer by layer ({plots.ABSOLUTE_NOTE}; Figure 3: the paired differences)", fontsize=10)
+    plots.save_figure(fig, out)
 
 
 def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> None:
@@ -167,17 +187,17 @@ def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> None:
     base = d[(d.treatment == "base") & d.target.isin(targets)]
     half = next(iter(targets)) if len(targets) == 1 else ""  # "baseB (mean)" with targets [B]
     ax.axhline(base[STATISTIC].mean(), color="black", linestyle="--", linewidth=0.8, label=f"base{half} (mean)")
-    scatter_runs(ax, base.assign(n=0), STATISTIC, "base", 0.0, rng)
+    plots.scatter_runs(ax, base.assign(n=0), STATISTIC, "base", 0.0, rng)
     offsets = {"BnB": -0.15, "BnB+": -0.05, "AnB": 0.05, "AnB+": 0.15, "PnB": 0.25, "PnB+": 0.3}
     for treatment, offset in offsets.items():
         t = d[d.treatment == treatment]
         if len(t):
-            scatter_runs(ax, t, STATISTIC, treatment, offset, rng)
-            mean_line(ax, t, "n", STATISTIC, None, STYLE[treatment]["color"], linewidth=1.5)
-    ax.set_xlabel(X_LABEL)
+            plots.scatter_runs(ax, t, STATISTIC, treatment, offset, rng)
+            plots.mean_line(ax, t, "n", STATISTIC, None, plots.STYLE[treatment]["color"], linewidth=1.5)
+    ax.set_xlabel(plots.X_LABEL)
     ax.set_xticks(sorted(d.n.unique()))
     ax.set_title(
-        f"{KIND_LABELS[kind]}: {d.split.nunique()} split(s), {d.replicate.nunique()} replicate(s)", fontsize=10
+        f"{plots.KIND_LABELS[kind]}: {d.split.nunique()} split(s), {d.replicate.nunique()} replicate(s)", fontsize=10
     )
     ax.grid(alpha=0.3)
 
@@ -231,11 +251,11 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
     series = [
         (
             d[(d.treatment == "AnB") & (d.split_kind == kind)],
-            f"AnB, {KIND_LABELS[kind]}",
-            KIND_COLORS[kind],
+            f"AnB, {plots.KIND_LABELS[kind]}",
+            plots.KIND_COLORS[kind],
             PAPER_SERIES.get(kind),
         )
-        for kind in kinds_in(d)
+        for kind in plots.kinds_in(d)
     ]
     series.append(
         (d[d.treatment == "random"], "random weights, frozen (control)", "#555555", "random, frozen layers (control)")
@@ -246,7 +266,8 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
             continue
         ax.scatter(part.n, part.delta, s=14, color=color, alpha=0.5)
         counts += [
-            i.count for i in mean_band(ax, part, "n", "delta", label, color, DIFFERENCE, linewidth=1.8, marker="o")
+            i.count
+            for i in plots.mean_band(ax, part, "n", "delta", label, color, DIFFERENCE, linewidth=1.8, marker="o")
         ]
         ref = paper[paper.series == paper_name]
         if len(ref):
@@ -258,13 +279,13 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
     for kind, g in dissimilar.groupby("split_kind"):
         counts += [
             i.count
-            for i in mean_band(
+            for i in plots.mean_band(
                 ax,
                 g,
                 "n",
                 "gap",
-                f"AnB minus random control, {KIND_LABELS[kind]}",
-                KIND_COLORS[kind],
+                f"AnB minus random control, {plots.KIND_LABELS[kind]}",
+                plots.KIND_COLORS[kind],
                 DIFFERENCE,
                 linewidth=1.2,
                 linestyle="-.",
@@ -273,12 +294,12 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
             )
         ]
     ax.axhline(0, color="black", linestyle="--", linewidth=0.8)
-    ax.set_xlabel(X_LABEL)
+    ax.set_xlabel(plots.X_LABEL)
     ax.set_ylabel(
         "Top-1 minus the base net's top-1" + ("\n(dash-dot: AnB minus the random control)" if len(dissimilar) else "")
     )
     ax.set_xticks(sorted(d[d.treatment != "base"].n.unique()))
-    ax.set_title(f"Transfer relative to the base net ({interval_note(counts)})", fontsize=10)
-    legend_outside(ax)
+    ax.set_title(f"Transfer relative to the base net ({plots.interval_note(counts)})", fontsize=10)
+    plots.legend_outside(ax)
     ax.grid(alpha=0.3)
-    save_figure(fig, out)
+    plots.save_figure(fig, out)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from transferlab import plots
 from transferlab.config.sections import DISSIMILAR_SPLITS
 from transferlab.models import model_units
-from transferlab.plots import interval_note, legend_outside, mean_band, plt, save_figure
-from transferlab.runs import Layout, planned_strategy_runs
+from transferlab.plots import plt
+from transferlab.runs import Layout, StrategyRun
 from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
-from transferlab.study_report import StudyReport, read_runs
+from transferlab.study_report import StudyReport, read_runs, series_means
 
 # Random splits are similar tasks, every dissimilar named split a different one; "all" is B itself.
 SIMILARITY = {"random": "similar", **{kind: "different" for kind in DISSIMILAR_SPLITS}, "all": "same"}
@@ -25,9 +26,8 @@ CUT_KEYS = (
 )
 
 
-def build(params, layout: Layout) -> StudyReport:
-    """The strategies' report: strategy and cut runs, the take-home and cut tables."""
-    runs = planned_strategy_runs(params)
+def build(params, layout: Layout, runs: list[StrategyRun]) -> StudyReport:
+    """The strategies' report: its planned strategy and cut runs, the take-home and cut tables."""
     df = strategy_table(runs, read_runs(runs, layout))
     ran = set(df["study"]) if "study" in df else set()
     figures = {
@@ -40,7 +40,18 @@ def build(params, layout: Layout) -> StudyReport:
         "take_home.md": take_home(df),
         "cut.md": cut_table(df, model_units(params.model.name, **params.model.options())),
     }
-    return StudyReport(df, {"runs": int(len(df))}, figures, texts)
+    return StudyReport(df, {"runs": int(len(df))}, figures, texts, {"strategies.csv": strategies_plot_data(df)})
+
+
+def strategies_plot_data(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean top-1 on B by images per class (little to lots, a label each: "all" is one), a
+    series per strategy and similarity."""
+    s = df[df.study == "strategies"] if "study" in df else df
+    if s.empty:
+        return series_means(s, "images_per_class", "top1", pd.Series(dtype=str))
+    order = volume_order(s.images_per_class)
+    s = s.sort_values("images_per_class", key=lambda v: v.map(order.index), kind="stable")
+    return series_means(s, "images_per_class", "top1", s.strategy + ", " + s.similarity + " tasks")
 
 
 def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
@@ -177,13 +188,13 @@ def strategies_figure(df: pd.DataFrame, out: Path) -> None:
         part = s[s.similarity == similarity]
         for name, g in part.groupby("strategy"):
             ax.scatter(g.volume, g.top1, s=14, alpha=0.5, color=COLORS.get(name))
-            counts += [i.count for i in mean_band(ax, g, "volume", "top1", name, COLORS.get(name), marker="o")]
+            counts += [i.count for i in plots.mean_band(ax, g, "volume", "top1", name, COLORS.get(name), marker="o")]
         ax.set_xticks(range(len(volumes)), volumes)
         ax.set(xlabel="B's training images per class", ylabel="top-1 on B", title=f"{similarity} tasks")
         ax.grid(alpha=0.3)
-    legend_outside(axes[0][-1])
-    fig.suptitle(f"Which strategy when ({interval_note(counts)})", fontsize=10)
-    save_figure(fig, out)
+    plots.legend_outside(axes[0][-1])
+    fig.suptitle(f"Which strategy when ({plots.interval_note(counts)})", fontsize=10)
+    plots.save_figure(fig, out)
 
 
 def cut_figure(df: pd.DataFrame, out: Path) -> None:
@@ -198,7 +209,7 @@ def cut_figure(df: pd.DataFrame, out: Path) -> None:
             ax.annotate(
                 f"n={int(row.n)}", (row.parameters, row.top1), textcoords="offset points", xytext=(4, 4), fontsize=8
             )
-    legend_outside(ax)
+    plots.legend_outside(ax)
     ax.set_xscale("log")
     ax.set(
         xlabel="parameters of the cut net",
@@ -206,4 +217,4 @@ def cut_figure(df: pd.DataFrame, out: Path) -> None:
         title="Cutting a net after unit n",
     )
     ax.grid(alpha=0.3)
-    save_figure(fig, out)
+    plots.save_figure(fig, out)
