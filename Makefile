@@ -34,7 +34,7 @@ demo: setup
 	$(BIN)/dvc repro
 	@echo
 	@echo "Figures:  reports/figures/transfer.png (Figure 2), transfer_relative.png (Figure 3), and each study's"
-	@echo "Tables:   reports/<study>/results.parquet (and .csv), for grid, binary, strategies, analysis"
+	@echo "Tables:   reports/<study>/results.parquet (and .csv), for grid, binary, strategies, size, analysis"
 	@echo "Metrics:  reports/<study>/metrics.json (dvc metrics show); the grid's:"
 	@cat reports/grid/metrics.json
 
@@ -62,4 +62,4 @@ bench: setup
 	$(BIN)/python benchmarks/schedule_sim.py
 
 clean:
-	rm -rf data/code data/prepared data/splits data/models data/runs data/checkpoints data/binary data/strategies data/features data/analysis reports/grid reports/binary reports/strategies reports/analysis reports/figures reports/tables .snakemake
+	rm -rf data/code data/prepared data/splits data/models data/runs data/checkpoints data/binary data/strategies data/size data/features data/analysis reports/grid reports/binary reports/strategies reports/size reports/analysis reports/figures reports/tables .snakemake

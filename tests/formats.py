@@ -95,3 +95,14 @@ def write_image_folder(
                 pixels = _images(np.array([label]), max(size), 3, p * 1000 + label * 10 + k)[0][: size[1], : size[0]]
                 ext = "png" if k % 2 == 0 else "JPEG"
                 Image.fromarray(pixels).save(d / f"img{k}.{ext}", quality=95)
+
+
+def write_arrays(folder: Path, classes: int = 3, per_class: int = 6, parts=("train", "val", "test"), floats=False):
+    """Image arrays as the MobileNet study kept its frames: <part>_images.npy (N x H x W x C,
+    uint8, or float 0..1 with `floats`) and <part>_labels.npy (N integers)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, part in enumerate(parts):
+        y = _labels(classes, per_class, i)
+        x = _images(y, 24, 3, i)
+        np.save(folder / f"{part}_images.npy", x.astype(np.float32) / 255 if floats else x)
+        np.save(folder / f"{part}_labels.npy", y.astype(np.int64))

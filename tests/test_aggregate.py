@@ -246,3 +246,54 @@ def test_figure_2_reads_the_treatments_against_the_base_nets_of_their_target(tmp
     line = next(ln for ln in axes_seen[0].get_lines() if ln.get_label() == "baseB (mean)")
     base_b = table[(table.treatment == "base") & (table.target == "B")][STATISTIC].mean()
     assert line.get_ydata()[0] == pytest.approx(base_b)
+
+
+def test_a_pretrained_source_is_drawn_in_figures_2_and_3_and_in_the_plot_tables(tmp_path, monkeypatch):
+    """PnB / PnB+ (the MobileNet study's "AnB": n units of the ImageNet net) beside the treatments."""
+    import matplotlib.pyplot as plt
+
+    raw = tiny_params(**{"model.name": "resnet18", "pretrained.weights": ["IMAGENET1K_V1"], "transfer.layers": [1, 3]})
+    specs = planned_runs(parse_params(raw))
+    values = {"PnB": 0.7, "PnB+": 0.75}
+    _write_metrics(tmp_path, specs, lambda spec: values.get(spec.treatment) or _value(spec))
+    table = agg.tidy_table(specs, read_runs(specs, Layout(tmp_path)))
+    axes_seen = []
+    monkeypatch.setattr("transferlab.plots.save_figure", lambda fig, out: (axes_seen.extend(fig.axes), plt.close(fig)))
+    plots.relative_figure(table, tmp_path / "r.png")
+    labels = axes_seen[0].get_legend_handles_labels()[1]
+    assert {"PnB, pretrained net", "PnB+, pretrained net"} <= set(labels), labels
+    axes_seen.clear()
+    plots.transfer_figure(table, tmp_path / "t.png")
+    assert {"PnB", "PnB+"} <= {t.get_text() for t in axes_seen[0].get_legend().get_texts()} | set(
+        axes_seen[0].get_legend_handles_labels()[1]
+    )
+    relative = agg.plot_data(table, specs, [{} for _ in specs])["transfer_relative.csv"]
+    pnb = relative[relative.series == "PnB+, random splits (similar)"]
+    assert list(pnb.n) == [1, 3] and pnb.top1_minus_base.tolist() == pytest.approx([0.15, 0.15])
+
+
+def test_the_size_study_reads_its_runs_and_draws_the_papers_points_with_chance(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from transferlab.runs import SizeRun
+    from transferlab.studies.size.report import build, paper_points
+
+    runs = [SizeRun(k, r) for k in (2, 10) for r in (0, 1)]
+    for run in runs:
+        path = Layout(tmp_path).metrics(run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"topk_mean_top1": 0.1 * run.images_per_class + 0.01 * run.replicate, "classes": 8}))
+    report = build(parse_params(tiny_params()), Layout(tmp_path), runs)
+    assert report.headline == {"runs": 4, "top1_i2": pytest.approx(0.205), "top1_i10": pytest.approx(1.005)}
+    assert (report.table.classes == 8).all() and (report.table.chance == 1 / 8).all()
+    paper = paper_points()
+    assert len(paper) == 12 and paper[paper.images_per_class.between(5, 100)].top1.eq(0.0011).all()  # chance, shown
+    data = report.plot_data["size.csv"]
+    assert set(data.series) == {"this study", "the paper (ImageNet, 1000 classes)"} and len(data) == 2 + 12
+    axes_seen = []
+    monkeypatch.setattr("transferlab.plots.save_figure", lambda fig, out: (axes_seen.extend(fig.axes), plt.close(fig)))
+    report.figures["size.png"](tmp_path / "size.png")
+    ax = axes_seen[0]
+    assert ax.get_xscale() == "log" and "chance (this study)" in ax.get_legend_handles_labels()[1]
+    empty = build(parse_params(tiny_params()), Layout(tmp_path), [])
+    assert empty.figures["size.png"] == "not run: size.images_per_class is []" and empty.headline == {"runs": 0}

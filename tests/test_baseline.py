@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT
 from pipeline import ENV
 
-STUDIES = ("grid", "binary", "strategies", "analysis")
+STUDIES = ("grid", "binary", "strategies", "size", "analysis")
 
 
 def test_the_baseline_is_committed_and_holds_every_stage():

@@ -151,8 +151,9 @@ def test_training_stages_depend_on_their_studys_settings_only():
         "strategy": "strategies",
         "cut": "strategies",
         "cut-pretrained": "strategies",
+        "size": "size",
     }
-    training_keys = {"train", "base", "binary.finetune", "strategies.train"} | {
+    training_keys = {"train", "base", "binary.finetune", "strategies.train", "size.train"} | {
         f"transfer.{k}" for k in TrainConfig.model_fields
     }
     for name, study in study_of.items():
@@ -160,7 +161,14 @@ def test_training_stages_depend_on_their_studys_settings_only():
         assert not any(
             str(k).split(".")[0] in ("train", "base") or k in training_keys for k in stages[name]["params"]
         ), name
-    assert set(stages["settings"]["params"]) == {"train", "base", "transfer", "binary.finetune", "strategies.train"}
+    assert set(stages["settings"]["params"]) == {
+        "train",
+        "base",
+        "transfer",
+        "binary.finetune",
+        "strategies.train",
+        "size.train",
+    }
 
 
 def test_a_study_overrides_only_the_keys_it_names():
@@ -176,6 +184,7 @@ def test_a_study_overrides_only_the_keys_it_names():
         "transfer",
         "binary",
         "strategies",
+        "size",
     }
 
 
@@ -189,7 +198,7 @@ def test_a_study_overrides_only_the_keys_it_names():
         ({"train.patience": 1}, "train.patience: found 1, allowed: 0, or a validation part"),
         (
             {"data.val_folder": True},
-            "data.val_folder: found True, allowed: false, or true with a folder data set (imagenet, imagenet100, imagefolder) and no data.b_dataset",
+            "data.val_folder: found True, allowed: false, or true with a folder data set (imagenet, imagenet100, imagefolder, arrays) and no data.b_dataset",
         ),
         ({"binary.finetune.val_fraction": 0.0}, "binary.finetune.patience: found 2, allowed: 0, or a validation part"),
         (
@@ -234,7 +243,7 @@ def test_presets_are_complete_valid_and_documented(preset):
     assert result.exit_code == 0 and "valid" in result.output, result.output
     raw = yaml.safe_load(preset.read_text())
     # every key of params.yaml spelled out (dvc.yaml declares them); beyond them only a study's training overrides
-    overrides = ("base.", "transfer.", "binary.finetune.", "strategies.train.")
+    overrides = ("base.", "transfer.", "binary.finetune.", "strategies.train.", "size.train.")
     spelled = {
         k
         for k in _keys(yaml.safe_load((ROOT / "params.yaml").read_text()))
@@ -319,14 +328,11 @@ def test_presets_carry_the_studies_numbers():
     )  # B is SVHN: no flips
     imagenet = presets["binary_imagenet100_densenet121"]
     assert (imagenet.data.dataset, imagenet.model.name, imagenet.data.image_size) == ("imagenet100", "densenet121", 224)
-    mobilenet = presets[
-        "mobilenet_cut_imagefolder"
-    ]  # v1 cut at n = 1..11 (and 13: baseB+), val_acc from the folder's val/ part
-    assert (mobilenet.model.name, mobilenet.strategies.cut_layers, mobilenet.data.val_folder) == (
-        "mobilenet_v1",
-        [*range(1, 12), 13],
-        True,
-    )
+    # v1 on the study's .npy frames, every block in the grid, cut at n = 1..11 (and 13: baseB+), val_acc from their val part
+    mobilenet = presets["mobilenet_lanes"]
+    assert (mobilenet.model.name, mobilenet.data.dataset, mobilenet.data.val_folder) == ("mobilenet_v1", "arrays", True)
+    assert mobilenet.transfer.layers == list(range(1, 14)) and mobilenet.strategies.cut_layers == [*range(1, 12), 13]
+    assert mobilenet.pretrained.weights == ["ra4_e3600_r224_in1k"]  # PnB / PnB+: the study's "AnB" from ImageNet
     for name in (
         "binary_cifar100_wrn",
         "binary_cifar100_densenet",

@@ -115,6 +115,7 @@ def test_queued_beta_sweeps_run_together_retrain_only_the_binary_study_and_diff_
         trained = [s for s in ran if s.startswith("binary-")]
         assert trained and all(new_beta in s for s in trained), trained  # beta 0.0's nets were kept
     diff = json.loads(sh(repo, "dvc", "plots", "diff", "--json", *sweeps))["data"]
+    assert not [title for title in diff if title.endswith(".csv")]  # each table drawn once, by its definition
     for title, table in data_plots().items():
         points = diff[title][0]["content"]["data"]["values"]
         assert {p["rev"] for p in points} == set(sweeps), (title, table)

@@ -23,6 +23,7 @@ VARIANTS = {
         "transfer.targets": ["A", "B"],
         "replicates": [0, 1],
         "binary.frozen_units": [0, 2],
+        "size.images_per_class": [2, 5],
     },
     "pretrained": {
         "model.name": "resnet18",

@@ -78,6 +78,15 @@ MATRIX = {
         "strategies.images_per_class": ["all"],
         "strategies.cut_layers": [1],
     },
+    "dataset-size-study-two-replicates": {"size.images_per_class": [2, 5, 24], "replicates": [0, 1]},
+    "arrays-with-val-part-cut-study": {  # the MobileNet study's data: .npy frames of 3 classes, one task
+        "data.dataset": "arrays",
+        "data.image_folder": "data/raw/frames",
+        "data.val_folder": True,
+        "splits": ["all"],
+        "strategies.cut_layers": [1],
+        "binary.equal_halves": False,  # 3 classes
+    },
     "pretrained-source": {
         "model.name": "resnet18",
         "pretrained.weights": ["IMAGENET1K_V1"],
@@ -127,7 +136,17 @@ def _lanes(repo):
         f.write("data/raw/\n")
 
 
+def _frames(repo):
+    """Image arrays with train, val and test parts, inside data.root (the download stage's output)."""
+    from formats import write_arrays
+
+    write_arrays(repo / "data/raw/frames", classes=3, per_class=8)
+    with open(repo / ".gitignore", "a") as f:
+        f.write("data/raw/\n")
+
+
 SETUP = {
+    "arrays-with-val-part-cut-study": _frames,
     "cross-data-set": _mnist,
     "pretrained-source": _weights,
     "image-folder-train-val-test-early-stopping-on-val": _lanes,
@@ -141,25 +160,31 @@ def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
     plan = CliRunner().invoke(app, ["plan", "--params", str(repo / "params.yaml")])
     assert plan.exit_code == 0, plan.output
     log = sh(repo, "dvc", "repro")
-    assert {"report-grid", "report-binary", "report-strategies", "report-analysis"} <= stages_run(log)
+    assert {"report-grid", "report-binary", "report-strategies", "report-size", "report-analysis"} <= stages_run(log)
     _check_reports(repo, params, plan.output)
     assert "up to date" in sh(repo, "dvc", "status")
-    if params["data"]["val_folder"]:  # every run validated on the folder's val/ part: 8 images of each of B's 2 classes
-        for run_id in ("grid/s0/baseB/r0", "strategies/s0/cut1/r0", "strategies/s0/strat-best_linear-iall/r0"):
+    if params["data"][
+        "val_folder"
+    ]:  # every run validated on the data set's own val part: 8 images of each of B's classes
+        split, val_images = params["splits"][0], 8 * (3 if params["data"]["dataset"] == "arrays" else 2)
+        run_ids = [f"grid/s{split}/baseB/r0", f"strategies/s{split}/cut1/r0"]
+        run_ids += [f"strategies/s{split}/strat-best_linear-iall/r0"] if params["strategies"]["names"] else []
+        for run_id in run_ids:
             m = json.loads((repo / f"data/runs/{run_id}/metrics.json").read_text())
-            assert m["val_from"] == "val_folder" and m.get("val_images", 16) == 16 and 0 <= m["best_val_top1"] <= 1, (
-                run_id
-            )
+            assert m["val_from"] == "val_folder" and m.get("val_images", val_images) == val_images, run_id
+            assert 0 <= m["best_val_top1"] <= 1, run_id
         assert "val top-1" in (repo / "reports/tables/cut.md").read_text()
 
 
 def _check_reports(repo, params: dict, plan: str) -> None:
     """Every planned run has its row; figures of studies that ran exist, the others say why not."""
-    tables = {s: pd.read_parquet(repo / f"reports/{s}/results.parquet") for s in ("grid", "binary", "strategies")}
+    tables = {
+        s: pd.read_parquet(repo / f"reports/{s}/results.parquet") for s in ("grid", "binary", "strategies", "size")
+    }
     planned = {line.strip() for line in plan.splitlines()[1:]}
     run_ids = set().union(*(set(t.run_id.dropna()) for t in tables.values() if "run_id" in t))
     assert run_ids == planned
-    for study in ("grid", "binary", "strategies", "analysis"):
+    for study in ("grid", "binary", "strategies", "size", "analysis"):
         metrics = json.loads((repo / f"reports/{study}/metrics.json").read_text())
         assert not [k for k, v in pd.json_normalize(metrics).iloc[0].items() if isinstance(v, str)], study
     figures = repo / "reports/figures"
@@ -179,6 +204,12 @@ def _check_reports(repo, params: dict, plan: str) -> None:
         assert (figures / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
     take_home = (repo / "reports/tables/take_home.md").read_text()
     assert ("Not run: strategies.names is []" in take_home) == (not strategies["names"])
+    assert (figures / "size.png").read_bytes()[:4] == b"\x89PNG"  # drawn, or says size.images_per_class is []
+    sizes = tables["size"]
+    assert sorted(set(sizes.images_per_class)) == sorted(params["size"]["images_per_class"])
+    if len(sizes):  # every class, k training images of each (the synthetic set holds 24 per class here)
+        classes = params["data"]["synthetic"]["num_classes"]
+        assert (sizes.classes == classes).all() and (sizes.train_images == classes * sizes.images_per_class).all()
 
 
 @pytest.mark.parametrize(

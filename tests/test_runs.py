@@ -50,6 +50,7 @@ CONFIGURATIONS = {
         "binary.partition_seeds": [0, 7],
         "strategies.images_per_class": [5, "all"],
         "strategies.cut_layers": [1, 7],
+        "size.images_per_class": [1, 10, 1300],
     },
     "pretrained": {"model.name": "resnet18", "pretrained.weights": ["IMAGENET1K_V1"], "transfer.layers": [1, 3]},
 }

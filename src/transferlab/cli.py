@@ -73,15 +73,15 @@ def plan(
 
     p = _params(params)
     by_study = planned_by_study(p)
-    runs, binary, strategies = by_study["grid"], by_study["binary"], by_study["strategies"]
-    counts = Counter(r.treatment for r in runs) + Counter(
-        "binary A'" if r.frozen is None else "binary on B" for r in binary
+    counts = Counter(r.treatment for r in by_study["grid"]) + Counter(
+        "binary A'" if r.frozen is None else "binary on B" for r in by_study["binary"]
     )
-    counts += Counter("cut" if r.name == "cut" else "strategy" for r in strategies)
-    total = len(runs) + len(binary) + len(strategies)
-    print(f"{params}: valid. {total} runs: " + ", ".join(f"{t} {c}" for t, c in counts.items()))
+    counts += Counter("cut" if r.name == "cut" else "strategy" for r in by_study["strategies"])
+    counts += Counter("dataset size" for _ in by_study["size"])
+    every = [r for planned in by_study.values() for r in planned]
+    print(f"{params}: valid. {len(every)} runs: " + ", ".join(f"{t} {c}" for t, c in counts.items()))
     if ids:
-        for r in [*runs, *binary, *strategies]:
+        for r in every:
             print(f"  {r}")
     if out is not None:  # the plan stage: what each study's report stage reads
         for study, planned in by_study.items():
@@ -317,6 +317,15 @@ def report_strategies(root: RootOpt = Path("."), params: ParamsOpt = Path("param
     from transferlab.studies.strategies.report import build
 
     _report("strategies", build, root, params)
+
+
+@report_app.command("size")
+@fail_cleanly
+def report_size(root: RootOpt = Path("."), params: ParamsOpt = Path("params.yaml")) -> None:
+    """The dataset-size study: top-1 by images per class, beside the paper's reduced-data nets."""
+    from transferlab.studies.size.report import build
+
+    _report("size", build, root, params)
 
 
 @report_app.command("analysis")

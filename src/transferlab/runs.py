@@ -68,6 +68,7 @@ BINARY_A_ID = IdForm("s{split}/binA_b{beta}_h{heads}_p{partition_seed}/r{replica
 BINARY_B_ID = IdForm("s{split}/binB_b{beta}_h{heads}_p{partition_seed}_f{frozen}/r{replicate}")
 STRATEGY_ID = IdForm("s{split}/strat{pretrained}-{name}-i{images}/r{replicate}")
 CUT_ID = IdForm("s{split}/cut{pretrained}{n}/r{replicate}")
+SIZE_ID = IdForm("s{split}/size-i{images}/r{replicate}")
 # Names derived from run ids: seeds of a run's parts, feature-cache folders, per-split files.
 SUBSET_SEED = IdForm("s{split}/subset/r{replicate}")
 HEADS_SEED = IdForm("s{split}/binB_f{frozen}/r{replicate}")
@@ -268,7 +269,31 @@ def planned_strategy_runs(params: Params) -> list[StrategyRun]:
     return runs
 
 
-Run = RunSpec | BinaryRun | StrategyRun
+@dataclass(frozen=True, order=True)
+class SizeRun:
+    """A net of the dataset-size study: trained on every class from `images_per_class`
+    training images of each (nested seeded subsets), like the paper's reduced-data nets.
+
+    sall/size-i10/r0   10 images per class of every class ("all"), replicate 0"""
+
+    images_per_class: int
+    replicate: int = 0
+    split = "all"  # every class (no split file), and the subset seed of split "all"
+
+    def __str__(self) -> str:
+        return SIZE_ID.format(split=self.split, images=self.images_per_class, replicate=self.replicate)
+
+    @property
+    def kind(self) -> str:
+        return "size"
+
+
+def planned_size_runs(params: Params) -> list[SizeRun]:
+    """Every net of the dataset-size study that params.yaml asks for."""
+    return [SizeRun(k, rep) for k in params.size.images_per_class for rep in params.replicates]
+
+
+Run = RunSpec | BinaryRun | StrategyRun | SizeRun
 
 
 def parse_run(run_id: str) -> Run:
@@ -281,12 +306,19 @@ def parse_run(run_id: str) -> Run:
         return StrategyRun(f["split"], f["name"], f["images"], 0, f["replicate"], f["pretrained"])
     if f := CUT_ID.parse(run_id):
         return StrategyRun(f["split"], "cut", "all", f["n"], f["replicate"], f["pretrained"])
+    if (f := SIZE_ID.parse(run_id)) and f["split"] == SizeRun.split:
+        return SizeRun(f["images"], f["replicate"])
     return RunSpec.parse(run_id)
 
 
 def planned_all(params: Params) -> list[Run]:
     """Every training run params.yaml asks for, of every study."""
-    return [*planned_runs(params), *planned_binary_runs(params), *planned_strategy_runs(params)]
+    return [
+        *planned_runs(params),
+        *planned_binary_runs(params),
+        *planned_strategy_runs(params),
+        *planned_size_runs(params),
+    ]
 
 
 PLANNED_FILE = "planned.json"  # a study's run ids, in its runs folder (`transferlab plan --out data/runs`)
@@ -306,15 +338,17 @@ def input_run(run: Run) -> Run | None:
         return run.source_base
     if isinstance(run, BinaryRun):
         return run.source if run.frozen is not None else None
+    if isinstance(run, SizeRun):
+        return None
     return RunSpec(run.split, "A", replicate=run.replicate) if run.source == "A" else None
 
 
-STUDY_OF = {RunSpec: "grid", BinaryRun: "binary", StrategyRun: "strategies"}
+STUDY_OF = {RunSpec: "grid", BinaryRun: "binary", StrategyRun: "strategies", SizeRun: "size"}
 STUDIES = tuple(STUDY_OF.values())  # the studies with runs of their own (each a report stage)
 
 
 def study_of(run: Run) -> str:
-    """The study a run belongs to (its report stage): grid, binary or strategies."""
+    """The study a run belongs to (its report stage): grid, binary, strategies or size."""
     return STUDY_OF[type(run)]
 
 
@@ -324,7 +358,7 @@ def study_settings(run: Run) -> str:
         return "base" if run.is_base else "transfer"
     if isinstance(run, BinaryRun):
         return "base" if run.frozen is None else "binary"  # an A' net trains as baseA does
-    return "strategies"
+    return "size" if isinstance(run, SizeRun) else "strategies"
 
 
 @dataclass(frozen=True)
@@ -351,7 +385,7 @@ class Layout:
         return self.root / "data/settings" / f"{study}.json"
 
     def model(self, run: Run) -> Path:
-        folder = {RunSpec: "models", BinaryRun: "binary", StrategyRun: "strategies"}[type(run)]
+        folder = {RunSpec: "models", BinaryRun: "binary", StrategyRun: "strategies", SizeRun: "size"}[type(run)]
         return self.root / "data" / folder / f"{run}.pt"
 
     def runs_of(self, study: str) -> Path:
@@ -400,7 +434,7 @@ class Layout:
         source = self.source_model(run)
         return [
             self.dataset,
-            self.split_file(run.split),
+            *([] if isinstance(run, SizeRun) else [self.split_file(run.split)]),  # (every class: no split)
             self.settings(study_settings(run)),
             *([source] if source else []),
         ]

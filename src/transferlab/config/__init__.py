@@ -24,6 +24,7 @@ from transferlab.config.sections import (  # noqa: F401 (the package's public na
     DataConfig,
     ModelConfig,
     PretrainedConfig,
+    SizeConfig,
     SplitConfig,
     SplitId,
     StrategiesConfig,
@@ -38,7 +39,13 @@ from transferlab.config.sections import (  # noqa: F401 (the package's public na
 )
 
 # Where each study's training overrides live in params.yaml.
-STUDY_SECTIONS = {"base": "base", "transfer": "transfer", "binary": "binary.finetune", "strategies": "strategies.train"}
+STUDY_SECTIONS = {
+    "base": "base",
+    "transfer": "transfer",
+    "binary": "binary.finetune",
+    "strategies": "strategies.train",
+    "size": "size.train",
+}
 
 
 class Params(Strict):
@@ -58,9 +65,10 @@ class Params(Strict):
     analysis: AnalysisConfig = AnalysisConfig()
     pretrained: PretrainedConfig = PretrainedConfig()
     strategies: StrategiesConfig = StrategiesConfig()
+    size: SizeConfig = SizeConfig()
 
     def training(self, study: str) -> TrainConfig:
-        """Effective training settings of a study ("base", "transfer", "binary", "strategies")."""
+        """Effective training settings of a study ("base", "transfer", "binary", "strategies", "size")."""
         section = STUDY_SECTIONS[study]
         return merged(self.train, self._overrides(section), section)
 
@@ -70,6 +78,7 @@ class Params(Strict):
             "transfer": self.transfer,
             "binary.finetune": self.binary.finetune,
             "strategies.train": self.strategies.train,
+            "size.train": self.size.train,
         }[section]
 
     def settings(self) -> dict[str, dict]:

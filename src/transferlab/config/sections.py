@@ -13,9 +13,19 @@ NAMED_SPLITS = ("mn", "nm", "classes", "cross", "all")
 # list, two data sets (figures and tables keep them apart from random splits).
 DISSIMILAR_SPLITS = ("mn", "nm", "classes", "cross")
 DatasetName = Literal[
-    "synthetic", "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist", "imagenet", "imagenet100", "imagefolder"
+    "synthetic",
+    "cifar10",
+    "cifar100",
+    "svhn",
+    "mnist",
+    "fashion_mnist",
+    "imagenet",
+    "imagenet100",
+    "imagefolder",
+    "arrays",
 ]
-FOLDER_DATASETS = ("imagenet", "imagenet100", "imagefolder")
+IMAGE_FILE_DATASETS = ("imagenet", "imagenet100", "imagefolder")  # image files: storage "files" can stream them
+FOLDER_DATASETS = (*IMAGE_FILE_DATASETS, "arrays")  # read from data.image_folder, may have a val part
 STRATEGY_NAMES = (
     "classifier",
     "extra_fc",
@@ -65,7 +75,9 @@ class DataConfig(Strict):
         None, description="cross-data-set tasks: B from this data set (split id 'cross')"
     )
     root: str = Field("data/raw", description="folder of the torchvision data sets' original files (download target)")
-    image_folder: str | None = Field(None, description="folder of imagenet / imagenet100 / imagefolder images")
+    image_folder: str | None = Field(
+        None, description="folder of imagenet / imagenet100 / imagefolder images, or of arrays' .npy files"
+    )
     download: bool = False
     verify: bool = Field(True, description="check the published MD5 sums of the original files")
     image_size: int = Field(32, ge=16, le=256, description="every image is resized to this (pixels per side)")
@@ -76,7 +88,7 @@ class DataConfig(Strict):
     )
     val_folder: bool = Field(
         False,
-        description="folder data sets: a validation part read from val/ beside train/ and test/; every run validates on it (val_fraction then holds nothing out)",
+        description="folder data sets: a validation part read from val/ beside train/ and test/ (arrays: val_images.npy and val_labels.npy); every run validates on it (val_fraction then holds nothing out)",
     )
     workers: int = Field(4, ge=0, description="image-decoding worker processes (folder data sets)")
     storage: Literal["tensor", "files"] = Field(
@@ -97,7 +109,7 @@ class DataConfig(Strict):
             raise _KeyError(
                 "data.b_dataset",
                 self.b_dataset,
-                "at most one folder data set (imagenet, imagenet100, imagefolder) per task pair",
+                f"at most one folder data set ({', '.join(FOLDER_DATASETS)}) per task pair",
             )
         if folders and not self.image_folder:
             raise _KeyError("data.image_folder", self.image_folder, f"the folder that holds the {folders[0]} images")
@@ -107,11 +119,11 @@ class DataConfig(Strict):
                 True,
                 f"false, or true with a folder data set ({', '.join(FOLDER_DATASETS)}) and no data.b_dataset",
             )
-        if self.storage == "files" and (self.dataset not in FOLDER_DATASETS or self.b_dataset):
+        if self.storage == "files" and (self.dataset not in IMAGE_FILE_DATASETS or self.b_dataset):
             raise _KeyError(
                 "data.storage",
                 self.storage,
-                f"tensor, or files with a folder data set ({', '.join(FOLDER_DATASETS)}) and no data.b_dataset",
+                f"tensor, or files with an image folder data set ({', '.join(IMAGE_FILE_DATASETS)}) and no data.b_dataset",
             )
         return self
 
@@ -404,6 +416,20 @@ class StrategiesConfig(Strict):
     @field_validator("names", "images_per_class", "cut_layers")
     @classmethod
     def _unique(cls, values: list) -> list:
+        return unique(values, minimum=1)
+
+
+class SizeConfig(Strict):
+    """The dataset-size study: base nets on every class, trained on k images per class."""
+
+    images_per_class: list[int] = Field(
+        default_factory=list, description="training images per class, one net each on every class ([]: none)"
+    )
+    train: TrainOverrides = TrainOverrides()
+
+    @field_validator("images_per_class")
+    @classmethod
+    def _sizes(cls, values: list[int]) -> list[int]:
         return unique(values, minimum=1)
 
 

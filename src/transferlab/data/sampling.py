@@ -5,7 +5,13 @@ both use it, so neither imports the other for it."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:  # (dataset.py imports this module)
+    from transferlab.data.dataset import TaskData
 
 
 def per_class_subset(y: torch.Tensor, k: int | None, seed: int) -> torch.Tensor:
@@ -33,3 +39,12 @@ def stratified_holdout(y: torch.Tensor, fraction: float, seed: int) -> tuple[tor
         held.append(idx[:k])
         keep.append(idx[k:])
     return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
+
+
+def task_subset(task: TaskData, images_per_class: int | str, seed: int) -> TaskData:
+    """A task's training images cut to k per class: the first k of one seeded permutation per
+    class, so the subsets for growing k are nested and every run of a study gets the same images."""
+    if images_per_class == "all":
+        return task
+    keep = per_class_subset(task.train_y, int(images_per_class), seed)
+    return dataclasses.replace(task, train_x=task.train_x[keep], train_y=task.train_y[keep])

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from transferlab.config import DataConfig
+from transferlab.data.arrays import load_arrays
 from transferlab.data.originals import copy_hint, original_files, torchvision_class, torchvision_parts
 from transferlab.errors import InputError
 
@@ -220,6 +221,10 @@ def load_imagenet(cfg: DataConfig, subset: bool) -> RawSet:
 
 def load_source(name: str, cfg: DataConfig) -> RawSet:
     """The named data set (not the synthetic one) at native resolution."""
+    if name == "arrays":
+        classes, parts = load_arrays(Path(cfg.image_folder or ""), cfg.val_folder)
+        val = parts.get("val", (None, None))
+        return RawSet(name, classes, [""] * len(classes), *parts["train"], *parts["test"], *val)
     if name in ("imagenet", "imagenet100"):
         return load_imagenet(cfg, subset=name == "imagenet100")
     if name == "imagefolder":

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def train(params: Params, run: Run, layout: Layout, device: torch.device) -> History:
     """Train one planned run of any study, reading and writing the paths `layout` gives it."""
-    from transferlab.runs import BinaryRun, RunSpec
+    from transferlab.runs import BinaryRun, RunSpec, SizeRun
 
     if isinstance(run, RunSpec):
         from transferlab.studies.grid import train as grid
@@ -31,6 +31,10 @@ def train(params: Params, run: Run, layout: Layout, device: torch.device) -> His
             if run.frozen is None
             else binary.finetune_on_b(params, run, layout, device)
         )
+    if isinstance(run, SizeRun):
+        from transferlab.studies.size.train import train_size
+
+        return train_size(params, run, layout, device)
     from transferlab.studies.strategies import train as strategies
 
     if run.name == "best_linear":

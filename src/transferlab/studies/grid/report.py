@@ -243,8 +243,8 @@ def paper_deltas() -> pd.DataFrame:
 
 def relative_figure(df: pd.DataFrame, out: Path) -> None:
     """Figure 3 of the paper: AnB relative to the base net, per split kind (random splits and each
-    dissimilar kind that ran), and the random-weights control; the paper's own ImageNet curve
-    dotted beside each series it has one for."""
+    dissimilar kind that ran), the random-weights control, and PnB / PnB+ where a pretrained
+    source ran; the paper's own ImageNet curve dotted beside each series it has one for."""
     d = with_base(df)
     fig, ax = plt.subplots(figsize=(10, 5))
     paper = paper_deltas()
@@ -260,6 +260,8 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
     series.append(
         (d[d.treatment == "random"], "random weights, frozen (control)", "#555555", "random, frozen layers (control)")
     )
+    # A pretrained source (the MobileNet study's "AnB": n units of the ImageNet net), where it ran.
+    series += [(d[d.treatment == t], f"{t}, pretrained net", plots.STYLE[t]["color"], None) for t in ("PnB", "PnB+")]
     counts = []
     for part, label, color, paper_name in series:
         if part.empty:

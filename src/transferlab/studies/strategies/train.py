@@ -9,7 +9,6 @@ Strategies on a source net for task B:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 
@@ -20,7 +19,7 @@ from transferlab.artifacts import atomic_json
 from transferlab.config import Params
 from transferlab.data.dataset import TaskData
 from transferlab.data.files import as_tensor
-from transferlab.data.sampling import per_class_subset
+from transferlab.data.sampling import task_subset
 from transferlab.data.stages import task_data
 from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, train_run
 from transferlab.models import create_model
@@ -131,15 +130,6 @@ def peak_memory(model: nn.Module, x: torch.Tensor) -> tuple[int, str]:
 # --- training the strategies and the cut nets on B -----------------------------------------------
 
 
-def subset(task: TaskData, images_per_class: int | str, seed: int) -> TaskData:
-    """B's training images cut to k per class: the first k of one seeded permutation per
-    class, so the subsets for growing k are nested and every strategy gets the same images."""
-    if images_per_class == "all":
-        return task
-    keep = per_class_subset(task.train_y, int(images_per_class), seed)
-    return dataclasses.replace(task, train_x=task.train_x[keep], train_y=task.train_y[keep])
-
-
 def weights_size(net: torch.nn.Module) -> int:
     """Bytes of the net's weights as torch.save writes them alone: what the cut net weighs
     deployed (the checkpoint file adds the run's provenance, which differs between repositories)."""
@@ -152,7 +142,7 @@ def weights_size(net: torch.nn.Module) -> int:
 
 def target_task(params: Params, run: StrategyRun, layout: Layout) -> TaskData:
     task = task_data(layout, run.split, "B")
-    return subset(
+    return task_subset(
         task, run.images_per_class, seed_of(params.seed, SUBSET_SEED.format(split=run.split, replicate=run.replicate))
     )
 

@@ -1,0 +1,1 @@
+"""The dataset-size study: base nets on every class from k images per class, and their report."""
