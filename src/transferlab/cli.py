@@ -281,11 +281,11 @@ app.add_typer(report_app, name="report")
 
 def _report(study: str, build, root: Path, params: Path) -> None:
     from transferlab.report import write_report
-    from transferlab.runs import Layout
+    from transferlab.runs import STUDIES, Layout
 
     p = _params(params)
     layout = Layout.of(p, root)
-    runs = layout.read_planned(study) if study != "analysis" else []  # the plan stage's list, passed down
+    runs = layout.read_planned(study) if study in STUDIES else []  # the plan stage's list, passed down
     for line in write_report(study, build(p, layout, runs), layout):
         print(line)
 

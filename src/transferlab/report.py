@@ -1,4 +1,4 @@
-"""The report stages, one per study (grid, binary, strategies, analysis): the study's table
+"""The report stages, one per study (grid, binary, strategies, size, analysis): the study's table
 (reports/<study>/results.parquet and .csv), its headline numbers (reports/<study>/metrics.json,
 numbers only, for `dvc exp show`), its plot tables (reports/<study>/plots/, for `dvc plots`),
 its markdown tables (reports/tables/) and its figures (reports/figures/), each written

@@ -325,7 +325,7 @@ PLANNED_FILE = "planned.json"  # a study's run ids, in its runs folder (`transfe
 
 
 def planned_by_study(params: Params) -> dict[str, list[Run]]:
-    """The runs params.yaml asks for, per study with runs (grid, binary, strategies)."""
+    """The runs params.yaml asks for, per study with runs (STUDIES)."""
     by_study: dict[str, list[Run]] = {study: [] for study in STUDIES}
     for run in planned_all(params):
         by_study[study_of(run)].append(run)
