@@ -106,3 +106,21 @@ def write_arrays(folder: Path, classes: int = 3, per_class: int = 6, parts=("tra
         x = _images(y, 24, 3, i)
         np.save(folder / f"{part}_images.npy", x.astype(np.float32) / 255 if floats else x)
         np.save(folder / f"{part}_labels.npy", y.astype(np.int64))
+
+
+def write_caltech101(
+    root: Path, classes: list[str], per_class: int | list[int], size: tuple[int, int] = (44, 30)
+) -> Path:
+    """Caltech-101 as torchvision unpacks it under data.root: caltech101/101_ObjectCategories/
+    <class>/image_0001.jpg ..., grey and colour JPEGs of varying size, and the clutter folder
+    BACKGROUND_Google, which is no class. `per_class`: one count, or one per class."""
+    folder = root / "caltech101" / "101_ObjectCategories"
+    counts = per_class if isinstance(per_class, list) else [per_class] * len(classes)
+    for label, (name, count) in enumerate(zip(["BACKGROUND_Google", *classes], [2, *counts])):
+        d = folder / name
+        d.mkdir(parents=True, exist_ok=True)
+        for k in range(count):
+            pixels = _images(np.array([label]), max(size), 3, label * 100 + k)[0][: size[1] + k % 3, : size[0]]
+            image = Image.fromarray(pixels)
+            (image.convert("L") if k % 4 == 3 else image).save(d / f"image_{k + 1:04d}.jpg", quality=95)
+    return folder

@@ -252,7 +252,14 @@ def test_a_pretrained_source_is_drawn_in_figures_2_and_3_and_in_the_plot_tables(
     """PnB / PnB+ (the MobileNet study's "AnB": n units of the ImageNet net) beside the treatments."""
     import matplotlib.pyplot as plt
 
-    raw = tiny_params(**{"model.name": "resnet18", "pretrained.weights": ["IMAGENET1K_V1"], "transfer.layers": [1, 3]})
+    raw = tiny_params(
+        **{
+            "model.name": "resnet18",
+            "analysis.decaf_units": [4, 5],
+            "pretrained.weights": ["IMAGENET1K_V1"],
+            "transfer.layers": [1, 3],
+        }
+    )
     specs = planned_runs(parse_params(raw))
     values = {"PnB": 0.7, "PnB+": 0.75}
     _write_metrics(tmp_path, specs, lambda spec: values.get(spec.treatment) or _value(spec))

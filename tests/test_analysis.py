@@ -128,14 +128,34 @@ def test_source_rows_take_leep_from_a_probe_per_unit_or_from_a_foreign_nets_own_
     assert [own[f"b_test_{n}"].shape[0] for n in range(1, 8)] == [12] * 7 and own["own_train_7"].shape == own[
         "b_train_7"
     ].shape
-    own_rows = source_rows(unit_tasks("A", own, 7), AnalysisConfig())
+    own_rows = source_rows(unit_tasks("A", own, 7, [], [0, 0]), AnalysisConfig())
     assert sum(r["method"] == "leep" for r in own_rows) == 7 and [r["n"] for r in own_rows[::5]] == list(range(1, 8))
     foreign = source_rows(
-        unit_tasks("P", source_arrays(net, mean, std, b_data, None, torch.device("cpu")), 7), AnalysisConfig()
+        unit_tasks("P", source_arrays(net, mean, std, b_data, None, torch.device("cpu")), 7, [6, 7], [0, 0]),
+        AnalysisConfig(),
     )
     leep_rows = [r for r in foreign if r["method"] == "leep"]
     assert [r["n"] for r in leep_rows] == [7] and leep_rows[0]["value"] < 0  # a log-likelihood
-    assert {r["method"] for r in foreign} == {"probe_logreg", "probe_svm", "logme", "hscore", "leep"}
+    assert {r["method"] for r in foreign} == {"probe_logreg", "probe_svm", "logme", "hscore", "leep"} | {
+        "probe_logreg_dropout",
+        "probe_svm_dropout",
+    }
+    assert sorted(r["n"] for r in foreign if r["method"].endswith("_dropout")) == [6, 6, 7, 7]  # the DeCAF units only
+
+
+def test_decafs_dropout_drops_half_of_each_copy_and_keeps_the_expected_value():
+    from transferlab.analysis.probes import dropout_copies
+
+    x = rng.normal(size=(200, 50)).astype(np.float32)
+    y = np.arange(200) % 4
+    dropped, dropped_y = dropout_copies(x, y, 3, np.random.default_rng(0))
+    assert dropped.shape == (600, 50) and dropped.dtype == np.float32 and list(dropped_y[:4]) == [0, 1, 2, 3]
+    assert list(dropped_y[200:204]) == [0, 1, 2, 3]  # each copy in the original order
+    zeroed = (dropped == 0).mean()
+    assert 0.47 < zeroed < 0.53
+    kept = dropped[:200] != 0
+    assert np.allclose(dropped[:200][kept], 2 * x[kept])  # inverted dropout: the rest doubled
+    assert not np.array_equal(dropped[:200] == 0, dropped[200:400] == 0)  # a fresh mask per copy
 
 
 def test_the_analysis_reads_the_feature_cache_without_torch():

@@ -25,7 +25,11 @@ def _run(tmp_path, params, *args):
         ({"base.epochs": 0}, "base.epochs: found 0, Input should be greater than or equal to 1"),
         ({"base.epochs": "three"}, "base.epochs: found 'three', Input should be a valid integer"),
         ({"transfer.targets": ["C"]}, "transfer.targets[0]: found 'C', Input should be 'A' or 'B'"),
-        ({"model.name": "vgg99"}, "model.name: found 'vgg99', unknown model, allowed: convnet8"),
+        ({"model.name": "vgg99"}, "model.name: found 'vgg99', unknown model, allowed: alexnet, convnet8"),
+        ({"model.name": "alexnet"}, "data.image_size: found 16, allowed: >= 63 for alexnet"),
+        ({"analysis.decaf_units": [6, 8]}, "analysis.decaf_units[1]: found 8, allowed: 1..7 for convnet8"),
+        ({"analysis.decaf_units": [6, 6]}, "analysis.decaf_units: found [6, 6], entries must be unique"),
+        ({"data.train_per_class": 0}, "data.train_per_class: found 0, Input should be greater than or equal to 1"),
         ({"split.fraction": 1.5}, "split.fraction: found 1.5, Input should be less than 1"),
         (
             {"split.method": "random", "split.fraction": 0.05},

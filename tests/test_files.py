@@ -125,6 +125,6 @@ def test_storage_files_needs_a_folder_data_set(tmp_path):
     result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
     assert result.exit_code == 2
     assert result.output.strip() == (
-        f"error: {tmp_path / 'params.yaml'}: data.storage: found 'files', allowed: tensor, or files with an image folder data set "
-        "(imagenet, imagenet100, imagefolder) and no data.b_dataset"
+        f"error: {tmp_path / 'params.yaml'}: data.storage: found 'files', allowed: tensor, or files with an image file data set "
+        "(imagenet, imagenet100, imagefolder, caltech101) and no data.b_dataset"
     )

@@ -27,6 +27,7 @@ VARIANTS = {
     },
     "pretrained": {
         "model.name": "resnet18",
+        "analysis.decaf_units": [4, 5],
         "pretrained.weights": ["IMAGENET1K_V1"],
         "transfer.layers": [1, 3],
         "strategies.cut_layers": [2],

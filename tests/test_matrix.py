@@ -87,8 +87,25 @@ MATRIX = {
         "strategies.cut_layers": [1],
         "binary.equal_halves": False,  # 3 classes
     },
+    "alexnet-imagenet-weights-on-caltech101-decaf-table": {  # the lecture's off-the-shelf study
+        "data.dataset": "caltech101",
+        "data.train_per_class": 4,
+        "data.image_size": 64,
+        "data.workers": 0,
+        "model.name": "alexnet",
+        "pretrained.weights": ["IMAGENET1K_V1"],
+        "pretrained.cache": "weights",
+        "data.verify": False,
+        "splits": ["all"],
+        "transfer.layers": [6],
+        "binary.equal_halves": False,
+        "strategies.names": ["classifier"],
+        "strategies.images_per_class": ["all"],
+        "strategies.cut_layers": [5],
+    },
     "pretrained-source": {
         "model.name": "resnet18",
+        "analysis.decaf_units": [4, 5],
         "pretrained.weights": ["IMAGENET1K_V1"],
         "pretrained.cache": "weights",
         "data.verify": False,
@@ -125,6 +142,25 @@ def _weights(repo):
         f.write("weights/\n")  # 45 MB: outside git, as torchvision's cache would be
 
 
+def _alexnet_caltech(repo):
+    """Caltech-101 in torchvision's layout (4 classes, 6 or 7 images each) and an AlexNet weight
+    file where the cache would hold IMAGENET1K_V1 (random weights, hash check off)."""
+    import torch
+    from torchvision import models as tvm
+
+    from transferlab.models.pretrained import weights_path
+
+    from formats import write_caltech101
+
+    write_caltech101(repo / "data/raw", ["accordion", "airplanes", "anchor", "ant"], per_class=[6, 7, 6, 7])
+    path, _ = weights_path("alexnet", "IMAGENET1K_V1", str(repo / "weights"))
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(tvm.alexnet(weights=None).state_dict(), path)
+    with open(repo / ".gitignore", "a") as f:
+        f.write("data/raw/\nweights/\n")
+
+
 def _lanes(repo):
     """An image folder with train/, val/ and test/ parts, inside data.root (the download stage's output)."""
     from formats import write_image_folder
@@ -146,6 +182,7 @@ def _frames(repo):
 
 
 SETUP = {
+    "alexnet-imagenet-weights-on-caltech101-decaf-table": _alexnet_caltech,
     "arrays-with-val-part-cut-study": _frames,
     "cross-data-set": _mnist,
     "pretrained-source": _weights,
@@ -174,6 +211,13 @@ def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
             assert m["val_from"] == "val_folder" and m.get("val_images", val_images) == val_images, run_id
             assert 0 <= m["best_val_top1"] <= 1, run_id
         assert "val top-1" in (repo / "reports/tables/cut.md").read_text()
+    decaf = (repo / "reports/tables/decaf.md").read_text()
+    sources = ["baseA", "baseB", *(["the pretrained net"] if params["pretrained"]["weights"] else [])]
+    assert all(f"## {s}: " in decaf for s in sources), decaf
+    assert (
+        decaf.count("| SVM with dropout | ") == len(sources)
+        and "| conv5 (n = 5) | fc6 (n = 6) | fc7 (n = 7) |" in decaf
+    )
 
 
 def _check_reports(repo, params: dict, plan: str) -> None:

@@ -5,8 +5,8 @@ import torch
 from torchvision import models as tvm
 
 from transferlab.config import TrainConfig
-from transferlab.models import create_model, list_models, model_units
-from transferlab.models.torchvision_nets import from_densenet, from_mobilenet_v2, from_resnet
+from transferlab.models import MIN_IMAGE_SIZE, create_model, list_models, model_units
+from transferlab.models.torchvision_nets import from_alexnet, from_densenet, from_mobilenet_v2, from_resnet
 from transferlab.train import make_optimizer
 from transferlab.transfer import build_treatment, param_groups
 
@@ -19,6 +19,7 @@ PUBLISHED = {
     "resnet18": (1000, 11.69e6, False),
     "resnet50": (1000, 25.56e6, False),
     "mobilenet_v2": (1000, 3.50e6, False),
+    "alexnet": (1000, 61.10e6, False),  # torchvision's AlexNet (CaffeNet's one-tower form, no LRN)
 }
 
 
@@ -59,7 +60,8 @@ def test_copy_and_freeze_work_on_every_architecture(name):
     frozen = [{k: v.clone() for k, v in model.layers[i].state_dict().items()} for i in range(n)]
     opt = make_optimizer(param_groups(model, n, 1.0), TrainConfig(lr=0.1))
     model.train()
-    torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.tensor([0, 1, 2, 3])).backward()
+    side = max(32, MIN_IMAGE_SIZE.get(name, 0))
+    torch.nn.functional.cross_entropy(model(torch.randn(4, 3, side, side)), torch.tensor([0, 1, 2, 3])).backward()
     opt.step()
     for i in range(n):
         for k, v in model.layers[i].state_dict().items():
@@ -68,7 +70,12 @@ def test_copy_and_freeze_work_on_every_architecture(name):
 
 @pytest.mark.parametrize(
     "build, adapt",
-    [(tvm.resnet18, from_resnet), (tvm.densenet121, from_densenet), (tvm.mobilenet_v2, from_mobilenet_v2)],
+    [
+        (tvm.resnet18, from_resnet),
+        (tvm.densenet121, from_densenet),
+        (tvm.mobilenet_v2, from_mobilenet_v2),
+        (tvm.alexnet, from_alexnet),
+    ],
 )
 def test_the_adapter_keeps_torchvisions_output(build, adapt):
     torch.manual_seed(0)

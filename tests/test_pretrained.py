@@ -136,6 +136,7 @@ def test_a_pretrained_source_transfers_through_the_commands(weight_file, tmp_pat
     params = tiny_params(
         **{
             "model.name": "resnet18",
+            "analysis.decaf_units": [4, 5],
             "transfer.layers": [2],
             "pretrained.weights": ["IMAGENET1K_V1"],
             "pretrained.cache": str(path.parent),
@@ -175,6 +176,7 @@ def test_strategies_also_start_from_the_pretrained_net(weight_file, tmp_path):
     params = tiny_params(
         **{
             "model.name": "resnet18",
+            "analysis.decaf_units": [4, 5],
             "transfer.layers": [2],
             "pretrained.weights": ["IMAGENET1K_V1"],
             "pretrained.cache": str(path.parent),

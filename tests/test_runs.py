@@ -52,7 +52,12 @@ CONFIGURATIONS = {
         "strategies.cut_layers": [1, 7],
         "size.images_per_class": [1, 10, 1300],
     },
-    "pretrained": {"model.name": "resnet18", "pretrained.weights": ["IMAGENET1K_V1"], "transfer.layers": [1, 3]},
+    "pretrained": {
+        "model.name": "resnet18",
+        "analysis.decaf_units": [4, 5],
+        "pretrained.weights": ["IMAGENET1K_V1"],
+        "transfer.layers": [1, 3],
+    },
 }
 
 

@@ -30,7 +30,7 @@ def _snapshot(module):
 
 # The input sizes each architecture is used at: the 32 px nets of the CIFAR studies, and the
 # ImageNet nets at 224 px (data.storage: files) as well as on small images.
-SIZES = {"densenet_bc": (32,), "wrn": (32,), "convnet8": (32, 64, 224)}
+SIZES = {"densenet_bc": (32,), "wrn": (32,), "convnet8": (32, 64, 224), "alexnet": (63, 224)}
 
 
 @pytest.mark.parametrize("name, size", [(n, s) for n in list_models() for s in SIZES.get(n, (32, 224))])

@@ -269,7 +269,7 @@ def analyze(
     p = _params(params)
     from transferlab.analysis.stage import analyze as run_analysis
 
-    result = run_analysis(p.analysis, features_dir, out)
+    result = run_analysis(p.analysis, features_dir, out, p.seed)
     print(f"{out}: {len(result['rows'])} values")
 
 

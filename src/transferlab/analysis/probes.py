@@ -50,6 +50,20 @@ def probe_top1(
     return float(np.mean(clf.predict(features(test_x, power)) == test_y))
 
 
+DROPOUT_RATE = 0.5  # DeCAF's dropout on the features
+
+
+def dropout_copies(
+    x: np.ndarray, y: np.ndarray, copies: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """DeCAF's dropout on a probe's training features, as data: `copies` copies of them, each
+    with a fresh random half of every row's components zeroed and the rest doubled (inverted
+    dropout, so the test features are used as they are)."""
+    scale = np.float32(1 / (1 - DROPOUT_RATE))
+    dropped = [x * (rng.random(x.shape, dtype=np.float32) >= DROPOUT_RATE) * scale for _ in range(copies)]
+    return np.concatenate(dropped), np.tile(y, copies)
+
+
 def source_probabilities(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray, c: float) -> np.ndarray:
     """A source-label distribution theta(x) from one unit: a logistic regression fitted on the
     source task's features, applied to the target images (LEEP needs source predictions)."""

@@ -9,6 +9,7 @@ import pandas as pd
 
 from transferlab import plots
 from transferlab.errors import MissingRunError
+from transferlab.models import model_units
 from transferlab.plots import plt
 from transferlab.runs import Layout
 from transferlab.stats import DIFFERENCE, STATISTIC, interval, split_kind
@@ -29,7 +30,50 @@ def build(params, layout: Layout, runs: list) -> StudyReport:
         "estimates.png": lambda out: estimates_figure(df, grid, out),
     }
     headline = {**analysis_headline(df, grid), **classifier_agreement(df, strategies)}
-    return StudyReport(df, headline, figures, plot_data={"probe.csv": probe_plot_data(df)})
+    texts = {"decaf.md": decaf_table(df, params)}
+    return StudyReport(df, headline, figures, texts, plot_data={"probe.csv": probe_plot_data(df)})
+
+
+DECAF_ROWS = {  # DeCAF's Table 1, its rows: classifier, and with dropout on the features
+    "probe_logreg": "LogReg",
+    "probe_logreg_dropout": "LogReg with dropout",
+    "probe_svm": "SVM",
+    "probe_svm_dropout": "SVM with dropout",
+}
+
+
+def decaf_table(analysis: pd.DataFrame, params) -> str:
+    """DeCAF's Table 1 form: per source net and split kind, a row per classifier (with and
+    without dropout on the features), a column per unit of analysis.decaf_units; top-1 on B,
+    mean and 95% t-interval over its values: one per split and replicate, and one per split for
+    the pretrained net (the same net and images in every replicate: not independent values)."""
+    title = "# Off-the-shelf features in the DeCAF form\n\n"
+    cfg = params.analysis
+    if not cfg.decaf_units:
+        return title + "Not run: analysis.decaf_units is [] in params.yaml.\n"
+    names = model_units(params.model.name, **params.model.options())
+    lines = [
+        title + "Top-1 on B of a linear classifier on one unit's features (conv maps averaged over space, "
+        f"L2-normalised), as in DeCAF's Table 1 (Donahue et al. 2014): logistic regression and linear SVM (C = "
+        f"{cfg.probe_c:g}), each also fitted with dropout on the features ({cfg.dropout_copies} copies of the "
+        "training features, each with a fresh half of its components zeroed). Mean [95% t-interval] over the "
+        "values of splits x replicates (the pretrained net: one per split); no interval from fewer than 3.\n"
+    ]
+    rows = analysis[analysis.method.isin(list(DECAF_ROWS)) & analysis.n.isin(cfg.decaf_units)]
+    for (source, kind), part in rows.groupby(["source", "split_kind"], sort=False):
+        by = ["split"] if source == "P" else ["split", "replicate"]
+        values = part.groupby(["method", "n", *by]).value.mean()
+        units = sorted(cfg.decaf_units)
+        lines += [
+            f"## {_source_name(source)}: {plots.KIND_LABELS[kind]}\n",
+            "| classifier | " + " | ".join(f"{names[n - 1]} (n = {n})" for n in units) + " |",
+            "| --- |" + " --- |" * len(units),
+        ]
+        for method, label in DECAF_ROWS.items():
+            cells = [interval(values.loc[(method, n)]).text() if (method, n) in values.index else "-" for n in units]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
 
 
 def probe_plot_data(analysis: pd.DataFrame) -> pd.DataFrame:

@@ -26,17 +26,24 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def unit_values(
-    train, b_train_y, test, b_test_y, own_train, own_y, logits_b_train, cfg: AnalysisConfig
+    train, b_train_y, test, b_test_y, own_train, own_y, logits_b_train, dropout, cfg: AnalysisConfig
 ) -> dict[str, float]:
     """Probes and estimates of one unit's features for task B. LEEP needs the source task's
     label distribution: a probe on the source task's own features of this unit (own_train),
-    or the source net's own classifier outputs (logits_b_train, a net trained elsewhere)."""
+    or the source net's own classifier outputs (logits_b_train, a net trained elsewhere).
+    With a `dropout` generator (a unit of the DeCAF table), each probe also on dropped features."""
     values = {
         "probe_logreg": probes.probe_top1(train, b_train_y, test, b_test_y, "logreg", cfg.probe_c, cfg.power),
         "probe_svm": probes.probe_top1(train, b_train_y, test, b_test_y, "svm", cfg.probe_c, cfg.power),
         "logme": estimates.logme(train, b_train_y),
         "hscore": estimates.h_score(train, b_train_y),
     }
+    if dropout is not None:
+        dropped, dropped_y = probes.dropout_copies(train, b_train_y, cfg.dropout_copies, dropout)
+        for kind in ("logreg", "svm"):
+            values[f"probe_{kind}_dropout"] = probes.probe_top1(
+                dropped, dropped_y, test, b_test_y, kind, cfg.probe_c, cfg.power
+            )
     if own_train is not None:
         values["leep"] = estimates.leep(probes.source_probabilities(own_train, own_y, train, cfg.probe_c), b_train_y)
     elif logits_b_train is not None:
@@ -44,9 +51,10 @@ def unit_values(
     return values
 
 
-def unit_tasks(name: str, arrays, depth: int) -> list[tuple[str, int, tuple]]:
+def unit_tasks(name: str, arrays, depth: int, decaf_units: list[int], seed: list[int]) -> list[tuple[str, int, tuple]]:
     """(source, n, arguments of unit_values) for every unit of one source net; a net trained
-    elsewhere gets LEEP from its own classifier at the top unit only."""
+    elsewhere gets LEEP from its own classifier at the top unit only. The dropout masks of a
+    DeCAF unit are seeded by `seed` (root seed, replicate) and n."""
     own = "own_y" in arrays
     tasks = []
     for n in range(1, depth + 1):
@@ -59,6 +67,7 @@ def unit_tasks(name: str, arrays, depth: int) -> list[tuple[str, int, tuple]]:
             arrays[f"own_train_{n}"] if own else None,
             arrays["own_y"] if own else None,
             logits,
+            np.random.default_rng([*seed, n]) if n in decaf_units else None,
         )
         tasks.append((name, n, args))
     return tasks
@@ -80,14 +89,14 @@ def source_rows(tasks: list[tuple[str, int, tuple]], cfg: AnalysisConfig) -> lis
     return rows
 
 
-def analyze(cfg: AnalysisConfig, features: Path, out: Path) -> dict:
+def analyze(cfg: AnalysisConfig, features: Path, out: Path, seed: int) -> dict:
     """Write the analysis of one split and replicate as JSON rows (method, source, n, m, value)."""
     index = json.loads((features / "index.json").read_text())
     depth = index["depth"]
     tasks, test_features = [], {}
     for src in index["sources"]:
         arrays = dict(np.load(features / src["file"]))
-        tasks += unit_tasks(src["name"], arrays, depth)
+        tasks += unit_tasks(src["name"], arrays, depth, cfg.decaf_units, [seed, index["replicate"]])
         test_features[src["name"]] = _units(arrays, "b_test", depth)
     rows = source_rows(tasks, cfg)
     # CKA on the same held-out images (B's test part): every unit of baseA against every unit of baseB

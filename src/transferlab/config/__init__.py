@@ -98,10 +98,13 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Params:
-        from transferlab.models import model_units
+        from transferlab.models import MIN_IMAGE_SIZE, model_units
 
         units = model_units(self.model.name, **self.model.options())
         depth = len(units)
+        smallest = MIN_IMAGE_SIZE.get(self.model.name, 0)
+        if self.data.image_size < smallest:
+            raise _KeyError("data.image_size", self.data.image_size, f">= {smallest} for {self.model.name}")
         for section, cfg in {
             "train": self.train,
             **{s: self.training(study) for study, s in STUDY_SECTIONS.items()},
@@ -136,6 +139,11 @@ class Params(Strict):
                     else f"[] ({self.model.name} has no ImageNet weights here)"
                 )
                 raise _KeyError("pretrained.weights[0]", self.pretrained.weights[0], what)
+        for i, n in enumerate(self.analysis.decaf_units):
+            if n > depth:
+                raise _KeyError(
+                    f"analysis.decaf_units[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable units)"
+                )
         for i, n in enumerate(self.strategies.cut_layers):
             if n > depth:
                 raise _KeyError(

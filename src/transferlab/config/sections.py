@@ -23,9 +23,10 @@ DatasetName = Literal[
     "imagenet100",
     "imagefolder",
     "arrays",
+    "caltech101",
 ]
-IMAGE_FILE_DATASETS = ("imagenet", "imagenet100", "imagefolder")  # image files: storage "files" can stream them
-FOLDER_DATASETS = (*IMAGE_FILE_DATASETS, "arrays")  # read from data.image_folder, may have a val part
+FOLDER_DATASETS = ("imagenet", "imagenet100", "imagefolder", "arrays")  # in data.image_folder; may have a val part
+IMAGE_FILE_DATASETS = ("imagenet", "imagenet100", "imagefolder", "caltech101")  # storage "files" can stream them
 STRATEGY_NAMES = (
     "classifier",
     "extra_fc",
@@ -42,6 +43,7 @@ KNOWN_CLASS_COUNTS = {
     "fashion_mnist": 10,
     "imagenet": 1000,
     "imagenet100": 100,
+    "caltech101": 101,
 }
 
 
@@ -86,6 +88,11 @@ class DataConfig(Strict):
     test_fraction: float = Field(
         0.2, gt=0, lt=1, description="imagefolder without a test/ folder: share held out per class"
     )
+    train_per_class: int | None = Field(
+        None,
+        ge=1,
+        description="caltech101 (and imagefolder without a test/ folder): this many training images per class, the rest for testing (caltech101 with null: 30)",
+    )
     val_folder: bool = Field(
         False,
         description="folder data sets: a validation part read from val/ beside train/ and test/ (arrays: val_images.npy and val_labels.npy); every run validates on it (val_fraction then holds nothing out)",
@@ -123,7 +130,7 @@ class DataConfig(Strict):
             raise _KeyError(
                 "data.storage",
                 self.storage,
-                f"tensor, or files with an image folder data set ({', '.join(IMAGE_FILE_DATASETS)}) and no data.b_dataset",
+                f"tensor, or files with an image file data set ({', '.join(IMAGE_FILE_DATASETS)}) and no data.b_dataset",
             )
         return self
 
@@ -366,6 +373,20 @@ class AnalysisConfig(Strict):
     )
     cka_batch_size: int = Field(500, ge=4, description="minibatch of the unbiased CKA estimator")
     binary_sources: bool = Field(True, description="also analyse the binary study's A' nets (beta > 0)")
+    decaf_units: list[int] = Field(
+        default_factory=lambda: [5, 6, 7],
+        description="units n of the DeCAF table (reports/tables/decaf.md): their probes are also fitted with dropout on the features",
+    )
+    dropout_copies: int = Field(
+        4,
+        ge=1,
+        description="DeCAF's dropout: copies of the training features, each with a fresh half of its components dropped",
+    )
+
+    @field_validator("decaf_units")
+    @classmethod
+    def _units(cls, values: list[int]) -> list[int]:
+        return unique(values, minimum=1)
 
 
 class PretrainedConfig(Strict):

@@ -11,6 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TORCHVISION_SETS = ("cifar10", "cifar100", "svhn", "mnist", "fashion_mnist")
+# Caltech-101 in torchvision's layout: one folder of JPEGs per class under data.root (its
+# download unpacks caltech-101.zip there after checking the archive's MD5, then deletes it).
+CALTECH101_FOLDER = ("caltech101", "101_ObjectCategories")
+CALTECH101_CLUTTER = "BACKGROUND_Google"  # not a class (torchvision drops it too)
+CALTECH101_TRAIN_PER_CLASS = 30  # DeCAF's and Zeiler and Fergus's protocol: 30 per class, the rest tested
+
+
+def caltech101_classes(root: Path) -> list[str]:
+    """The class folders of a Caltech-101 copy under `root`, without the clutter folder."""
+    folder = root.joinpath(*CALTECH101_FOLDER)
+    names = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+    return [n for n in names if n != CALTECH101_CLUTTER]
 
 
 def copy_hint(root: Path) -> str:

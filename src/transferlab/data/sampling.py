@@ -41,6 +41,15 @@ def stratified_holdout(y: torch.Tensor, fraction: float, seed: int) -> tuple[tor
     return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
 
 
+def train_count_split(y: torch.Tensor, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, test): k images of each class for training (the first k of a seeded
+    permutation, as per_class_subset picks them), the rest for testing."""
+    train = per_class_subset(y, k, seed)
+    held = torch.ones(len(y), dtype=torch.bool)
+    held[train] = False
+    return train, torch.nonzero(held).flatten()
+
+
 def task_subset(task: TaskData, images_per_class: int | str, seed: int) -> TaskData:
     """A task's training images cut to k per class: the first k of one seeded permutation per
     class, so the subsets for growing k are nested and every run of a study gets the same images."""

@@ -18,7 +18,16 @@ import torch
 
 from transferlab.config import DataConfig
 from transferlab.data.arrays import load_arrays
-from transferlab.data.originals import copy_hint, original_files, torchvision_class, torchvision_parts
+from transferlab.data.originals import (
+    CALTECH101_FOLDER,
+    CALTECH101_TRAIN_PER_CLASS,
+    caltech101_classes,
+    copy_hint,
+    original_files,
+    torchvision_class,
+    torchvision_parts,
+)
+from transferlab.data.sampling import stratified_holdout, train_count_split
 from transferlab.errors import InputError
 
 
@@ -185,11 +194,39 @@ def load_image_folder(cfg: DataConfig, name: str = "imagefolder", only: list[str
         test_x, test_y = _read(test_dir, classes, cfg)
         train_x, train_y = x, y
     else:
-        from transferlab.data.sampling import stratified_holdout
-
-        keep, held = stratified_holdout(y, cfg.test_fraction, cfg.seed)
-        train_x, train_y, test_x, test_y = x[keep], y[keep], x[held], y[held]
+        train_x, train_y, test_x, test_y = _held_out(x, y, classes, cfg.train_per_class, cfg, train_dir)
     return RawSet(name, classes, [""] * len(classes), train_x, train_y, test_x, test_y, val_x, val_y)
+
+
+def _held_out(x, y: torch.Tensor, classes: list[str], per_class: int | None, cfg: DataConfig, folder: Path):
+    """Training and test parts of one folder's images: `per_class` training images of each
+    class and the rest tested, or `data.test_fraction` of each class held out."""
+    if per_class is None:
+        keep, held = stratified_holdout(y, cfg.test_fraction, cfg.seed)
+    else:
+        counts = torch.bincount(y, minlength=len(classes))
+        if short := [c for c, k in zip(classes, counts.tolist()) if k <= per_class]:
+            raise InputError(
+                f"{folder}: {len(short)} class(es) hold no more than {per_class} images, the training images per class (data.train_per_class), e.g. {short[0]} ({int(counts[classes.index(short[0])])}): none would be left to test"
+            )
+        keep, held = train_count_split(y, per_class, cfg.seed)
+    return x[keep], y[keep], x[held], y[held]
+
+
+def load_caltech101(cfg: DataConfig) -> RawSet:
+    """Caltech-101 in torchvision's layout under data.root: `data.train_per_class` images of
+    each class (30 when null) for training, the rest for testing."""
+    root = Path(cfg.root)
+    classes = caltech101_classes(root)
+    folder = root.joinpath(*CALTECH101_FOLDER)
+    if len(classes) < 2:
+        raise InputError(
+            f"caltech101: {folder} holds {len(classes)} class folder(s); run `transferlab download`" + copy_hint(root)
+        )
+    x, y = _read(folder, classes, cfg)
+    per_class = cfg.train_per_class or CALTECH101_TRAIN_PER_CLASS
+    parts = _held_out(x, y, classes, per_class, cfg, folder)
+    return RawSet("caltech101", classes, [""] * len(classes), *parts)
 
 
 def load_imagenet(cfg: DataConfig, subset: bool) -> RawSet:
@@ -229,4 +266,6 @@ def load_source(name: str, cfg: DataConfig) -> RawSet:
         return load_imagenet(cfg, subset=name == "imagenet100")
     if name == "imagefolder":
         return load_image_folder(cfg)
+    if name == "caltech101":
+        return load_caltech101(cfg)
     return load_torchvision(name, cfg)

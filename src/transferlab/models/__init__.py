@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 
 _WRN_UNITS = tuple(f"group{g}.block{b}" for g in (1, 2, 3) for b in (1, 2, 3, 4))
 # name -> (module:function of the builder, the names of its transferable units in order)
+_CAFFENET_UNITS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 _REGISTRY: dict[str, tuple[str, tuple[str, ...]]] = {
-    "convnet8": ("convnet8:convnet8", ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")),
+    "convnet8": ("convnet8:convnet8", _CAFFENET_UNITS),
+    "alexnet": ("torchvision_nets:alexnet", _CAFFENET_UNITS),
     "densenet_bc": (
         "torchvision_nets:densenet_bc",
         ("stem", "block1", "transition1", "block2", "transition2", "block3"),
@@ -31,6 +33,10 @@ _REGISTRY: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "mobilenet_v2": ("torchvision_nets:mobilenet_v2", ("stem", *(f"block{i}" for i in range(1, 18)), "conv_last")),
 }
+
+# Smallest input side a model accepts: AlexNet's stride-4 conv1 and three 3x3 max poolings
+# leave nothing of a smaller image (the others pool globally).
+MIN_IMAGE_SIZE = {"alexnet": 63}
 
 
 def list_models() -> list[str]:
@@ -61,4 +67,4 @@ def __getattr__(attr: str):
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-__all__ = ["LayeredNet", "create_model", "list_models", "model_units"]
+__all__ = ["MIN_IMAGE_SIZE", "LayeredNet", "create_model", "list_models", "model_units"]

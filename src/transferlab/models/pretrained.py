@@ -19,11 +19,12 @@ from torchvision import models as tvm
 
 from transferlab.errors import InputError
 from transferlab.models.layered import LayeredNet
-from transferlab.models.torchvision_nets import from_densenet, from_mobilenet_v2, from_resnet
+from transferlab.models.torchvision_nets import from_alexnet, from_densenet, from_mobilenet_v2, from_resnet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation torchvision's ImageNet weights expect
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ADAPTERS = {
+    "alexnet": from_alexnet,
     "resnet18": from_resnet,
     "resnet50": from_resnet,
     "densenet121": from_densenet,

@@ -59,6 +59,19 @@ def from_mobilenet_v2(net: tvm.MobileNetV2) -> LayeredNet:
     return LayeredNet(layers, _PoolHead(net.classifier), names, _widths(layers, 64))
 
 
+def from_alexnet(net: tvm.AlexNet) -> LayeredNet:
+    """Units named as convnet8's (CaffeNet's): conv1..conv5 (each with its ReLU and, for 1, 2
+    and 5, its max pooling), fc6 (6 x 6 pooling, dropout, linear, ReLU), fc7; head: the
+    classifier. torchvision's AlexNet has no local response normalisation, unlike CaffeNet."""
+    f, c = net.features, net.classifier
+    layers = [f[0:3], f[3:6], f[6:8], f[8:10], f[10:13], nn.Sequential(net.avgpool, nn.Flatten(), *c[0:3]), c[3:6]]
+    return LayeredNet(layers, c[6], ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"], _widths(layers, 64))
+
+
+def alexnet(num_classes: int, dropout: float = 0.5, **_) -> LayeredNet:
+    return from_alexnet(tvm.alexnet(num_classes=num_classes, dropout=dropout))
+
+
 def resnet18(num_classes: int, **_) -> LayeredNet:
     return from_resnet(tvm.resnet18(num_classes=num_classes))
 

@@ -139,7 +139,7 @@ def plot_data(df: pd.DataFrame, runs: list[RunSpec], metrics: list[dict]) -> dic
     split kind; and the base nets' test curves by training step (their DVCLive log)."""
     d = with_base(df)
     treated = d[d.treatment != "base"]
-    base = d[(d.treatment == "base") & d.target.isin(set(treated.target) or set(d.target))]
+    base = target_bases(d)
     ns = [0, *sorted(treated.n.unique())]
     flat = pd.concat([base.assign(n=n) for n in ns], ignore_index=True) if len(base) else base
 
@@ -179,12 +179,17 @@ def transfer_figure(df: pd.DataFrame, out: Path) -> None:
     plots.save_figure(fig, out)
 
 
+def target_bases(d: pd.DataFrame) -> pd.DataFrame:
+    """The base nets of the halves the treatments target (transfer.targets): with B alone, baseA
+    (often an easier or harder half) would shift the line the treatments are read against."""
+    targets = set(d[d.treatment != "base"].target) or set(d.target)
+    return d[(d.treatment == "base") & d.target.isin(targets)]
+
+
 def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> None:
     rng = np.random.default_rng(0)
-    # The base nets of the halves the treatments target (transfer.targets): with B alone, baseA
-    # (often an easier or harder half) would shift the line the treatments are read against.
-    targets = set(d[d.treatment != "base"].target) or set(d.target)
-    base = d[(d.treatment == "base") & d.target.isin(targets)]
+    base = target_bases(d)
+    targets = set(base.target)
     half = next(iter(targets)) if len(targets) == 1 else ""  # "baseB (mean)" with targets [B]
     ax.axhline(base[STATISTIC].mean(), color="black", linestyle="--", linewidth=0.8, label=f"base{half} (mean)")
     plots.scatter_runs(ax, base.assign(n=0), STATISTIC, "base", 0.0, rng)
