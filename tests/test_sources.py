@@ -19,7 +19,8 @@ from formats import label_of, write_cifar, write_image_folder, write_mnist, writ
 
 
 def _cfg(tmp_path, **kw) -> DataConfig:
-    return DataConfig(**{"root": str(tmp_path), "verify": False, "workers": 0, **kw})
+    native = {"image_size": 32}  # CIFAR's and SVHN's own size (the default is 16)
+    return DataConfig(**{"root": str(tmp_path), "verify": False, "workers": 0, **native, **kw})
 
 
 def _check(ds, classes: int, train: int, test: int, size: int = 32) -> None:

@@ -82,7 +82,7 @@ class DataConfig(Strict):
     )
     download: bool = False
     verify: bool = Field(True, description="check the published MD5 sums of the original files")
-    image_size: int = Field(32, ge=16, le=256, description="every image is resized to this (pixels per side)")
+    image_size: int = Field(16, ge=16, le=256, description="every image is resized to this (pixels per side)")
     max_train_per_class: int | None = Field(None, ge=1, description="keep at most this many training images per class")
     max_test_per_class: int | None = Field(None, ge=1)
     test_fraction: float = Field(
@@ -199,7 +199,7 @@ class ModelConfig(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(40, ge=1)
     iterations: int | None = Field(
         None,
         ge=1,
