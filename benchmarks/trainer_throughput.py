@@ -63,9 +63,12 @@ class PILImages(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), self.labels[i]
 
 
+SIZE = 32  # pixels: CIFAR's size, where torchvision's reference loop is the usual one (the default data is 16)
+
+
 def _model(classes: int, device: torch.device) -> nn.Module:
     torch.manual_seed(0)
-    m = create_model("convnet8", classes, **ModelConfig().options(), image_size=32)
+    m = create_model("convnet8", classes, **ModelConfig().options(), image_size=SIZE)
     return m.to(device).to(memory_format=torch.channels_last).train()
 
 
@@ -109,7 +112,7 @@ def reference_loop(task, cfg: TrainConfig, device: torch.device, epochs: int, wo
     mean, std = (t.flatten().tolist() for t in channel_stats(task.train_x))
     tf = transforms.Compose(
         [
-            transforms.RandomCrop(32, padding=4),
+            transforms.RandomCrop(SIZE, padding=4),
             transforms.RandomHorizontalFlip(),
             transforms.ToTensor(),
             transforms.Normalize(mean, std),
@@ -161,7 +164,7 @@ def main() -> None:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is warm-up")
     device = choose_device(args.device)
-    data = DataConfig()
+    data = DataConfig(image_size=SIZE)
     task = select_classes(prepare_synthetic(data), list(range(data.synthetic.num_classes)))
     cfg = TrainConfig(epochs=args.epochs)
     steps = len(task.train_y) // cfg.batch_size  # per epoch, as fit and the DataLoader (drop_last) take them
