@@ -97,10 +97,15 @@ def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     assert "**similar**" in (repo / "reports/tables/take_home.md").read_text()
     assert "| 2 | conv2 |" in (repo / "reports/tables/cut.md").read_text()
     analysis = df[df.study == "analysis"]
-    # per source (baseA, baseB, the A' net of beta 0.5) and unit: 2 probes and 3 estimates; CKA 7 x 7;
-    # CKA to baseB for 10 transfer nets x 7 units
-    assert len(analysis) == 3 * 7 * 5 + 7 * 7 + 10 * 7 and "A'0.5h1" in set(analysis.source)
-    assert set(analysis.method) == {"probe_logreg", "probe_svm", "logme", "leep", "hscore", "cka", "cka_to_base"}
+    # per source (baseA, baseB, the A' net of beta 0.5) and unit: 2 probes and 3 estimates, and at the
+    # DeCAF table's units 5, 6, 7 the 2 probes with dropout; CKA 7 x 7; CKA to baseB for 10 transfer nets x 7 units
+    assert len(analysis) == 3 * 7 * 5 + 3 * 3 * 2 + 7 * 7 + 10 * 7 and "A'0.5h1" in set(analysis.source)
+    assert set(analysis.method) == {"probe_logreg", "probe_svm", "logme", "leep", "hscore", "cka", "cka_to_base"} | {
+        "probe_logreg_dropout",
+        "probe_svm_dropout",
+    }
+    decaf = (repo / "reports/tables/decaf.md").read_text()
+    assert "| LogReg with dropout | " in decaf and "## A'0.5h1: random splits" in decaf
     metrics = {s: json.loads((repo / f"reports/{s}/metrics.json").read_text()) for s in STUDIES}
     metrics = {**metrics.pop("grid"), **metrics}
     strings = [k for k, v in pd.json_normalize(metrics).iloc[0].items() if isinstance(v, str)]
