@@ -211,13 +211,13 @@ def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
             assert m["val_from"] == "val_folder" and m.get("val_images", val_images) == val_images, run_id
             assert 0 <= m["best_val_top1"] <= 1, run_id
         assert "val top-1" in (repo / "reports/tables/cut.md").read_text()
+    # the DeCAF table: a section per source net and split kind, each with its four classifier rows
     decaf = (repo / "reports/tables/decaf.md").read_text()
     sources = ["baseA", "baseB", *(["the pretrained net"] if params["pretrained"]["weights"] else [])]
     assert all(f"## {s}: " in decaf for s in sources), decaf
-    assert (
-        decaf.count("| SVM with dropout | ") == len(sources)
-        and "| conv5 (n = 5) | fc6 (n = 6) | fc7 (n = 7) |" in decaf
-    )
+    assert decaf.count("| SVM with dropout | ") == decaf.count("\n## ") >= len(sources), decaf
+    if params["model"]["name"] in ("convnet8", "alexnet"):  # CaffeNet's unit names, units 5, 6, 7 by default
+        assert "| conv5 (n = 5) | fc6 (n = 6) | fc7 (n = 7) |" in decaf
 
 
 def _check_reports(repo, params: dict, plan: str) -> None:
