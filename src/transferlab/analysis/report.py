@@ -60,10 +60,10 @@ def decaf_table(analysis: pd.DataFrame, params) -> str:
         "values of splits x replicates (the pretrained net: one per split); no interval from fewer than 3.\n"
     ]
     rows = analysis[analysis.method.isin(list(DECAF_ROWS)) & analysis.n.isin(cfg.decaf_units)]
+    units = sorted(cfg.decaf_units)
     for (source, kind), part in rows.groupby(["source", "split_kind"], sort=False):
         by = ["split"] if source == "P" else ["split", "replicate"]
         values = part.groupby(["method", "n", *by]).value.mean()
-        units = sorted(cfg.decaf_units)
         lines += [
             f"## {_source_name(source)}: {plots.KIND_LABELS[kind]}\n",
             "| classifier | " + " | ".join(f"{names[n - 1]} (n = {n})" for n in units) + " |",

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from transferlab.errors import InputError
+
 TORCHVISION_SETS = ("cifar10", "cifar100", "svhn", "mnist", "fashion_mnist")
 # Caltech-101 in torchvision's layout: one folder of JPEGs per class under data.root (its
 # download unpacks caltech-101.zip there after checking the archive's MD5, then deletes it).
@@ -19,10 +21,18 @@ CALTECH101_TRAIN_PER_CLASS = 30  # DeCAF's and Zeiler and Fergus's protocol: 30 
 
 
 def caltech101_classes(root: Path) -> list[str]:
-    """The class folders of a Caltech-101 copy under `root`, without the clutter folder."""
+    """The class folders of a Caltech-101 copy under `root`, without the clutter folder; fewer
+    than two stop the download stage and prepare alike, with where to get them."""
     folder = root.joinpath(*CALTECH101_FOLDER)
     names = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
-    return [n for n in names if n != CALTECH101_CLUTTER]
+    classes = [n for n in names if n != CALTECH101_CLUTTER]
+    if len(classes) < 2:
+        raise InputError(
+            f"caltech101: {folder} holds {len(classes)} class folder(s); unpack 101_ObjectCategories.tar.gz from"
+            " caltech-101.zip (https://data.caltech.edu/records/mzrjq-6wc02) there, or set data.download: true where online"
+            + copy_hint(root)
+        )
+    return classes
 
 
 def copy_hint(root: Path) -> str:
