@@ -76,12 +76,13 @@ def test_every_planned_id_round_trips_through_the_grammar(name):
 
 
 def test_no_module_but_runs_spells_a_run_id():
-    """Run ids and the names derived from them are formatted by runs.py's forms only."""
+    """Run ids and the names derived from them are formatted by runs.py's forms only, and
+    taken apart by them only (no `.split("/")` of an id)."""
     import re
     from pathlib import Path
 
     package = Path(__file__).resolve().parents[1] / "src/transferlab"
-    hand_built = re.compile(r"""f["'][^"']*(\bs\{|/r\{|binA_|binB_|strat-|stratP-|cut\{|cutP\{)""")
+    hand_built = re.compile(r"""f["'][^"']*(\bs\{|/r\{|binA_|binB_|strat-|stratP-|cut\{|cutP\{)|\.split\(["']/["']\)""")
     found = [
         f"{path.relative_to(package)}:{i}"
         for path in package.rglob("*.py")

@@ -10,7 +10,7 @@ from torch import nn
 
 from transferlab.config import DataConfig, SyntheticConfig, TrainConfig
 from transferlab.data.dataset import prepare_synthetic, select_classes
-from transferlab.data.sampling import task_subset as subset
+from transferlab.data.dataset import task_subset as subset
 from transferlab.models import create_model
 from transferlab.studies.strategies.train import (
     CutNet,

@@ -2,11 +2,17 @@
 
 This is the only module that reads params.yaml; it hands typed objects to the library.
 Bad input ends with one line on stderr and exit code 2, never a traceback.
+
+Each command imports the library modules it runs inside its own function: the `code` stage
+reads those imports to give every stage the code hash of its command alone (codedeps.py), and
+`plan` or `--help` start without torch.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
+import importlib
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -247,10 +253,11 @@ def features(
         )
     from transferlab.analysis.extract import extract
     from transferlab.devices import choose_device, use_threads
-    from transferlab.runs import Layout
+    from transferlab.runs import Layout, planned_all
 
     use_threads(p.threads)
-    index = extract(p, split_id, replicate, Layout.of(p, root), out, choose_device(device))
+    runs = [r for r in planned_all(p) if r.split == split_id and r.replicate == replicate]  # passed down
+    index = extract(p, runs, Layout.of(p, root), out, choose_device(device))
     print(
         f"{out}: {len(index['sources'])} source nets and {len(index['transfer'])} transfer nets, {index['depth']} units each"
     )
@@ -273,68 +280,36 @@ def analyze(
     print(f"{out}: {len(result['rows'])} values")
 
 
-report_app = typer.Typer(
-    no_args_is_help=True, help="A study's report: its table, headline numbers, tables and figures."
-)
-app.add_typer(report_app, name="report")
+# Each study's report module, imported by `transferlab report <study>` alone: a study's report
+# stage depends on the code of that study only (codedeps reads this table for
+# data/code/report-<study>.json).
+REPORT_MODULES = {
+    "grid": "transferlab.studies.grid.report",  # base nets, treatments, random control: Figures 2 and 3
+    "binary": "transferlab.studies.binary.report",  # A' nets, their fine-tuning on B, the heads' curves
+    "strategies": "transferlab.studies.strategies.report",  # which strategy when, and the cut study
+    "size": "transferlab.studies.size.report",  # top-1 by images per class, beside the paper's nets
+    "analysis": "transferlab.analysis.report",  # probes, CKA, estimates, the DeCAF table
+}
+ReportStudy = enum.Enum("ReportStudy", {s: s for s in REPORT_MODULES}, type=str)
 
 
-def _report(study: str, build, root: Path, params: Path) -> None:
+@app.command()
+@fail_cleanly
+def report(
+    study: Annotated[ReportStudy, typer.Argument(help="The study whose runs are reported.")],
+    root: RootOpt = Path("."),
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """A study's report: its table, headline numbers, tables and figures, from its planned runs."""
     from transferlab.report import write_report
     from transferlab.runs import STUDIES, Layout
 
     p = _params(params)
     layout = Layout.of(p, root)
-    runs = layout.read_planned(study) if study in STUDIES else []  # the plan stage's list, passed down
-    for line in write_report(study, build(p, layout, runs), layout):
+    runs = layout.read_planned(study.value) if study.value in STUDIES else []  # the plan stage's list, passed down
+    build = importlib.import_module(REPORT_MODULES[study.value]).build
+    for line in write_report(study.value, build(p, layout, runs), layout):
         print(line)
-
-
-# One command per study, each importing its own report module only: a study's report stage
-# depends on the code of that study alone (data/code/report-<study>.json).
-@report_app.command("grid")
-@fail_cleanly
-def report_grid(root: RootOpt = Path("."), params: ParamsOpt = Path("params.yaml")) -> None:
-    """The grid: base nets, treatments and random control; Figures 2 and 3 of the paper."""
-    from transferlab.studies.grid.report import build
-
-    _report("grid", build, root, params)
-
-
-@report_app.command("binary")
-@fail_cleanly
-def report_binary(root: RootOpt = Path("."), params: ParamsOpt = Path("params.yaml")) -> None:
-    """The binary-partition study: A' nets, their fine-tuning on B, the heads' curves."""
-    from transferlab.studies.binary.report import build
-
-    _report("binary", build, root, params)
-
-
-@report_app.command("strategies")
-@fail_cleanly
-def report_strategies(root: RootOpt = Path("."), params: ParamsOpt = Path("params.yaml")) -> None:
-    """Which strategy when, and the cut study: take-home and cut tables, their figures."""
-    from transferlab.studies.strategies.report import build
-
-    _report("strategies", build, root, params)
-
-
-@report_app.command("size")
-@fail_cleanly
-def report_size(root: RootOpt = Path("."), params: ParamsOpt = Path("params.yaml")) -> None:
-    """The dataset-size study: top-1 by images per class, beside the paper's reduced-data nets."""
-    from transferlab.studies.size.report import build
-
-    _report("size", build, root, params)
-
-
-@report_app.command("analysis")
-@fail_cleanly
-def report_analysis(root: RootOpt = Path("."), params: ParamsOpt = Path("params.yaml")) -> None:
-    """The per-layer analysis (probes, CKA, estimates), beside the grid's and strategies' tables."""
-    from transferlab.analysis.report import build
-
-    _report("analysis", build, root, params)
 
 
 def run_app() -> int:

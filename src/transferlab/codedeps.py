@@ -86,10 +86,23 @@ def closure(start: set[str]) -> set[str]:
     return seen
 
 
+REPORT = "report"  # `transferlab report <study>`: one entry per study, "report-grid" ...
+REPORT_MODULES = "REPORT_MODULES"  # the CLI's table of them: study -> its report module
+
+
 def commands() -> list[str]:
-    """The CLI's command names: `app.command()` functions by their name, a sub-app's
-    (`report_app.command("grid")`) as "report-grid"."""
-    return sorted(_command_functions())
+    """The CLI's command names: `app.command()` functions by their name, the report command
+    once per study of the CLI's REPORT_MODULES ("report-grid")."""
+    return sorted((set(_command_functions()) - {REPORT}) | {f"{REPORT}-{s}" for s in _report_modules()})
+
+
+@cache
+def _report_modules() -> dict[str, str]:
+    """The CLI's REPORT_MODULES, read from its source (a dict of string constants)."""
+    for node in _tree(CLI).body:
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == [REPORT_MODULES]:
+            return ast.literal_eval(node.value)
+    return {}
 
 
 def stage_commands() -> list[str]:
@@ -101,11 +114,8 @@ def stage_commands() -> list[str]:
 def _command_name(node: ast.FunctionDef) -> str | None:
     for d in node.decorator_list:
         if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "command":
-            app = ast.unparse(d.func.value)
-            if app == "app":
+            if ast.unparse(d.func.value) == "app":
                 return node.name
-            if app.endswith("_app") and d.args and isinstance(d.args[0], ast.Constant):
-                return f"{app.removesuffix('_app')}-{d.args[0].value}"
     return None
 
 
@@ -129,15 +139,19 @@ def _helpers_used(function: ast.FunctionDef, helpers: dict[str, ast.FunctionDef]
 
 def command_modules(command: str) -> list[str]:
     """The project modules that `transferlab <command>` imports: the CLI's module level, the
-    command's function and the CLI helpers it uses, and everything those import."""
+    command's function and the CLI helpers it uses (for report-<study>, that study's report
+    module), and everything those import."""
     functions = _command_functions()
-    if command not in functions:
+    if command not in commands():
         raise ValueError(f"not a command: {command!r} (commands: {', '.join(commands())})")
+    study = command.removeprefix(f"{REPORT}-") if command.startswith(f"{REPORT}-") else None
+    function = functions[REPORT if study else command]
     cli = _tree(CLI)
     top = ast.Module(body=[n for n in cli.body if not isinstance(n, ast.FunctionDef | ast.ClassDef)], type_ignores=[])
     helpers = {n.name: n for n in cli.body if isinstance(n, ast.FunctionDef) and n not in functions.values()}
-    used = _helpers_used(functions[command], helpers)
-    start = _imported(top) | _imported(functions[command]) | set().union(set(), *(_imported(h) for h in used))
+    used = _helpers_used(function, helpers)
+    start = _imported(top) | _imported(function) | set().union(set(), *(_imported(h) for h in used))
+    start |= {_report_modules()[study]} if study else set()
     return sorted(closure(start) | _with_parents(CLI))  # the CLI's own file, not its other commands' imports
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from transferlab.artifacts import atomic_json, atomic_torch_save, provenance
+from transferlab.codedeps import current_sha256
 from transferlab.config import Params, TrainConfig
 from transferlab.data.dataset import TaskData
 from transferlab.models import LayeredNet, create_model
@@ -96,8 +97,6 @@ def run_fingerprint(params: Params, run: Run, layout: Layout) -> str:
     """What a run's result depends on: its id, every parameter (threads included), the code
     its command imports and its input files, hashed. A checkpoint is resumed, and a finished
     run counts as current, only when this matches."""
-    from transferlab.codedeps import current_sha256
-
     blob = {
         "run": str(run),
         "params": params.model_dump(mode="json"),

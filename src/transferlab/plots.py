@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from transferlab.artifacts import atomic_write  # noqa: E402
 from transferlab.stats import ACCURACY, MIN_VALUES, Interval, interval  # noqa: E402
 
 # The paper's Figure 2 colours and markers.
@@ -118,8 +119,6 @@ def scatter_runs(ax, df: pd.DataFrame, column: str, treatment: str, offset: floa
 
 def save_figure(fig, out: Path) -> None:
     """Save a figure atomically (temp file, then rename)."""
-    from transferlab.artifacts import atomic_write
-
     fig.tight_layout()
     atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight"))  # nothing cut off
     plt.close(fig)

@@ -99,16 +99,10 @@ class RunSpec:
             raise ValueError("the random control keeps its layers frozen (no '+')")
 
     def __str__(self) -> str:
+        fields = dict(split=self.split, half=self.target, replicate=self.replicate)
         if self.source is None:
-            return BASE_ID.format(split=self.split, half=self.target, replicate=self.replicate)
-        return TREATMENT_ID.format(
-            split=self.split,
-            source=self.source,
-            n=self.n,
-            half=self.target,
-            plus=self.finetune,
-            replicate=self.replicate,
-        )
+            return BASE_ID.format(**fields)
+        return TREATMENT_ID.format(**fields, source=self.source, n=self.n, plus=self.finetune)
 
     @classmethod
     def parse(cls, run_id: str) -> RunSpec:
@@ -239,20 +233,15 @@ class StrategyRun:
     source: str = "A"  # "A" (baseA) or "P" (the pretrained net)
 
     def __str__(self) -> str:
+        fields = dict(split=self.split, pretrained=self.source, replicate=self.replicate)
         if self.name == "cut":
-            return CUT_ID.format(split=self.split, pretrained=self.source, n=self.n, replicate=self.replicate)
-        return STRATEGY_ID.format(
-            split=self.split,
-            pretrained=self.source,
-            name=self.name,
-            images=self.images_per_class,
-            replicate=self.replicate,
-        )
+            return CUT_ID.format(**fields, n=self.n)
+        return STRATEGY_ID.format(**fields, name=self.name, images=self.images_per_class)
 
     @property
     def kind(self) -> str:
-        """The middle of its run id (cut4, strat-finetune_top-i10): what sets its duration."""
-        return str(self).split("/")[1]
+        """What sets its duration: its name (cut4, strat-finetune_top-i10)."""
+        return run_name(self)
 
 
 def planned_strategy_runs(params: Params) -> list[StrategyRun]:
@@ -294,6 +283,12 @@ def planned_size_runs(params: Params) -> list[SizeRun]:
 
 
 Run = RunSpec | BinaryRun | StrategyRun | SizeRun
+
+
+def run_name(run: Run) -> str:
+    """A run id without its split and replicate (A3B+, cut4, strat-finetune_top-i10): the
+    middle part that every form above shares."""
+    return str(run).split("/")[1]
 
 
 def parse_run(run_id: str) -> Run:

@@ -25,9 +25,11 @@ from transferlab.data.batches import channel_stats, random_crop_flip, random_rot
 from transferlab.data.dataset import TaskData, select_classes
 from transferlab.data.files import as_tensor
 from transferlab.data.sampling import per_class_subset
+from transferlab.data.stages import load_dataset, load_split
 from transferlab.errors import InputError
+from transferlab.harness import load_checkpoint
 from transferlab.progress import progress_iter
-from transferlab.runs import A_PRIME_FOLDER, BinaryRun, Layout, RunSpec, planned_runs
+from transferlab.runs import A_PRIME_FOLDER, BinaryRun, Layout, Run, RunSpec, run_name
 
 
 @dataclass(frozen=True)
@@ -41,17 +43,18 @@ class Source:
     half: str | None
 
 
-def sources(params: Params, layout: Layout, split_id: str, replicate: int) -> list[Source]:
-    """baseA, baseB, the binary study's A' nets of every beta > 0 and head count (first
-    partition seed) when asked for, and the pretrained net when params name one."""
-    out = [Source(h, f"base{h}", layout.model(RunSpec(split_id, h, replicate=replicate)), h) for h in ("A", "B")]
+def sources(params: Params, layout: Layout, runs: list[Run]) -> list[Source]:
+    """Of the planned runs of one split and replicate: baseA, baseB, the binary study's A'
+    nets of every beta > 0 and head count (first partition seed) when asked for, and the
+    pretrained net when params name one."""
+    bases = sorted((r for r in runs if isinstance(r, RunSpec) and r.is_base), key=lambda r: r.target)
+    out = [Source(r.target, f"base{r.target}", layout.model(r), r.target) for r in bases]
     if params.analysis.binary_sources:
-        p = params.binary.partition_seeds[0]
+        first_partition = params.binary.partition_seeds[0]
         a_prime = [
-            BinaryRun(split_id, b, p, replicate, heads=h)
-            for b in params.binary.betas
-            if b > 0
-            for h in params.binary.heads
+            r
+            for r in runs
+            if isinstance(r, BinaryRun) and r.frozen is None and r.beta > 0 and r.partition_seed == first_partition
         ]
         out += [
             Source(f"A'{r.beta:g}h{r.heads}", A_PRIME_FOLDER.format(beta=r.beta, heads=r.heads), layout.model(r), "A")
@@ -80,8 +83,6 @@ def augmented(
 
 def _net(path: Path, task: TaskData):
     """The net of a checkpoint and the input normalisation it was trained with."""
-    from transferlab.harness import load_checkpoint
-
     net, state = load_checkpoint(path)
     stats = (
         (state["input_mean"], state["input_std"]) if "input_mean" in state else channel_stats(as_tensor(task.train_x))
@@ -107,13 +108,13 @@ def source_arrays(net, mean, std, b_data: tuple, own: tuple | None, device: torc
     return arrays | _per_unit("b_train", b_train) | _per_unit("b_test", unit_features(net, b_test_x, mean, std, device))
 
 
-def extract(params: Params, split_id: str, replicate: int, layout: Layout, out: Path, device: torch.device) -> dict:
-    """Write the feature cache of one split and replicate; return its index."""
-    from transferlab.data.stages import load_dataset, load_split
-
+def extract(params: Params, runs: list[Run], layout: Layout, out: Path, device: torch.device) -> dict:
+    """Write the feature cache of one split and replicate (`runs`: their planned runs, of
+    every study); return its index."""
     cfg = params.analysis
-    nets = sources(params, layout, split_id, replicate)
-    transfer = _transfer_runs(params, split_id, replicate)
+    split_id, replicate = runs[0].split, runs[0].replicate
+    nets = sources(params, layout, runs)
+    transfer = [r for r in runs if isinstance(r, RunSpec) and not r.is_base and r.target == "B"]
     missing = [
         str(p) for p in [s.checkpoint for s in nets] + [layout.model(spec) for spec in transfer] if not p.is_file()
     ]
@@ -151,15 +152,6 @@ def extract(params: Params, split_id: str, replicate: int, layout: Layout, out: 
     return index
 
 
-def _transfer_runs(params: Params, split_id: str, replicate: int) -> list[RunSpec]:
-    """Every transfer net on B of this split and replicate."""
-    return [
-        s
-        for s in planned_runs(params)
-        if s.split == split_id and s.replicate == replicate and not s.is_base and s.target == "B"
-    ]
-
-
 def _transfer_features(
     specs: list[RunSpec], layout: Layout, x: torch.Tensor, task: TaskData, out: Path, device
 ) -> list[dict]:
@@ -167,7 +159,7 @@ def _transfer_features(
     (out / "transfer").mkdir()
     entries = []
     for spec in progress_iter(specs, "features of the transfer nets"):
-        run = str(spec).split("/")[1]  # e.g. A3B+
+        run = run_name(spec)  # e.g. A3B+
         net, (mean, std) = _net(layout.model(spec), task)
         np.savez(out / "transfer" / f"{run}.npz", **_per_unit("b_test", unit_features(net, x, mean, std, device)))
         entries.append({"treatment": spec.treatment, "n": spec.n, "file": f"transfer/{run}.npz"})

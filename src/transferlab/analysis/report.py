@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from transferlab import plots
+from transferlab.analysis.cka import ESTIMATOR
 from transferlab.errors import MissingRunError
 from transferlab.models import model_units
 from transferlab.plots import plt
@@ -255,8 +256,6 @@ def probe_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
 
 def cka_figure(analysis: pd.DataFrame, out: Path) -> None:
     """Heat map of CKA between units of baseA (rows) and baseB (columns), and its diagonal; a row per split kind."""
-    from transferlab.analysis.cka import ESTIMATOR
-
     kinds = plots.kinds_in(analysis)
     fig, axes = plt.subplots(len(kinds), 2, figsize=(14, 5 * len(kinds)), squeeze=False)
     for (ax1, ax2), kind in zip(axes, kinds):

@@ -37,6 +37,7 @@ from transferlab.config.sections import (  # noqa: F401 (the package's public na
     merged,
     unique,
 )
+from transferlab.models import MIN_IMAGE_SIZE, model_units  # the unit names, without torch
 
 # Where each study's training overrides live in params.yaml.
 STUDY_SECTIONS = {
@@ -98,8 +99,6 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Params:
-        from transferlab.models import MIN_IMAGE_SIZE, model_units
-
         units = model_units(self.model.name, **self.model.options())
         depth = len(units)
         smallest = MIN_IMAGE_SIZE.get(self.model.name, 0)
@@ -123,13 +122,12 @@ class Params(Strict):
                         name,
                         f"unit names of {self.model.name}: {', '.join(units)}",
                     )
-        for i, n in enumerate(self.transfer.layers):
-            if not 1 <= n <= depth:
-                raise _KeyError(
-                    f"transfer.layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable layers)"
-                )
+        within_depth = _depth_check(self.model.name, depth)
+        within_depth("transfer.layers", self.transfer.layers, lowest=1)
         if self.pretrained.weights:
-            from transferlab.models.pretrained import weight_names
+            from transferlab.models.pretrained import (
+                weight_names,  # torchvision: about 2 s, only when weights are named
+            )
 
             allowed = weight_names(self.model.name)
             if self.pretrained.weights[0] not in allowed:
@@ -139,23 +137,10 @@ class Params(Strict):
                     else f"[] ({self.model.name} has no ImageNet weights here)"
                 )
                 raise _KeyError("pretrained.weights[0]", self.pretrained.weights[0], what)
-        for i, n in enumerate(self.analysis.decaf_units):
-            if n > depth:
-                raise _KeyError(
-                    f"analysis.decaf_units[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable units)"
-                )
-        for i, n in enumerate(self.strategies.cut_layers):
-            if n > depth:
-                raise _KeyError(
-                    f"strategies.cut_layers[{i}]", n, f"1..{depth} for {self.model.name} ({depth} transferable units)"
-                )
-        if self.strategies.top_units > depth:
-            raise _KeyError("strategies.top_units", self.strategies.top_units, f"1..{depth} for {self.model.name}")
-        for i, k in enumerate(self.binary.frozen_units):
-            if k > depth:
-                raise _KeyError(
-                    f"binary.frozen_units[{i}]", k, f"0..{depth} for {self.model.name} ({depth} transferable units)"
-                )
+        within_depth("analysis.decaf_units", self.analysis.decaf_units, lowest=1)
+        within_depth("strategies.cut_layers", self.strategies.cut_layers, lowest=1)
+        within_depth("strategies.top_units", self.strategies.top_units, lowest=1)
+        within_depth("binary.frozen_units", self.binary.frozen_units, lowest=0)
         classes = self.data.num_classes()
         seeds = any(isinstance(s, int) for s in self.splits)
         if seeds and classes and not 1 <= round(classes * self.split.fraction) <= classes - 1:
@@ -184,6 +169,19 @@ class Params(Strict):
         if "classes" in self.splits and not self.split.classes_a:
             raise _KeyError("split.classes_a", [], "a non-empty list of class names or indices for split id 'classes'")
         return self
+
+
+def _depth_check(model: str, depth: int):
+    """A check that a unit count (or each of a list of them) lies in lowest..depth, the
+    model's transferable units: one message for every key that counts units."""
+
+    def check(key: str, values: int | list[int], lowest: int) -> None:
+        for i, n in enumerate(values) if isinstance(values, list) else [(None, values)]:
+            if not lowest <= n <= depth:
+                where = key if i is None else f"{key}[{i}]"
+                raise _KeyError(where, n, f"{lowest}..{depth} for {model} ({depth} transferable units)")
+
+    return check
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

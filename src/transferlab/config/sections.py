@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from transferlab.models import list_models
+
 SplitId = int | str  # a seed (split.method), "mn"/"nm", "classes", "cross" or "all"
 NAMED_SPLITS = ("mn", "nm", "classes", "cross", "all")
 # Named splits whose halves differ by design: man-made/natural either way, a hand-made class
@@ -187,8 +189,6 @@ class ModelConfig(Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        from transferlab.models import list_models
-
         if name not in list_models():
             raise ValueError(f"unknown model, allowed: {', '.join(list_models())}")
         return name

@@ -10,6 +10,7 @@ from transferlab.config import DataConfig
 from transferlab.data import synthetic
 from transferlab.data.files import ImageFiles
 from transferlab.data.sampling import per_class_subset
+from transferlab.data.sources import load_source
 
 Images = torch.Tensor | ImageFiles  # uint8 (N, 3, H, W) in memory, or files decoded while training
 
@@ -79,8 +80,6 @@ def _prepare_one(name: str, cfg: DataConfig) -> PreparedDataset:
     if name == "synthetic":
         ds = prepare_synthetic(cfg)
     else:
-        from transferlab.data.sources import load_source
-
         raw = load_source(name, cfg)
         ds = PreparedDataset(
             name,
@@ -174,3 +173,12 @@ def select_classes(ds: PreparedDataset, class_indices: list[int]) -> TaskData:
     test_x, test_y = pick(ds.test_x, ds.test_y)
     val_x, val_y = pick(ds.val_x, ds.val_y) if ds.val_y is not None else (None, None)
     return TaskData([ds.classes[i] for i in class_indices], train_x, train_y, test_x, test_y, val_x, val_y)
+
+
+def task_subset(task: TaskData, images_per_class: int | str, seed: int) -> TaskData:
+    """A task's training images cut to k per class: the first k of one seeded permutation per
+    class, so the subsets for growing k are nested and every run of a study gets the same images."""
+    if images_per_class == "all":
+        return task
+    keep = per_class_subset(task.train_y, int(images_per_class), seed)
+    return replace(task, train_x=task.train_x[keep], train_y=task.train_y[keep])

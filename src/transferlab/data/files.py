@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from transferlab.errors import InputError
+from transferlab.progress import progress_iter
 
 # Held-out images: resize the short side to size / 0.875, then the centre crop (the usual
 # ImageNet evaluation: 256 -> 224).
@@ -83,8 +84,6 @@ class ImageFiles:
     def check(self, batch_size: int = 64) -> None:
         """Open and decode every image (JPEGs in draft mode: at about the size used), in the
         worker processes; the first that cannot be read stops with one line naming it."""
-        from transferlab.progress import progress_iter
-
         loader = torch.utils.data.DataLoader(
             _Checked(self), batch_size=batch_size, num_workers=self.workers, collate_fn=list
         )
@@ -95,8 +94,6 @@ class ImageFiles:
 
     def decode(self, batch_size: int = 256, resize: float = EVAL_RESIZE, label: str = "decode") -> torch.Tensor:
         """Every image at the held-out transform, as one uint8 tensor (N, 3, size, size)."""
-        from transferlab.progress import progress_iter
-
         loader = self.batches(batch_size, augment=False, resize=resize)
         parts = [x for x, _ in progress_iter(loader, label, total=-(-len(self) // batch_size))]
         return torch.cat(parts) if parts else torch.empty((0, 3, self.size, self.size), dtype=torch.uint8)

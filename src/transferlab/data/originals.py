@@ -13,6 +13,7 @@ from pathlib import Path
 from transferlab.errors import InputError
 
 TORCHVISION_SETS = ("cifar10", "cifar100", "svhn", "mnist", "fashion_mnist")
+DOWNLOADABLE_SETS = (*TORCHVISION_SETS, "caltech101")  # what torchvision's classes fetch (data.download)
 # Caltech-101 in torchvision's layout: one folder of JPEGs per class under data.root (its
 # download unpacks caltech-101.zip there after checking the archive's MD5, then deletes it).
 CALTECH101_FOLDER = ("caltech101", "101_ObjectCategories")
@@ -86,7 +87,10 @@ def archives(name: str, root: Path) -> list[OriginalFile]:
 
 
 def torchvision_parts(name: str) -> list[dict]:
-    """The keyword arguments of torchvision's class for the training part, then the test part."""
+    """The keyword arguments of torchvision's class for the training part, then the test part
+    (Caltech-101 has one part: prepare splits it per class)."""
+    if name == "caltech101":
+        return [{"target_type": "category"}]
     return [{"split": "train"}, {"split": "test"}] if name == "svhn" else [{"train": True}, {"train": False}]
 
 
@@ -100,6 +104,7 @@ def torchvision_class(name: str, verify: bool):
         "svhn": tvd.SVHN,
         "mnist": tvd.MNIST,
         "fashion_mnist": tvd.FashionMNIST,
+        "caltech101": tvd.Caltech101,
     }[name]
     if verify or not hasattr(cls, "_check_integrity"):  # MNIST checks existence only; MD5 at download
         return cls

@@ -5,13 +5,7 @@ both use it, so neither imports the other for it."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING
-
 import torch
-
-if TYPE_CHECKING:  # (dataset.py imports this module)
-    from transferlab.data.dataset import TaskData
 
 
 def per_class_subset(y: torch.Tensor, k: int | None, seed: int) -> torch.Tensor:
@@ -48,12 +42,3 @@ def train_count_split(y: torch.Tensor, k: int, seed: int) -> tuple[torch.Tensor,
     held = torch.ones(len(y), dtype=torch.bool)
     held[train] = False
     return train, torch.nonzero(held).flatten()
-
-
-def task_subset(task: TaskData, images_per_class: int | str, seed: int) -> TaskData:
-    """A task's training images cut to k per class: the first k of one seeded permutation per
-    class, so the subsets for growing k are nested and every run of a study gets the same images."""
-    if images_per_class == "all":
-        return task
-    keep = per_class_subset(task.train_y, int(images_per_class), seed)
-    return dataclasses.replace(task, train_x=task.train_x[keep], train_y=task.train_y[keep])

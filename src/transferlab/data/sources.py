@@ -18,6 +18,7 @@ import torch
 
 from transferlab.config import DataConfig
 from transferlab.data.arrays import load_arrays
+from transferlab.data.files import ImageFiles, list_files
 from transferlab.data.originals import (
     CALTECH101_FOLDER,
     CALTECH101_TRAIN_PER_CLASS,
@@ -136,8 +137,6 @@ def _read(folder: Path, classes: list[str], cfg: DataConfig):
     """The images of the class sub-folders: their file list, decoded while training (storage
     "files"), or decoded once into a tensor, the short side resized to image_size and
     centre-cropped (storage "tensor": the resized cache)."""
-    from transferlab.data.files import ImageFiles, list_files
-
     paths, y = list_files(folder, classes)
     files = ImageFiles(str(folder.resolve()), tuple(paths), cfg.image_size, cfg.workers)
     files.check()  # every image, whichever storage: a bad file stops prepare, not training

@@ -19,6 +19,7 @@ from torchvision import models as tvm
 
 from transferlab.errors import InputError
 from transferlab.models.layered import LayeredNet
+from transferlab.models.timm_weights import TIMM_WEIGHTS, load_timm
 from transferlab.models.torchvision_nets import from_alexnet, from_densenet, from_mobilenet_v2, from_resnet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation torchvision's ImageNet weights expect
@@ -35,8 +36,6 @@ ADAPTERS = {
 def weight_names(model_name: str) -> list[str]:
     """The torchvision weight names of a model (plus DEFAULT), timm's weight tags for the
     models torchvision has no weights of, or [] if it has none here."""
-    from transferlab.models.timm_weights import TIMM_WEIGHTS
-
     if model_name in TIMM_WEIGHTS:
         return list(TIMM_WEIGHTS[model_name][1])
     if model_name not in ADAPTERS:
@@ -80,8 +79,6 @@ def load_pretrained(
     model_name: str, weights_name: str, cache: str | None, verify: bool = True, download: bool = False
 ) -> tuple[LayeredNet, list[str], tuple]:
     """The pretrained net as a LayeredNet, its classes, and the input (mean, std) its weights expect."""
-    from transferlab.models.timm_weights import TIMM_WEIGHTS, load_timm
-
     if model_name in TIMM_WEIGHTS:
         classes = list(
             tvm.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]

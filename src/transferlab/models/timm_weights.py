@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from transferlab.errors import InputError
+from transferlab.models import create_model
 
 # model.name -> (timm's hub repository prefix, its weight tags, the input normalisation they expect)
 TIMM_WEIGHTS = {"mobilenet_v1": ("timm/mobilenetv1_100", ("ra4_e3600_r224_in1k",), ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))}
@@ -94,8 +95,6 @@ def load_into(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) 
 
 def load_timm(model_name: str, tag: str, cache: str | None, verify: bool, classes: list[str]):
     """The pretrained net and the normalisation its weights expect."""
-    from transferlab.models import create_model
-
     path, url = weight_file(model_name, tag, cache)
     if not path.is_file():
         repo = url.removeprefix("https://huggingface.co/")

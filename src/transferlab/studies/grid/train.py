@@ -63,7 +63,7 @@ def transfer(params: Params, spec: RunSpec, layout: Layout, device: torch.device
 
 def pretrained(params: Params, weights: str, out: Path) -> list[str]:
     """Convert the published ImageNet weights of model.name (torchvision's, or timm's) into a source-net checkpoint."""
-    from transferlab.models.pretrained import load_pretrained
+    from transferlab.models.pretrained import load_pretrained  # torchvision: about 2 s, this command alone
 
     net, classes, (mean, std) = load_pretrained(
         params.model.name, weights, params.pretrained.cache, params.data.verify, params.data.download

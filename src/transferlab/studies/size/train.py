@@ -6,8 +6,7 @@ from __future__ import annotations
 import torch
 
 from transferlab.config import Params
-from transferlab.data.dataset import select_classes
-from transferlab.data.sampling import task_subset
+from transferlab.data.dataset import select_classes, task_subset
 from transferlab.data.stages import load_dataset
 from transferlab.harness import RunInfo, model_options, train_run
 from transferlab.models import create_model

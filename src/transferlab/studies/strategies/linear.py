@@ -19,6 +19,7 @@ from transferlab.data.files import as_tensor
 from transferlab.data.sampling import stratified_holdout
 from transferlab.harness import load_checkpoint, run_info, run_metrics
 from transferlab.runs import Layout, StrategyRun, seed_of
+from transferlab.studies.strategies.train import strategy_fields, target_task
 from transferlab.train import History
 
 
@@ -45,8 +46,6 @@ def _best(scores: list[float]) -> tuple[int, list[float]]:
 
 def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
     """Train the best_linear strategy of one run; write its classifier and metrics.json."""
-    from transferlab.studies.strategies.train import strategy_fields, target_task
-
     started = time.perf_counter()
     cfg = params.strategies
     task = target_task(params, run, layout)

@@ -17,9 +17,8 @@ from torch import nn
 
 from transferlab.artifacts import atomic_json
 from transferlab.config import Params
-from transferlab.data.dataset import TaskData
+from transferlab.data.dataset import TaskData, task_subset
 from transferlab.data.files import as_tensor
-from transferlab.data.sampling import task_subset
 from transferlab.data.stages import task_data
 from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, train_run
 from transferlab.models import create_model
