@@ -82,8 +82,9 @@ def main() -> None:
     result = {
         "benchmark": "pipeline_time",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        # the clone's: the revision that ran (the checkout may have moved on during a long run)
         "git_revision": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+            ["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True
         ).stdout.strip(),
         "command": " ".join(cmd),
         "set": args.set,
