@@ -259,9 +259,9 @@ def test_a_subset_run_records_only_what_it_ran(engine_repo):
 
 def test_an_interrupted_snakemake_leaves_the_rest_to_dvc_and_a_second_engine_is_refused(engine_repo):
     repo = engine_repo
-    # Every net stale and four times slower: Snakemake must still be busy when the checks below
-    # (two more engines started, seconds each on a loaded machine) are done. With the nets of one
-    # epoch, a loaded CI machine once saw Snakemake finish all 24 stages before the Ctrl-C.
+    # Every net stale and four times slower, and Snakemake's process group stopped (SIGSTOP)
+    # while the checks below start two more engines: on a loaded machine those took long enough
+    # for Snakemake to finish every stage before the Ctrl-C (twice, with 1 and with 4 epochs).
     p = yaml.safe_load((repo / "params.yaml").read_text())
     p["train"]["epochs"] = 4
     (repo / "params.yaml").write_text(yaml.safe_dump(p))
@@ -280,15 +280,19 @@ def test_an_interrupted_snakemake_leaves_the_rest_to_dvc_and_a_second_engine_is_
         while len(recorded(log_path.read_text())) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.3)
-        # a second engine while Snakemake holds the repository: refused, in one line
-        other = subprocess.run(["snakemake", "-n"], cwd=repo, env=repo_env(repo), capture_output=True, text=True)
-        refusal = [line for line in (other.stdout + other.stderr).splitlines() if "one engine at a time" in line]
-        assert other.returncode != 0 and len(refusal) == 1 and "in use by snakemake (pid" in refusal[0], other.stderr[
-            -2000:
-        ]
-        dvc = subprocess.run(["dvc", "repro"], cwd=repo, env=repo_env(repo), capture_output=True, text=True)
-        assert dvc.returncode != 0 and "Unable to acquire lock" in dvc.stderr
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        os.killpg(proc.pid, signal.SIGSTOP)  # paused, its locks held: it cannot finish during the checks
+        try:
+            # a second engine while Snakemake holds the repository: refused, in one line
+            other = subprocess.run(["snakemake", "-n"], cwd=repo, env=repo_env(repo), capture_output=True, text=True)
+            refusal = [line for line in (other.stdout + other.stderr).splitlines() if "one engine at a time" in line]
+            assert other.returncode != 0 and len(refusal) == 1 and "in use by snakemake (pid" in refusal[0], (
+                other.stderr[-2000:]
+            )
+            dvc = subprocess.run(["dvc", "repro"], cwd=repo, env=repo_env(repo), capture_output=True, text=True)
+            assert dvc.returncode != 0 and "Unable to acquire lock" in dvc.stderr
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, delivered as the group resumes
+        finally:
+            os.killpg(proc.pid, signal.SIGCONT)
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
