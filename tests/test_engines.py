@@ -290,9 +290,9 @@ def test_an_interrupted_snakemake_leaves_the_rest_to_dvc_and_a_second_engine_is_
             )
             dvc = subprocess.run(["dvc", "repro"], cwd=repo, env=repo_env(repo), capture_output=True, text=True)
             assert dvc.returncode != 0 and "Unable to acquire lock" in dvc.stderr
-            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, delivered as the group resumes
         finally:
             os.killpg(proc.pid, signal.SIGCONT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, to the running group (one sent while stopped went unheeded)
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
