@@ -125,9 +125,8 @@ class Params(Strict):
         within_depth = _depth_check(self.model.name, depth)
         within_depth("transfer.layers", self.transfer.layers, lowest=1)
         if self.pretrained.weights:
-            from transferlab.models.pretrained import (
-                weight_names,  # torchvision: about 2 s, only when weights are named
-            )
+            # torchvision's weight tables: about 2 s to import, paid only when weights are named
+            from transferlab.models.pretrained import weight_names
 
             allowed = weight_names(self.model.name)
             if self.pretrained.weights[0] not in allowed:

@@ -3,12 +3,13 @@ settings that every study shares (`train`) with each study's overrides."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from transferlab.models import list_models
 
+Share = Annotated[float, Field(gt=0, lt=1)]  # a share of classes or of each class's images
 SplitId = int | str  # a seed (split.method), "mn"/"nm", "classes", "cross" or "all"
 NAMED_SPLITS = ("mn", "nm", "classes", "cross", "all")
 # Named splits whose halves differ by design: man-made/natural either way, a hand-made class
@@ -87,9 +88,7 @@ class DataConfig(Strict):
     image_size: int = Field(16, ge=16, le=256, description="every image is resized to this (pixels per side)")
     max_train_per_class: int | None = Field(None, ge=1, description="keep at most this many training images per class")
     max_test_per_class: int | None = Field(None, ge=1)
-    test_fraction: float = Field(
-        0.2, gt=0, lt=1, description="imagefolder without a test/ folder: share held out per class"
-    )
+    test_fraction: Share = Field(0.2, description="imagefolder without a test/ folder: share held out per class")
     train_per_class: int | None = Field(
         None,
         ge=1,
@@ -152,7 +151,7 @@ class SplitConfig(Strict):
     method: Literal["yosinski2014", "random"] = Field(
         "yosinski2014", description="how integer split ids (seeds) split the classes"
     )
-    fraction: float = Field(0.5, gt=0, lt=1, description="share of classes in half A (random splits)")
+    fraction: Share = Field(0.5, description="share of classes in half A (random splits)")
     classes_a: list[str | int] = Field(
         default_factory=list, description="split id 'classes': A's classes (names or indices)"
     )
@@ -426,10 +425,8 @@ class StrategiesConfig(Strict):
     latency_batch: int = Field(64, ge=1)
     latency_repeats: int = Field(20, ge=3)
     linear_c: float = Field(10.0, gt=0, description="best_linear: inverse regularisation of its logistic regressions")
-    linear_val_fraction: float = Field(
+    linear_val_fraction: Share = Field(
         0.2,
-        gt=0,
-        lt=1,
         description="best_linear: share of each class's training images that picks the unit (without data.val_folder)",
     )
     train: TrainOverrides = TrainOverrides(batch_size=64)  # smaller batches: as few as 10 images per class
