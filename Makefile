@@ -13,7 +13,9 @@ export DVC_NO_ANALYTICS := 1
 
 PLOT_PAGE := $(VENV)/share/transferlab/dvc_plots.html
 
+# DVC's site cache (its per-repository databases) goes to a private folder of yours, not /var/tmp/dvc.
 setup: $(VENV)/.installed $(PLOT_PAGE)
+	@$(BIN)/python workflow/site_cache.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +25,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The page of `dvc plots show/diff` with Vega inline (it draws offline), from the npm registry;
-# .dvc/config.local (this clone's own) points DVC at it. Without npm, DVC's page loads Vega online.
+# .dvc/config.local (this clone's own) points DVC at it: relative to .dvc/ when the venv is in the
+# clone, so that a moved clone still finds it. Without npm, DVC's page loads Vega online.
 $(PLOT_PAGE): workflow/plots/offline_page.py $(VENV)/.installed
 	@if command -v npm >/dev/null; then \
-		$(BIN)/python workflow/plots/offline_page.py $@ && $(BIN)/dvc config --local plots.html_template $(abspath $@); \
+		$(BIN)/python workflow/plots/offline_page.py $@ && $(BIN)/dvc config --local plots.html_template $(if $(filter /%,$(VENV)),$(abspath $@),../$@); \
 	else echo "setup: npm not found: dvc plots pages load Vega from its CDN (online only)"; fi
 
 demo: setup
@@ -61,5 +64,8 @@ bench: setup
 	$(BIN)/python benchmarks/pipeline_time.py --engine snakemake
 	$(BIN)/python benchmarks/schedule_sim.py
 
+# Outputs that git does not track (the committed baseline, dvc.lock and each study's metrics.json
+# and plot tables, stays); data/raw (downloads) stays too.
 clean:
-	rm -rf data/code data/prepared data/splits data/models data/runs data/checkpoints data/binary data/strategies data/size data/features data/analysis reports/grid reports/binary reports/strategies reports/size reports/analysis reports/figures reports/tables .snakemake
+	git clean -fdXq -- data/code data/prepared data/splits data/settings data/models data/runs data/checkpoints \
+		data/measurements data/binary data/strategies data/size data/features data/analysis reports .snakemake

@@ -14,6 +14,8 @@ import yaml
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from dvc_plan import PLAN_ENV, EngineBusy, Plan, job_resources, submit_host_plan
+from site_cache import ensure_private_site_cache
+from transferlab.errors import InputError
 
 STAGE_JOB = Path(workflow.basedir) / "workflow" / "stage_job.py"
 
@@ -21,8 +23,9 @@ if workflow.is_main_process:
     # A run's thread count is one of its settings (params.yaml `threads`): each job gets it.
     THREADS = int((yaml.safe_load(Path("params.yaml").read_text()) or {}).get("threads", 1))
     try:
+        ensure_private_site_cache(Path("."))  # before DVC reads its databases
         PLAN, COMMITTER = submit_host_plan(Path("."), THREADS)
-    except EngineBusy as err:
+    except (EngineBusy, InputError) as err:
         sys.exit(f"transferlab: {err}")
     PLAN_FILE = os.environ[PLAN_ENV]
 else:  # a job reading the Snakefile again (SLURM): the submit host's plan, no DVC

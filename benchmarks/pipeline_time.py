@@ -74,8 +74,10 @@ def main() -> None:
     total = time.perf_counter() - t0
     if log.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{log.stderr[-2000:]}")
-    runs = [m for p in (clone / "data/runs").rglob("metrics.json") if "run_id" in (m := json.loads(p.read_text()))]
-    threads = runs[0]["threads"] if runs else 1
+    # Each run's timings: its measurements file (kept apart from the metrics that stages depend on).
+    runs = [json.loads(p.read_text()) for p in (clone / "data/measurements").rglob("*.json")]
+    metrics = [m for p in (clone / "data/runs").rglob("metrics.json") if "run_id" in (m := json.loads(p.read_text()))]
+    threads = metrics[0]["threads"] if metrics else 1
     slots = max(1, args.jobs // threads) if args.engine == "snakemake" else 1
     engine = next((json.loads(p.read_text()) for p in (clone / ".snakemake/transferlab").glob("*/engine.json")), None)
     startups = [r["startup_s"] for r in runs if r.get("startup_s") is not None]

@@ -62,3 +62,13 @@ def tiny_params_file(tmp_path: Path) -> Path:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(tiny_params()))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> tuple[Path, str]:
+    """The tiny configuration, run once by `dvc repro` in a repository of its own, and its log.
+    Never changed: a test that changes a repository works on a copy (pipeline.copy_repo)."""
+    from pipeline import make_repo, sh
+
+    repo = make_repo(tmp_path_factory.mktemp("tiny") / "repo", tiny_params())
+    return repo, sh(repo, "dvc", "repro")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from transferlab.private import dvc_site_cache
+
 from conftest import ROOT
 
 ENV = {
@@ -50,16 +52,34 @@ def make_repo(path: Path, params: dict, setup=None) -> Path:
         else:
             shutil.copy(src, path / name)
     (path / "params.yaml").write_text(yaml.safe_dump(params))
-    (path / ".gitignore").write_text("data/checkpoints/\n.snakemake/\n__pycache__/\ndvc_plots/\n")
+    (path / ".gitignore").write_text("data/checkpoints/\ndata/measurements/\n.snakemake/\n__pycache__/\ndvc_plots/\n")
     if setup is not None:
         setup(path)
     sh(path, "git", "init", "-q")
     sh(path, "git", "config", "user.name", "transferlab tests")  # dvc exp run commits too
     sh(path, "git", "config", "user.email", "tests@transferlab.invalid")
-    sh(path, "dvc", "init", "-q")
+    # DVC's databases in a private folder from the start, as `make setup` keeps them (site_cache.py)
+    private = {**repo_env(path), "DVC_SITE_CACHE_DIR": str(dvc_site_cache())}
+    subprocess.run(["dvc", "init", "-q"], cwd=path, env=private, check=True)
+    sh(path, sys.executable, "workflow/site_cache.py")
     sh(path, "git", "add", "-A")
     sh(path, "git", "commit", "-qm", "pipeline")
     return path
+
+
+def copy_repo(src: Path, dst: Path) -> Path:
+    """A copy of a test repository where a pipeline already ran, for a test that changes it:
+    its files copied, DVC's cache hard-linked (DVC never writes a cache file in place; the
+    workspace's files are copies of it, so editing one leaves the cache and `src` alone)."""
+
+    def copy(source: str, target: str) -> None:
+        if f"{os.sep}.dvc{os.sep}cache{os.sep}" in source:
+            os.link(source, target)
+        else:
+            shutil.copy2(source, target)
+
+    shutil.copytree(src, dst, symlinks=True, copy_function=copy, ignore=shutil.ignore_patterns("tmp"))
+    return dst
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 from transferlab import codedeps
 
@@ -26,3 +31,37 @@ def test_the_recorded_hash_is_used_only_while_every_listed_file_is_unchanged(tmp
     recorded.write_text(json.dumps({**real, "files": listed, "sha256": "from-the-code-stage"}))
     assert codedeps.current_sha256("train", recorded) == real["sha256"]
     assert codedeps.current_sha256("train", tmp_path / "absent.json") == real["sha256"]
+
+
+def test_a_file_is_hashed_by_what_it_does(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('"""Doc."""\n\n\ndef f(x):\n    """Doc of f."""\n    return x + 1  # why\n')
+    first = codedeps.behaviour_sha256(module)
+    module.write_text('"""Other words."""\n# a comment\ndef f(x):\n    """Other."""\n    return (x +\n            1)\n')
+    assert codedeps.behaviour_sha256(module) == first  # docstrings, comments, formatting
+    module.write_text('"""Doc."""\n\n\ndef f(x):\n    """Doc of f."""\n    return x + 2\n')
+    assert codedeps.behaviour_sha256(module) != first
+    module.write_text('"""Doc."""\n\n\ndef f(x):\n    "Doc of f."\n    return "Doc of f."\n')
+    assert codedeps.behaviour_sha256(module) != first  # a string that is returned is code
+    data = tmp_path / "table.csv"
+    data.write_text("a\n")
+    assert codedeps.behaviour_sha256(data) == hashlib.sha256(b"a\n").hexdigest()
+
+
+def test_the_repository_source_is_hashed_and_another_imported_copy_is_refused(tmp_path):
+    """The code stage of a checkout whose venv imports another checkout's package: the
+    repository's files are hashed, and a copy that does other things is refused in one line."""
+    repo = tmp_path / "repo"
+    shutil.copytree(codedeps.ROOT, repo / "src/transferlab", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(codedeps.IMPORTED.parent)}  # the imported package: not the repo's
+    code = [sys.executable, "-m", "transferlab", "code", "data/code"]
+    assert subprocess.run(code, cwd=repo, env=env, capture_output=True).returncode == 0  # same code
+    with open(repo / "src/transferlab/train.py", "a") as f:
+        f.write("\nEDITED = 1\n")
+    proc = subprocess.run(code, cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "train.py" in proc.stderr and "PYTHONPATH=src" in proc.stderr
+    proc = subprocess.run(code, cwd=repo, env={**env, "PYTHONPATH": str(repo / "src")}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    recorded = json.loads((repo / "data/code/train.json").read_text())["files"]["train.py"]
+    assert recorded == codedeps.behaviour_sha256(repo / "src/transferlab/train.py")  # the repository's file

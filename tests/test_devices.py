@@ -177,3 +177,40 @@ def test_two_users_lease_different_devices_from_a_shared_folder():
         finally:
             proc.kill()
             proc.wait()
+
+
+@needs_second_user
+def test_a_lock_folder_swapped_for_a_link_while_a_job_waits_gives_no_second_lease():
+    """The folder is opened once: a job waiting for a busy slot keeps looking in the folder it
+    checked, not in whatever another user puts at its path meanwhile."""
+    import threading
+
+    with shared_tmp_name() as parent:
+        as_nobody("mkdir", "-m", "755", str(parent))  # theirs: they may rename what is in it
+        locks, theirs = parent / "locks", parent / "theirs"
+        as_nobody("mkdir", "-m", "1777", str(theirs))
+        env = {**os.environ, "TRANSFERLAB_GPU_COUNT": "1", "TRANSFERLAB_LOCK_DIR": str(locks)}
+        env.pop("SLURM_JOB_ID", None)
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+        holder, gpu = _holder(env)  # our first job holds the one GPU
+        try:
+            assert gpu == "0"
+            outcome = {}
+
+            def second_job():
+                try:
+                    outcome["device"] = lease_gpu(["0"], locks, timeout_s=3)
+                except LeaseError as err:
+                    outcome["error"] = str(err)
+
+            waiting = threading.Thread(target=second_job)
+            waiting.start()
+            time.sleep(1)
+            as_nobody("mv", str(locks), str(parent / "old"))
+            as_nobody("ln", "-s", str(theirs), str(locks))
+            waiting.join()
+            assert "device" not in outcome and "no free GPU slot" in outcome["error"]
+            assert list(theirs.iterdir()) == []  # no lease taken in their folder
+        finally:
+            holder.kill()
+            holder.wait()

@@ -19,11 +19,10 @@ import pytest
 import yaml
 
 from conftest import tiny_params
-from pipeline import make_repo, repo_env, resolved_stages, sh, stages_run
+from pipeline import copy_repo, make_repo, repo_env, resolved_stages, sh, stages_run
 
 pytestmark = pytest.mark.slow
 STUDIES = ("grid", "binary", "strategies", "analysis")
-MEASURED = ["wall_time_s", "latency_s_per_image", "peak_memory_bytes", "git_revision"]  # differ from run to run
 
 
 def dvc_stale(repo: Path) -> set[str]:
@@ -54,9 +53,10 @@ def params_of_every_run_match(repo: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def dvc_repo(tmp_path_factory) -> tuple[Path, str]:
-    repo = make_repo(tmp_path_factory.mktemp("engines") / "dvc", tiny_params())
-    return repo, sh(repo, "dvc", "repro")
+def dvc_repo(tiny_run, tmp_path_factory) -> tuple[Path, str]:
+    """The tiny configuration after `dvc repro` (a copy of the session's run), and its log."""
+    repo, log = tiny_run
+    return copy_repo(repo, tmp_path_factory.mktemp("engines") / "dvc"), log
 
 
 def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
@@ -120,8 +120,11 @@ def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     assert (
         run["run_id"] == "s0/A7B+/r0"
         and run["params"]["transfer"]["layers"] == [1, 7]
-        and run["git_revision"] != "unknown"
+        and not {"git_revision", "wall_time_s"} & set(run)  # measurements: kept apart
     )
+    timed = json.loads((repo / "data/measurements/s0/A7B+/r0.json").read_text())
+    head = sh(repo, "git", "rev-parse", "HEAD").strip()
+    assert timed["git_revision"] == head and timed["wall_time_s"] > 0  # the commit; dvc.lock's rewrite is not "dirty"
     assert run["threads"] == 2 and run["params"]["threads"] == 2 and len(run["fingerprint"]) == 64
     assert (repo / "data/runs/grid/s0/A7B+/r0/live/plots/metrics/test_top1.tsv").is_file()  # DVCLive, for dvc plots
 
@@ -164,9 +167,22 @@ def _edit_params(repo: Path) -> None:
 def _edit_code(path: str):
     def edit(repo: Path) -> None:
         with open(repo / path, "a") as f:
-            f.write("\n# an edit\n")
+            f.write("\nEDITED = True  # code that runs: a changed behaviour, as far as a hash can tell\n")
 
     return edit
+
+
+def _edit_docs(repo: Path) -> None:
+    """Docstrings, a comment and formatting: what the code does is the same."""
+    for path in ("src/transferlab/train.py", "src/transferlab/data/synthetic.py"):
+        text = (repo / path).read_text()
+        (repo / path).write_text(text.replace('"""', '"""Edited words. ', 1) + "\n# a comment\n\n")
+
+
+def _set_workers(repo: Path) -> None:
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    p["data"]["workers"] = 2  # read by folder data sets only: the embedded one ignores it
+    (repo / "params.yaml").write_text(yaml.safe_dump(p))
 
 
 def _edit_split(repo: Path) -> None:
@@ -201,6 +217,8 @@ CHANGES = {
         {"code", "report-grid"},
         {*TRAINING, "report-binary", "report-strategies"},
     ),
+    "docstrings-and-comments": (_edit_docs, "snakemake", {"code"}, {*TRAINING, "prepare", "split", "report-"}),
+    "unused-data-key": (_set_workers, "dvc", {"prepare"}, {*TRAINING, "split", "features", "report-"}),
     "input-data-file": (_edit_split, "snakemake", {"split@0"}, set(TRAINING) | {"report-"}),
     "deleted-output": (
         _delete_run,
@@ -212,11 +230,9 @@ CHANGES = {
 
 
 @pytest.fixture(scope="module")
-def engine_repo(tmp_path_factory) -> Path:
+def engine_repo(tiny_run, tmp_path_factory) -> Path:
     """A repository where dvc repro ran: the changes below are made one after the other."""
-    repo = make_repo(tmp_path_factory.mktemp("changes") / "repo", tiny_params())
-    sh(repo, "dvc", "repro")
-    return repo
+    return copy_repo(tiny_run[0], tmp_path_factory.mktemp("changes") / "repo")
 
 
 @pytest.mark.parametrize("change", list(CHANGES))
@@ -331,10 +347,7 @@ def test_after_snakemake_dvc_status_is_clean_and_the_numbers_are_dvcs(snakemake_
     assert stages_run(sh(repo, "dvc", "repro")) == set()
     # The same thread count under both engines (params.yaml `threads`): the same numbers.
     for study in STUDIES:
-        ours, theirs = (
-            pd.read_parquet(r / f"reports/{study}/results.parquet").drop(columns=MEASURED, errors="ignore")
-            for r in (repo, dvc_repo[0])
-        )
+        ours, theirs = (pd.read_parquet(r / f"reports/{study}/results.parquet") for r in (repo, dvc_repo[0]))
         pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
 
 
@@ -380,3 +393,29 @@ def test_every_stage_depends_on_the_code_its_command_imports(snakemake_repo):
         package = repo / "src/transferlab"
         missing = [f for f in imported if str(Path(f).relative_to(package)) not in listed]
         assert imported and not missing, (stage.name, missing)
+
+
+def test_results_travel_through_a_remote_and_a_configuration_run_before_is_restored(dvc_repo, tmp_path):
+    """`dvc push` to a shared remote (a local folder here), a fresh clone, `dvc pull`: clean,
+    nothing trains. An experiment, then back to the committed params: restored from DVC's
+    run-cache (pushed and pulled with the results), not trained again."""
+    repo, _ = dvc_repo
+    remote = tmp_path / "remote"
+    sh(repo, "dvc", "remote", "add", "-d", "-f", "shared", str(remote))
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "results")
+    sh(repo, "dvc", "push", "--run-cache")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    sh(clone, sys.executable, "workflow/site_cache.py")
+    sh(clone, "dvc", "pull", "--run-cache")
+    assert dvc_stale(clone) == set()
+    assert stages_run(sh(clone, "dvc", "repro")) == set()
+    log = sh(clone, "dvc", "exp", "run", "-S", "binary.betas=[0.0,0.3]")
+    assert {s for s in stages_run(log) if s.startswith("binary-")} and not {
+        s for s in stages_run(log) if s.startswith(("train-base", "transfer@", "finetune@", "control@"))
+    }
+    sh(clone, "git", "checkout", "params.yaml")
+    log = sh(clone, "dvc", "exp", "run")
+    assert not [s for s in stages_run(log) if s.startswith(TRAINING)], log[-3000:]  # from the run-cache
+    assert dvc_stale(clone) == set()

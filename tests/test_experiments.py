@@ -17,7 +17,7 @@ import yaml
 
 from conftest import ROOT, tiny_params
 from formats import write_cifar
-from pipeline import make_repo, sh, stages_run
+from pipeline import copy_repo, make_repo, sh, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -80,10 +80,9 @@ def experiment_names(repo: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory) -> Path:
+def baseline(tiny_run, tmp_path_factory) -> Path:
     """The tiny default configuration run and committed with its dvc.lock: `main` of dvc exp show."""
-    repo = make_repo(tmp_path_factory.mktemp("experiments") / "repo", tiny_params())
-    sh(repo, "dvc", "repro")
+    repo = copy_repo(tiny_run[0], tmp_path_factory.mktemp("experiments") / "repo")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "baseline")
     return repo
@@ -135,6 +134,27 @@ def test_the_offline_plot_page_draws_without_a_network(baseline, tmp_path):
     html = (out / "index.html").read_text()
     assert not re.findall(r"<script[^>]+src=", html) and "cdn.jsdelivr" not in html
     assert "vegaEmbed(" in html and all(title in html for title in data_plots())
+
+
+def test_a_moved_clone_still_draws_its_plots_offline(baseline, tmp_path):
+    """.dvc/config.local names the page relative to .dvc/ (as `make setup` writes it): a clone
+    moved elsewhere draws `dvc plots show` with it (an absolute path made DVC fail with a
+    misleading "HTML template has to contain '{plot_divs}'")."""
+    page = ROOT / ".venv/share/transferlab/dvc_plots.html"  # make setup's
+    if not page.is_file():
+        pytest.skip("make setup made no offline page (npm not found)")
+    first = tmp_path / "first"
+    shutil.copytree(baseline, first, symlinks=True)
+    (first / ".venv/share/transferlab").mkdir(parents=True)
+    shutil.copy(page, first / ".venv/share/transferlab/dvc_plots.html")
+    sh(first, "dvc", "config", "--local", "plots.html_template", "../.venv/share/transferlab/dvc_plots.html")
+    moved = tmp_path / "elsewhere/moved"
+    moved.parent.mkdir()
+    shutil.move(first, moved)
+    assert str(first) not in (moved / ".dvc/config.local").read_text()
+    sh(moved, "dvc", "plots", "show", "-o", "out")
+    html = (moved / "out/index.html").read_text()
+    assert not re.findall(r"<script[^>]+src=", html) and "vegaEmbed(" in html
 
 
 def _cifar_params(root: Path, **more) -> dict:

@@ -116,7 +116,9 @@ def test_storage_files_through_the_commands(folder, tmp_path):
     metrics = json.loads((tmp_path / "data/runs/grid/sclasses/A3B+/r0/metrics.json").read_text())
     assert metrics["run_id"] == "sclasses/A3B+/r0" and 0 <= metrics["final_top1"] <= 1
     cut = json.loads((tmp_path / "data/runs/strategies/sclasses/cut2/r0/metrics.json").read_text())
-    assert cut["latency_s_per_image"] > 0 and cut["latency_batch"] == 12  # B's 12 held-out files, decoded
+    assert cut["latency_batch"] == 12  # B's 12 held-out files, decoded
+    timed = json.loads((tmp_path / "data/measurements/sclasses/cut2/r0.json").read_text())
+    assert timed["latency_s_per_image"] > 0 and timed["wall_time_s"] > 0  # measurements: apart from the metrics
 
 
 def test_storage_files_needs_a_folder_data_set(tmp_path):

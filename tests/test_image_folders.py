@@ -90,3 +90,90 @@ def test_a_decompression_bomb_is_refused(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     _refused(work, _prepare(work, folder, "files"), "bomb.png", "not a readable image")
+
+
+@needs_second_user
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_fifo_named_like_an_image_is_refused_without_waiting(tmp_path, shared_folder, workers):
+    as_nobody("mkfifo", str(shared_folder / "train/cat/img9.png"))  # opening it would wait for a writer
+    params = tiny_params(
+        **{"data.dataset": "imagefolder", "data.image_folder": str(shared_folder), "data.workers": workers}
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    command = [str(Path(sys.executable).parent / "transferlab"), "prepare", "out/dataset.pt"]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    _refused(tmp_path, proc, "img9.png", "not a regular file")
+
+
+@needs_second_user
+@pytest.mark.parametrize("storage", ["tensor", "files"])
+def test_one_image_under_two_classes_by_a_hard_link_or_a_copy_is_named(tmp_path, shared_folder, storage):
+    dog = shared_folder / "train/dog/img0.png"
+    as_nobody("ln", str(dog), str(shared_folder / "train/cat/hard.png"))  # a hard link: one inode, two names
+    _refused(tmp_path, _prepare(tmp_path, shared_folder, storage), "hard.png", "the same file as", "dog/img0.png")
+    as_nobody("rm", str(shared_folder / "train/cat/hard.png"))
+    as_nobody("cp", str(dog), str(shared_folder / "train/cat/copy.png"))  # the same bytes, another file
+    _refused(tmp_path, _prepare(tmp_path, shared_folder, storage), "copy.png", "the same bytes as", "dog/img0.png")
+
+
+@needs_second_user
+def test_a_link_to_a_file_outside_the_folder_is_refused_unless_allowed(tmp_path, shared_folder):
+    """A private image of the victim's, reached through a link planted by another user, would be
+    decoded into the prepared data set (which others may read)."""
+    secret = tmp_path / "secret.png"
+    (shared_folder / "train/dog/img1.JPEG").rename(secret)  # only ours now: tmp_path is private
+    secret.chmod(0o600)
+    as_nobody("ln", "-s", str(secret), str(shared_folder / "train/dog/img1.JPEG"))
+    _refused(tmp_path, _prepare(tmp_path, shared_folder, "tensor"), "img1.JPEG", "outside", "data.outside_links")
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["data"]["outside_links"] = True  # the user's own choice: a subset made of links to elsewhere
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    command = Path(sys.executable).parent / "transferlab"
+    proc = subprocess.run([str(command), "prepare", "out/dataset.pt"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@needs_second_user
+def test_with_storage_files_a_file_changed_after_prepare_stops_train_in_one_line(tmp_path, shared_folder):
+    """The files are read while training: swapped for a FIFO, truncated or changed after
+    `prepare`, each stops `train` with one line and exit 2 (a finished run is not "up to date")."""
+    from conftest import project
+
+    params = tiny_params(
+        **{
+            "data.dataset": "imagefolder",
+            "data.image_folder": str(shared_folder),
+            "data.storage": "files",
+            "data.workers": 0,
+            "splits": ["classes"],
+            "binary.equal_halves": False,
+        }
+    )
+    params["split"]["classes_a"] = ["cat"]
+    project(tmp_path, params, "classes")
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    def train(*extra: str):
+        args = ["train", "sclasses/baseB/r0", "--device", "cpu", "--root", str(tmp_path), *extra]
+        return CliRunner().invoke(app, [*args, "--params", str(tmp_path / "params.yaml")])
+
+    assert train().exit_code == 0
+    image = shared_folder / "train/dog/img0.png"
+    original = image.read_bytes()
+    attacks = {
+        "changed": lambda: as_nobody("sh", "-c", f"printf x >> {image}"),
+        "truncated": lambda: as_nobody("truncate", "-s", "60", str(image)),
+        "fifo": lambda: (as_nobody("rm", str(image)), as_nobody("mkfifo", str(image))),
+    }
+    for name, attack in attacks.items():
+        attack()
+        for extra in ((), ("--force",)):  # the finished run, and a run that reads the files
+            result = train(*extra)
+            lines = result.output.strip().splitlines()
+            assert result.exit_code == 2 and len(lines) == 1, (name, result.output[-2000:])
+            assert "img0.png" in lines[0], (name, lines[0])
+        as_nobody("rm", "-f", str(image))
+        image.write_bytes(original)
+        image.chmod(0o666)

@@ -85,11 +85,35 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         write(tmp)
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save, atomically."""
+def torch_bytes(obj: Any) -> bytes:
+    """torch.save's bytes of `obj`, the same for the same object: saved into a buffer, the zip's
+    root folder is always "archive" (given a path, torch names it after the temp file)."""
+    import io
+
     import torch  # here, so that table and plot code never imports torch
 
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save, atomically, with the same bytes for the same object."""
+    data = torch_bytes(obj)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def save_npz(path: Path, arrays: dict) -> None:
+    """np.savez with the same bytes for the same arrays (numpy stamps each member with the time)."""
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(member, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
 
 def atomic_json(obj: Any, path: Path) -> None:
@@ -97,14 +121,24 @@ def atomic_json(obj: Any, path: Path) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
 
 
+# Files that a pipeline run rewrites itself (the committed baseline): a change there is not a
+# change of what ran, so it does not make a revision "+dirty".
+PIPELINE_WRITES = (
+    ":(top,exclude)dvc.lock",
+    ":(top,exclude,glob)reports/*/metrics.json",
+    ":(top,exclude,glob)reports/*/plots/**",
+)
+
+
 def git_revision(cwd: Path | None = None) -> str:
-    """The current git commit (with '+dirty' when the tree has changes), or 'unknown'."""
+    """The commit a run ran from ('+dirty' when tracked files other than those the pipeline
+    itself rewrites have changes), or 'unknown'."""
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         if rev.returncode != 0:
             return "unknown"
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *PIPELINE_WRITES],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -115,12 +149,10 @@ def git_revision(cwd: Path | None = None) -> str:
         return "unknown"
 
 
-def provenance(revision: bool = True) -> dict[str, str]:
-    """Package version, torch version and git revision, for every artifact. Intermediate data
-    (the prepared data set, a split) leave the revision out: it changes with every commit and
-    with every edit ("+dirty"), and would make DVC rerun everything downstream of them whenever
-    they are remade, though their content is the same."""
+def provenance() -> dict[str, str]:
+    """Package and torch versions, for every artifact. Not the git revision: it changes with
+    every commit, and a file that stages depend on must be the same bytes when remade from the
+    same code, params and inputs (the revision is a measurement: see measurements.py)."""
     from importlib.metadata import version  # not torch.__version__: table-only stages never import torch
 
-    found = {"transferlab_version": __version__, "torch_version": version("torch")}
-    return {**found, "git_revision": git_revision()} if revision else found
+    return {"transferlab_version": __version__, "torch_version": version("torch")}

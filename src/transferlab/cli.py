@@ -134,8 +134,13 @@ def code(out: Annotated[Path, typer.Argument(help="Folder of the digests (data/c
     """Write, for every stage's command, the project's source files it imports and their
     hashes (<command>.json): each stage depends on its command's file."""
     from transferlab.artifacts import atomic_json
-    from transferlab.codedeps import digest, stage_commands
+    from transferlab.codedeps import IMPORTED, ROOT, digest, imported_differs, stage_commands
 
+    if differs := imported_differs():  # the hashes would describe code that does not run
+        raise InputError(
+            f"{IMPORTED / differs} (the transferlab Python imports) differs from {ROOT / differs}: "
+            "install this checkout (pip install -e .) or run with PYTHONPATH=src"
+        )
     for command in stage_commands():
         atomic_json(digest(command), out / f"{command}.json")
     print(f"{out}: " + ", ".join(f"{c}.json" for c in stage_commands()))

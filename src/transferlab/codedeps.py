@@ -4,7 +4,10 @@ The `code` stage writes one file per command (data/code/<command>.json) and ever
 depends on its command's file: editing a module reruns exactly the stages whose commands
 import it (the trainer: every training stage; a study's report: its report stage), and a
 run's resume fingerprint holds the same hash. The list is read from the source itself (its
-import statements, those inside functions included), so it cannot drift from the code.
+import statements, those inside functions included), so it cannot drift from the code. A file
+is hashed by what it does (a module's syntax tree without docstrings): a comment, docstring or
+formatting edit reruns nothing. The files hashed are the repository's own (src/transferlab under
+the working folder), whichever copy of the package Python imports.
 Standard library only: no torch, no package import.
 """
 
@@ -17,7 +20,17 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = "transferlab"
-ROOT = Path(__file__).resolve().parent
+IMPORTED = Path(__file__).resolve().parent  # the package Python imported
+
+
+def _source_root() -> Path:
+    """The repository's own source: src/transferlab under the working folder (where DVC and
+    Snakemake run every command), whatever Python imports; elsewhere the imported package."""
+    here = Path.cwd() / "src" / PACKAGE
+    return here.resolve() if (here / "codedeps.py").is_file() else IMPORTED
+
+
+ROOT = _source_root()
 CLI = f"{PACKAGE}.cli"
 # Data files that modules read at run time (module -> files under the package), beside imports.
 READS = {
@@ -167,12 +180,33 @@ def command_files(command: str) -> list[Path]:
     return sorted(files)
 
 
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """`tree` without the docstrings of its module, classes and functions (in place)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def behaviour_sha256(path: Path) -> str:
+    """A hash of what a file does: for Python, its syntax tree without docstrings (comments,
+    docstrings and formatting change nothing); for a data file, its bytes."""
+    data = path.read_bytes()
+    if path.suffix != ".py":
+        return hashlib.sha256(data).hexdigest()
+    tree = _strip_docstrings(ast.parse(data, filename=str(path)))
+    return hashlib.sha256(ast.dump(tree, annotate_fields=False, include_attributes=False).encode()).hexdigest()
+
+
 def current_sha256(command: str, recorded: Path) -> str:
     """The command's code hash: from the code stage's file when every file it lists still has
     its hash (then the imports, read from those files, are the same too), else computed anew."""
     try:
         listed = json.loads(recorded.read_text())
-        same = all(hashlib.sha256((ROOT / f).read_bytes()).hexdigest() == h for f, h in listed["files"].items())
+        same = all(behaviour_sha256(ROOT / f) == h for f, h in listed["files"].items())
     except (OSError, ValueError, KeyError):
         same = False
     return listed["sha256"] if same else digest(command)["sha256"]
@@ -181,6 +215,18 @@ def current_sha256(command: str, recorded: Path) -> str:
 @cache
 def digest(command: str) -> dict:
     """The command's files (relative to the package) with their SHA-256, and one hash of all."""
-    files = {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest() for p in command_files(command)}
+    files = {str(p.relative_to(ROOT)): behaviour_sha256(p) for p in command_files(command)}
     whole = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     return {"command": command, "sha256": whole, "files": files}
+
+
+def imported_differs() -> str | None:
+    """The first source file whose code differs between the package Python imported and the
+    repository's src/transferlab (a venv installed from another checkout), or None."""
+    if IMPORTED == ROOT:
+        return None
+    for name, path in sorted(modules().items()):
+        other = IMPORTED / path.relative_to(ROOT)
+        if not other.is_file() or behaviour_sha256(other) != behaviour_sha256(path):
+            return str(path.relative_to(ROOT))
+    return None

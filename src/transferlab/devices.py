@@ -13,12 +13,14 @@ Where the lock files live (a shared machine: nothing in /tmp is trusted unchecke
   - TRANSFERLAB_LOCK_DIR names another: the user's own (checked the same way), or a folder
     made for sharing between users, which must be sticky (chmod 1777) and owned by root or by
     this user. Every user's jobs then see each other's leases.
-Lock files are opened without following links and without truncation, and must be regular
+The folder is opened once (not through a link) and checked through its descriptor; lock files
+are opened relative to it, without following links and without truncation, and must be regular
 files; any refusal is one line (LeaseError, an InputError).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -45,9 +47,11 @@ def default_lock_dir() -> Path:
     return Path(os.environ.get(LOCK_DIR_ENV) or f"/tmp/transferlab-gpu-locks-{os.getuid()}")
 
 
-def checked_lock_dir(path: Path) -> Path:
-    """`path`, made private if absent; refused unless it is this user's private folder or a
-    sticky folder made for sharing (owned by root or this user)."""
+def open_lock_dir(path: Path) -> int:
+    """A descriptor of the lock folder `path`, made private if absent; refused unless it is
+    this user's private folder or a sticky folder made for sharing (owned by root or this user).
+    Opened once, never through a link, and checked through the descriptor: lock files are then
+    opened relative to it, so the folder cannot be swapped for another while a job waits."""
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
@@ -56,15 +60,24 @@ def checked_lock_dir(path: Path) -> Path:
         raise LeaseError(
             f"GPU lock folder {path}: cannot create it ({err.strerror}); set {LOCK_DIR_ENV} to a folder of yours"
         ) from None
-    st = os.lstat(path)
-    uid = os.getuid()
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
         raise LeaseError(
             f"GPU lock folder {path}: not a real folder (a link or a file); remove it or set {LOCK_DIR_ENV}"
-        )
-    sticky = bool(st.st_mode & stat.S_ISVTX)
-    if sticky and st.st_uid in (0, uid):
-        return path  # made for sharing: the sticky bit keeps others' lock files out of reach
+        ) from None
+    try:
+        _check_lock_dir(path, os.fstat(fd))
+    except LeaseError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_lock_dir(path: Path, st: os.stat_result) -> None:
+    uid = os.getuid()
+    if st.st_mode & stat.S_ISVTX and st.st_uid in (0, uid):
+        return  # made for sharing: the sticky bit keeps others' lock files out of reach
     if st.st_uid != uid:
         raise LeaseError(
             f"GPU lock folder {path}: owned by uid {st.st_uid}, not by you (uid {uid}) and not a shared sticky folder; remove it or set {LOCK_DIR_ENV}"
@@ -73,28 +86,34 @@ def checked_lock_dir(path: Path) -> Path:
         raise LeaseError(
             f"GPU lock folder {path}: writable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 700 it, or 1777 to share it"
         )
+
+
+def checked_lock_dir(path: Path) -> Path:
+    """`path`, once `open_lock_dir` accepts it."""
+    os.close(open_lock_dir(path))
     return path
 
 
-def open_lock_file(path: Path) -> int:
-    """A descriptor of the lock file at `path`, created if absent (readable by all, so that a
-    shared folder's users can lock it too); never through a link, never truncated."""
+def open_lock_file(dir_fd: int, name: str, shown: Path) -> int:
+    """A descriptor of the lock file `name` in the open lock folder, created if absent
+    (readable by all, so that a shared folder's users can lock it too); never through a link,
+    never truncated. `shown`: its path, for messages."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # O_NONBLOCK: a planted FIFO cannot hang us
     try:
         try:
-            fd = os.open(path, flags)
+            fd = os.open(name, flags, dir_fd=dir_fd)
         except FileNotFoundError:
             try:
-                fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = os.open(name, flags | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
                 os.fchmod(fd, 0o644)
             except FileExistsError:
-                fd = os.open(path, flags)
+                fd = os.open(name, flags, dir_fd=dir_fd)
     except OSError as err:
-        why = "a symbolic link" if os.path.islink(path) else err.strerror
-        raise LeaseError(f"GPU lock file {path}: {why}; refusing to use it") from None
+        why = "a symbolic link" if err.errno == errno.ELOOP else err.strerror
+        raise LeaseError(f"GPU lock file {shown}: {why}; refusing to use it") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise LeaseError(f"GPU lock file {path}: not a regular file; refusing to use it")
+        raise LeaseError(f"GPU lock file {shown}: not a regular file; refusing to use it")
     return fd
 
 
@@ -128,22 +147,26 @@ def visible_devices(count: int) -> list[str]:
 def lease_gpu(devices: list[str], lock_dir: Path, slots_per_gpu: int = 1, timeout_s: float = 3600.0) -> str:
     """Take a free slot on one of `devices` (spread over devices first); return the device.
     Waits while all are busy."""
-    lock_dir = checked_lock_dir(lock_dir)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        for slot in range(slots_per_gpu):
-            for device in devices:
-                fd = open_lock_file(lock_dir / f"gpu{re.sub(r'[^A-Za-z0-9-]', '_', device)}.slot{slot}.lock")
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    continue
-                _held.append(fd)
-                return device
-        if time.monotonic() > deadline:
-            raise LeaseError(f"no free GPU slot in {lock_dir} after {timeout_s:.0f} s")
-        time.sleep(0.5)
+    dir_fd = open_lock_dir(lock_dir)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for slot in range(slots_per_gpu):
+                for device in devices:
+                    name = f"gpu{re.sub(r'[^A-Za-z0-9-]', '_', device)}.slot{slot}.lock"
+                    fd = open_lock_file(dir_fd, name, lock_dir / name)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        os.close(fd)
+                        continue
+                    _held.append(fd)
+                    return device
+            if time.monotonic() > deadline:
+                raise LeaseError(f"no free GPU slot in {lock_dir} after {timeout_s:.0f} s")
+            time.sleep(0.5)
+    finally:
+        os.close(dir_fd)
 
 
 def use_threads(count: int) -> None:

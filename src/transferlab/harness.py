@@ -15,10 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from transferlab import measurements
 from transferlab.artifacts import atomic_json, atomic_torch_save, provenance
 from transferlab.codedeps import current_sha256
 from transferlab.config import Params, TrainConfig
 from transferlab.data.dataset import TaskData
+from transferlab.data.stages import verify_files
 from transferlab.models import LayeredNet, create_model
 from transferlab.progress import command_started_at
 from transferlab.runs import Layout, Run
@@ -110,7 +112,10 @@ def is_current(params: Params, run: Run, layout: Layout) -> bool:
     """Whether the run's outputs exist and were made by this code from these inputs and params."""
     if not all(p.exists() for p in layout.outputs(run)) or not layout.metrics(run).is_file():
         return False
-    return json.loads(layout.metrics(run).read_text()).get("fingerprint") == run_fingerprint(params, run, layout)
+    if json.loads(layout.metrics(run).read_text()).get("fingerprint") != run_fingerprint(params, run, layout):
+        return False
+    verify_files(layout.dataset)  # image files read while training: a change since prepare stops here
+    return True
 
 
 def run_info(params: Params, run: Run, layout: Layout, seed: int, device: torch.device) -> dict:
@@ -127,21 +132,31 @@ def run_info(params: Params, run: Run, layout: Layout, seed: int, device: torch.
     }
 
 
-def run_metrics(info: dict, fields: dict, history: History, best_k: int, started: float) -> dict:
+CLOCKED = ("images_per_s",)  # history keys read off a clock: measurements, not metrics
+
+
+def run_metrics(info: dict, fields: dict, history: History, best_k: int) -> dict:
     """The metrics.json of a run, whatever trained it: who it is, its table columns, its
-    summary and history, and its timings (which benchmarks/pipeline_time.py reads)."""
-    born = command_started_at()
+    summary and history; nothing read off a clock (see run_measurements)."""
     return {
         **info,
         **fields,
         **history.summary(best_k),
-        "history": history.records,
+        "history": [{k: v for k, v in r.items() if k not in CLOCKED} for r in history.records],
+    }
+
+
+def run_measurements(history: History, started: float) -> dict:
+    """A run's timings (which benchmarks/pipeline_time.py reads), kept apart from its metrics."""
+    born = command_started_at()
+    return {
         "wall_time_s": time.perf_counter() - started,
         "resumed_epochs": history.resumed_epochs,
         "train_s": history.train_seconds,  # the training loop alone: what pipeline efficiency counts
         # The fixed cost of a run: process start (interpreter, imports, data) to the first step.
         "startup_s": history.first_step_at - born if born and history.first_step_at else None,
         "process_s": time.time() - born if born else None,  # process start to metrics written
+        "images_per_s": [r[k] for r in history.records for k in CLOCKED if k in r],
     }
 
 
@@ -195,6 +210,7 @@ def train_run(
         },
         model_out,
     )
-    atomic_json(run_metrics(info, run.fields, history, cfg.best_k, started), run_dir / "metrics.json")
+    atomic_json(run_metrics(info, run.fields, history, cfg.best_k), run_dir / "metrics.json")
+    measurements.record(layout.root, run.run_id, run_measurements(history, started))
     checkpoint.unlink(missing_ok=True)
     return history

@@ -23,9 +23,7 @@ ROW_KEYS = (
     "best_k",
     "evaluations",
     "seed",
-    "wall_time_s",
     "device",
-    "git_revision",
 )
 ACCURACY = (0.0, 1.0)
 DIFFERENCE = (-1.0, 1.0)  # paired differences of accuracies; correlations

@@ -22,6 +22,7 @@ from transferlab.data.batches import channel_stats, normalize, random_crop_flip,
 from transferlab.data.dataset import Images, TaskData
 from transferlab.data.files import ImageFiles
 from transferlab.data.sampling import stratified_holdout
+from transferlab.private import compile_caches
 from transferlab.progress import RunProgress
 from transferlab.sgd import SGD, ParamGroup, lr_multiplier, make_optimizer, total_steps  # noqa: F401 (ParamGroup, make_optimizer: part of this API)
 
@@ -65,6 +66,12 @@ def _best_val_index(records: list[dict]) -> int:
 def stalled(records: list[dict], patience: int) -> bool:
     """Early stopping: `patience` evaluations since the best validation top-1."""
     return bool(patience and records) and len(records) - 1 - _best_val_index(records) >= patience
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """torch.compile, its generated code cached in private folders, not /tmp (private.py)."""
+    compile_caches()
+    return torch.compile(model)
 
 
 def autocast(device: torch.device) -> torch.autocast:
@@ -189,7 +196,7 @@ def _setup(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[Para
         (s.to(device) for s in opts.input_stats) if opts.input_stats else _stats(data["train_x"], opts.seed, device)
     )
     per_epoch = steps_per_epoch(len(data["train_x"]), cfg.batch_size)
-    net = torch.compile(model) if cfg.compile else model
+    net = compiled(model) if cfg.compile else model
     loop = _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, net, mean, std, per_epoch)
     loop.history.images = images
     return loop

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from transferlab.analysis.features import unit_features
-from transferlab.artifacts import atomic_dir, provenance
+from transferlab.artifacts import atomic_dir, provenance, save_npz
 from transferlab.config import Params
 from transferlab.data.batches import channel_stats, random_crop_flip, random_rotate
 from transferlab.data.dataset import TaskData, select_classes
@@ -122,7 +122,7 @@ def extract(params: Params, runs: list[Run], layout: Layout, out: Path, device: 
         raise InputError(
             f"features: {len(missing)} checkpoint(s) missing, e.g. {', '.join(missing[:3])} (train them first: dvc repro)"
         )
-    ds, split = load_dataset(layout.dataset), load_split(layout.split_file(split_id))
+    ds, split = load_dataset(layout.dataset, params.data.workers), load_split(layout.split_file(split_id))
     tasks = {h: select_classes(ds, split.half(h)) for h in ("A", "B")}
     b_train_x, b_train_y = _images(tasks["B"], "train", cfg.max_train_per_class, params.seed)
     if cfg.augment_copies:
@@ -144,7 +144,7 @@ def extract(params: Params, runs: list[Run], layout: Layout, out: Path, device: 
         for src in nets:
             net, (mean, std) = _net(src.checkpoint, tasks[src.half or "B"])
             arrays = source_arrays(net, mean, std, b_data, own[src.half] if src.half else None, device)
-            np.savez(tmp / f"{src.file}.npz", **arrays)
+            save_npz(tmp / f"{src.file}.npz", arrays)
             index["sources"].append({"name": src.name, "file": f"{src.file}.npz", "half": src.half})
             index["depth"] = net.depth
         index["transfer"] = _transfer_features(transfer, layout, b_test_x, tasks["B"], tmp, device)
@@ -161,6 +161,6 @@ def _transfer_features(
     for spec in progress_iter(specs, "features of the transfer nets"):
         run = run_name(spec)  # e.g. A3B+
         net, (mean, std) = _net(layout.model(spec), task)
-        np.savez(out / "transfer" / f"{run}.npz", **_per_unit("b_test", unit_features(net, x, mean, std, device)))
+        save_npz(out / "transfer" / f"{run}.npz", _per_unit("b_test", unit_features(net, x, mean, std, device)))
         entries.append({"treatment": spec.treatment, "n": spec.n, "file": f"transfer/{run}.npz"})
     return entries

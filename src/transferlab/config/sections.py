@@ -74,6 +74,11 @@ class SyntheticConfig(Strict):
     test_per_class: int = Field(50, ge=1)
 
 
+# Data settings that change how fast the data is read or fetched, never what it holds: left
+# out of the prepared data set, so that changing one leaves its bytes (and every run below) as they were.
+RUNTIME_KEYS = ("workers", "download", "verify")
+
+
 class DataConfig(Strict):
     dataset: DatasetName = "synthetic"
     b_dataset: DatasetName | None = Field(
@@ -99,6 +104,10 @@ class DataConfig(Strict):
         description="folder data sets: a validation part read from val/ beside train/ and test/ (arrays: val_images.npy and val_labels.npy); every run validates on it (val_fraction then holds nothing out)",
     )
     workers: int = Field(4, ge=0, description="image-decoding worker processes (folder data sets)")
+    outside_links: bool = Field(
+        False,
+        description="image folders: follow a link to a file outside the folder (refused by default: its image would enter the prepared data set, which others may read)",
+    )
     storage: Literal["tensor", "files"] = Field(
         "tensor",
         description="tensor: decode once into one uint8 tensor (a resized cache); files: decode from the files every epoch (folder data sets)",

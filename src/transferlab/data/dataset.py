@@ -43,11 +43,11 @@ class PreparedDataset:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> PreparedDataset:
+    def from_dict(cls, d: dict, workers: int = 0) -> PreparedDataset:
         d = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         for key in IMAGE_KEYS:
             if isinstance(d.get(key), dict):
-                d[key] = ImageFiles.from_dict(d[key]["files"])
+                d[key] = ImageFiles.from_dict(d[key]["files"]).with_workers(workers)
         return cls(**d)
 
 

@@ -10,7 +10,10 @@ does for the in-memory tensors.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import stat
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,14 +32,37 @@ EVAL_RESIZE = 1 / 0.875
 MAX_PIXELS = 50_000_000
 
 
+def file_digest(data: bytes) -> str:
+    """What an image file's bytes are recorded as at `prepare` and checked against when read."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; anything else (a FIFO, a device, a socket) is refused
+    without waiting on it (O_NONBLOCK: opening a FIFO with no writer would block)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: not a regular file; image folders hold regular files only")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class ImageFiles:
-    """Image files (paths relative to `root`), decoded to size x size RGB on demand."""
+    """Image files (paths relative to `root`), decoded to size x size RGB on demand; each
+    file's digest at `prepare` (a file changed, truncated or replaced since stops with one line)."""
 
     root: str
     paths: tuple[str, ...]
     size: int
-    workers: int = 4
+    digests: tuple[str, ...] = ()
+    workers: int = 0  # how many decoding processes: a setting of this machine, not of the data (not saved)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -44,20 +70,37 @@ class ImageFiles:
     def __getitem__(self, index) -> ImageFiles:
         """The files at `index`: a slice, a bool mask or a tensor/list of positions."""
         if isinstance(index, slice):
-            picked = self.paths[index]
+            positions = list(range(len(self.paths)))[index]
         else:
             index = torch.as_tensor(index)
-            positions = torch.nonzero(index).flatten() if index.dtype == torch.bool else index.flatten()
-            picked = tuple(self.paths[i] for i in positions.tolist())
-        return ImageFiles(self.root, picked, self.size, self.workers)
+            positions = (torch.nonzero(index).flatten() if index.dtype == torch.bool else index.flatten()).tolist()
+        picked = tuple(self.paths[i] for i in positions)
+        digests = tuple(self.digests[i] for i in positions) if self.digests else ()
+        return ImageFiles(self.root, picked, self.size, digests, self.workers)
+
+    def with_workers(self, workers: int) -> ImageFiles:
+        return ImageFiles(self.root, self.paths, self.size, self.digests, workers)
 
     def to_dict(self) -> dict:
-        """Plain types only (loadable with torch.load(weights_only=True))."""
-        return {"root": self.root, "paths": list(self.paths), "size": self.size, "workers": self.workers}
+        """Plain types only (loadable with torch.load(weights_only=True)); not the workers."""
+        return {"root": self.root, "paths": list(self.paths), "size": self.size, "digests": list(self.digests)}
 
     @classmethod
     def from_dict(cls, d: dict) -> ImageFiles:
-        return cls(d["root"], tuple(d["paths"]), d["size"], d["workers"])
+        return cls(d["root"], tuple(d["paths"]), d["size"], tuple(d.get("digests", ())))
+
+    def read(self, i: int) -> bytes:
+        """The bytes of file i, checked against its digest at `prepare`."""
+        path = Path(self.root) / self.paths[i]
+        data = read_regular(path)
+        if self.digests and file_digest(data) != self.digests[i]:
+            raise InputError(f"{path}: changed since `prepare` (other bytes than it recorded); run `prepare` again")
+        return data
+
+    def verify(self) -> None:
+        """Every file still holds the bytes `prepare` recorded (one line naming the first that does not)."""
+        for i in range(len(self.paths)):
+            self.read(i)
 
     def batches(
         self,
@@ -79,7 +122,12 @@ class ImageFiles:
             pin_memory=pin,
             persistent_workers=False,
         )
-        yield from loader
+        try:
+            yield from loader
+        except InputError as err:  # from a worker: torch re-raises it with the worker's traceback in the text
+            raise InputError(
+                str(err).strip().splitlines()[-1].removeprefix("transferlab.errors.InputError: ")
+            ) from None
 
     def check(self, batch_size: int = 64) -> None:
         """Open and decode every image (JPEGs in draft mode: at about the size used), in the
@@ -116,17 +164,22 @@ class _Decoded(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        with open_image(Path(self.files.root) / self.files.paths[i]) as img:
-            return self.transform(img.convert("RGB")), i
+        data = self.files.read(i)
+        try:
+            with open_image(io.BytesIO(data)) as img:
+                return self.transform(img.convert("RGB")), i
+        except (OSError, SyntaxError, ValueError) as err:
+            raise InputError(f"{Path(self.files.root) / self.files.paths[i]}: not a readable image ({err})") from None
 
 
-def open_image(path: Path):
-    """PIL's image at `path`, a decompression bomb (over MAX_PIXELS) refused as an error."""
+def open_image(source):
+    """PIL's image of `source` (a path or a file object), a decompression bomb (over
+    MAX_PIXELS) refused as an error."""
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     warnings.simplefilter("error", Image.DecompressionBombWarning)
-    return Image.open(path)
+    return Image.open(source)
 
 
 class _Checked(torch.utils.data.Dataset):
@@ -143,9 +196,11 @@ class _Checked(torch.utils.data.Dataset):
 
         path = Path(self.files.root) / self.files.paths[i]
         try:
-            with open_image(path) as img:
+            with open_image(io.BytesIO(self.files.read(i))) as img:
                 img.draft("RGB", (self.files.size, self.files.size))
                 img.load()
+        except InputError as err:
+            return str(err)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             return f"{path}: not a readable image ({str(err).splitlines()[0] if str(err) else type(err).__name__}); remove or replace it"
         return ""
@@ -156,31 +211,50 @@ def as_tensor(x: torch.Tensor | ImageFiles) -> torch.Tensor:
     return x.decode() if isinstance(x, ImageFiles) else x
 
 
-def list_files(folder: Path, classes: list[str]) -> tuple[list[str], torch.Tensor]:
-    """Image files of the class sub-folders (paths relative to `folder`) and their labels,
-    in torchvision ImageFolder's order and with its image extensions.
+def list_files(
+    folder: Path, classes: list[str], outside_links: bool = False
+) -> tuple[list[str], torch.Tensor, list[str]]:
+    """Image files of the class sub-folders (paths relative to `folder`), their labels and
+    digests, in torchvision ImageFolder's order and with its image extensions.
 
-    Links are followed (a subset made of links is common), but a folder reached again (a link
-    loop) is not walked twice, and an image reachable under two paths (a link from one class
-    into another) stops with one line naming both: it would count twice, maybe as two classes."""
+    Only regular files are read (a FIFO, device or socket named like an image stops with one
+    line). Links are followed inside the folder (a subset made of links is common); a link
+    to a file outside it is refused unless `outside_links` (data.outside_links): an image
+    the user did not put in the folder would be copied into the prepared data set, which
+    others may read. A folder reached again (a link loop) is not walked twice; one file
+    under two paths (a symbolic or hard link) or two files with the same bytes stop with one
+    line naming both: the image would count twice, maybe under two classes."""
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
+    top = os.path.realpath(folder)
     paths: list[str] = []
     labels: list[int] = []
-    first_seen: dict[str, Path] = {}
+    digests: list[str] = []
+    by_inode: dict[tuple[int, int], Path] = {}
+    by_bytes: dict[str, Path] = {}
     for label, name in enumerate(classes):
         for root, files in _walk_once(folder / name):
             for file in sorted(f for f in files if f.lower().endswith(IMG_EXTENSIONS)):
                 path = root / file
-                real = os.path.realpath(path)
-                if real in first_seen:
+                if not outside_links and os.path.commonpath([top, os.path.realpath(path)]) != top:
                     raise InputError(
-                        f"{path}: the same file as {first_seen[real]} (through a link); an image must appear once"
+                        f"{path}: a link to {os.path.realpath(path)}, outside {folder}; data.outside_links: true allows it"
                     )
-                first_seen[real] = path
+                st = os.stat(path)
+                if not stat.S_ISREG(st.st_mode):
+                    raise InputError(f"{path}: not a regular file; image folders hold regular files only")
+                if (st.st_dev, st.st_ino) in by_inode:
+                    raise InputError(
+                        f"{path}: the same file as {by_inode[st.st_dev, st.st_ino]} (a link); an image must appear once"
+                    )
+                digest = file_digest(read_regular(path))
+                if digest in by_bytes:
+                    raise InputError(f"{path}: the same bytes as {by_bytes[digest]}; an image must appear once")
+                by_inode[st.st_dev, st.st_ino], by_bytes[digest] = path, path
                 paths.append(str(path.relative_to(folder)))
                 labels.append(label)
-    return paths, torch.tensor(labels, dtype=torch.int64)
+                digests.append(digest)
+    return paths, torch.tensor(labels, dtype=torch.int64), digests
 
 
 def _walk_once(top: Path) -> list[tuple[Path, list[str]]]:

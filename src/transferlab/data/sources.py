@@ -137,8 +137,9 @@ def _read(folder: Path, classes: list[str], cfg: DataConfig):
     """The images of the class sub-folders: their file list, decoded while training (storage
     "files"), or decoded once into a tensor, the short side resized to image_size and
     centre-cropped (storage "tensor": the resized cache)."""
-    paths, y = list_files(folder, classes)
-    files = ImageFiles(str(folder.resolve()), tuple(paths), cfg.image_size, cfg.workers)
+    paths, y, digests = list_files(folder, classes, cfg.outside_links)
+    # The folder as params.yaml names it (relative to the project): the same bytes in every clone.
+    files = ImageFiles(str(folder), tuple(paths), cfg.image_size, tuple(digests), cfg.workers)
     files.check()  # every image, whichever storage: a bad file stops prepare, not training
     return (files if cfg.storage == "files" else files.decode(resize=1.0, label=f"decode {folder}")), y
 

@@ -132,7 +132,7 @@ def train_a_prime(params: Params, run: BinaryRun, layout: Layout, device: torch.
     Seeded like the base net on A of the same split and replicate, so that beta = 0 is that
     net exactly and every beta shares its initialisation and batch order (paired runs)."""
     cfg = params.binary
-    task = task_data(layout, run.split, "A")
+    task = task_data(layout, run.split, "A", params.data.workers)
     seed = RunSpec(run.split, "A", replicate=run.replicate).seed(params.seed)
     torch.manual_seed(seed)
     body = create_model(params.model.name, task.num_classes, **model_options(params))
@@ -169,7 +169,7 @@ def finetune_on_b(params: Params, run: BinaryRun, layout: Layout, device: torch.
     """Fine-tune an A' net on B: its units copied (binary heads left behind), the first
     `frozen` units frozen, the rest at `body_lr_factor`, a new classifier at the full rate."""
     cfg = params.binary
-    task = task_data(layout, run.split, "B")
+    task = task_data(layout, run.split, "B", params.data.workers)
     seed = seed_of(
         params.seed, HEADS_SEED.format(split=run.split, frozen=run.frozen, replicate=run.replicate)
     )  # shared by all betas and partitions

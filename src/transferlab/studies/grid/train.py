@@ -32,7 +32,7 @@ def _info(params: Params, spec: RunSpec) -> RunInfo:
 
 def train_base(params: Params, spec: RunSpec, layout: Layout, device: torch.device) -> History:
     """Train the base net of one half."""
-    task = task_data(layout, spec.split, spec.target)
+    task = task_data(layout, spec.split, spec.target, params.data.workers)
     torch.manual_seed(spec.seed(params.seed))
     model = create_model(params.model.name, task.num_classes, **model_options(params))
     groups = param_groups(model, 0, 1.0, params.training("base").layer_lr_factors)
@@ -41,7 +41,7 @@ def train_base(params: Params, spec: RunSpec, layout: Layout, device: torch.devi
 
 def transfer(params: Params, spec: RunSpec, layout: Layout, device: torch.device) -> History:
     """Train one treatment: n layers copied (or random), frozen or fine-tuned, on the target half."""
-    task = task_data(layout, spec.split, spec.target)
+    task = task_data(layout, spec.split, spec.target, params.data.workers)
     torch.manual_seed(spec.seed(params.seed))
     fresh = create_model(params.model.name, task.num_classes, **model_options(params))
     source_model = layout.source_model(spec)

@@ -18,7 +18,7 @@ from transferlab.transfer import param_groups
 def train_size(params: Params, run: SizeRun, layout: Layout, device: torch.device) -> History:
     """Train one net on every class from `run.images_per_class` training images of each; the
     subsets are nested (those of the strategies on split "all" too) and the test set is whole."""
-    dataset = load_dataset(layout.dataset)
+    dataset = load_dataset(layout.dataset, params.data.workers)
     task = select_classes(dataset, list(range(len(dataset.classes))))
     task = task_subset(
         task, run.images_per_class, seed_of(params.seed, SUBSET_SEED.format(split=run.split, replicate=run.replicate))

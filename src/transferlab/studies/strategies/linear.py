@@ -11,13 +11,14 @@ import time
 import numpy as np
 import torch
 
+from transferlab import measurements
 from transferlab.analysis.features import unit_features
 from transferlab.analysis.probes import features, fit_probe, probe_top1
 from transferlab.artifacts import atomic_json, atomic_torch_save
 from transferlab.config import Params
 from transferlab.data.files import as_tensor
 from transferlab.data.sampling import stratified_holdout
-from transferlab.harness import load_checkpoint, run_info, run_metrics
+from transferlab.harness import load_checkpoint, run_info, run_measurements, run_metrics
 from transferlab.runs import Layout, StrategyRun, seed_of
 from transferlab.studies.strategies.train import strategy_fields, target_task
 from transferlab.train import History
@@ -82,10 +83,11 @@ def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.
         layout.model(run),
     )
     info = run_info(params, run, layout, seed, device)
-    metrics = run_metrics(info, strategy_fields(run, len(y)), history, 1, started) | {
+    metrics = run_metrics(info, strategy_fields(run, len(y)), history, 1) | {
         "unit_chosen": best + 1,
         "val_top1_by_unit": val_scores,
         "val_from": "val_folder" if val is not None else f"linear_val_fraction {cfg.linear_val_fraction:g}",
     }
     atomic_json(metrics, layout.metrics(run))
+    measurements.record(layout.root, str(run), run_measurements(history, started))
     return history

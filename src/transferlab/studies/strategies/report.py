@@ -21,7 +21,6 @@ CUT_KEYS = (
     "size_bytes",
     "peak_memory_bytes",
     "peak_memory_method",
-    "latency_s_per_image",
     "latency_batch",
 )
 
@@ -145,7 +144,8 @@ def _cell(rows: pd.DataFrame, advice: str, similarity: str) -> str:
 
 
 def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
-    """Per n: parameters, size on disk, peak inference memory, latency, top-1 on B."""
+    """Per n: parameters, size on disk, peak inference memory, top-1 on B (latency is a
+    measurement, kept apart: data/measurements/<run id>.json)."""
     c = df[df.study == "cut"] if "study" in df else df
     if c.empty:
         return "# baseA cut after unit n\n\nNot run: strategies.cut_layers is [] in params.yaml.\n"
@@ -153,20 +153,22 @@ def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
     lines = [
         "# baseA cut after unit n, with pooling and a new classifier, fine-tuned on B",
         "",
-        f"| n | unit | parameters | size (MB) | peak memory (MB) | latency (ms / image) | top-1 on B |{' val top-1 | test top-1 at the best val |' if val else ''}",
-        f"|---|---|---|---|---|---|---|{'---|---|' if val else ''}",
+        f"| n | unit | parameters | size (MB) | peak memory (MB) | top-1 on B |{' val top-1 | test top-1 at the best val |' if val else ''}",
+        f"|---|---|---|---|---|---|{'---|---|' if val else ''}",
     ]
     for (source, n), g in c.groupby(["source", "n"]):
         name = unit_names[int(n) - 1] if int(n) <= len(unit_names) else ""
         whole = " (the whole net: baseB+)" if int(n) == len(unit_names) else ""
         lines.append(
             f"| {int(n)} | {name}{' (pretrained)' if source == 'P' else ''}{whole} | {int(g.parameters.iloc[0]):,} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
-            f"| {1e3 * g.latency_s_per_image.median():.3f} | {g.top1.mean():.3f} |"
+            f"| {g.top1.mean():.3f} |"
             + (f" {g.val_top1.mean():.3f} | {g.test_top1_at_best_val.mean():.3f} |" if val else "")
         )
     lines += [
         "",
-        f"Peak memory: {c.peak_memory_method.iloc[0]}; latency: median of timed batches of {int(c.latency_batch.iloc[0])} after warm-up, on {c.device.iloc[0]}.",
+        f"Peak memory: {c.peak_memory_method.iloc[0]}, for a batch of {int(c.latency_batch.iloc[0])} on {c.device.iloc[0]}. "
+        "Latency per image (median of timed batches after warm-up) is a measurement, kept apart from this "
+        "table so that a rerun gives the same bytes: `latency_s_per_image` in data/measurements/<run id>.json.",
     ]
     return "\n".join(lines) + "\n"
 

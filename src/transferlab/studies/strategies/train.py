@@ -15,6 +15,7 @@ import time
 import torch
 from torch import nn
 
+from transferlab import measurements
 from transferlab.artifacts import atomic_json
 from transferlab.config import Params
 from transferlab.data.dataset import TaskData, task_subset
@@ -140,7 +141,7 @@ def weights_size(net: torch.nn.Module) -> int:
 
 
 def target_task(params: Params, run: StrategyRun, layout: Layout) -> TaskData:
-    task = task_data(layout, run.split, "B")
+    task = task_data(layout, run.split, "B", params.data.workers)
     return task_subset(
         task, run.images_per_class, seed_of(params.seed, SUBSET_SEED.format(split=run.split, replicate=run.replicate))
     )
@@ -231,8 +232,10 @@ def cut(params: Params, run: StrategyRun, layout: Layout, device: torch.device) 
         "size_bytes": weights_size(net),
         "peak_memory_bytes": peak,
         "peak_memory_method": how,
-        "latency_s_per_image": latency_per_image(net, x, cfg.latency_repeats),
         "latency_batch": len(x),
     }
     atomic_json(metrics, metrics_path)
+    timings = measurements.read(layout.root, str(run)) or {}
+    latency = {"latency_s_per_image": latency_per_image(net, x, cfg.latency_repeats), "latency_batch": len(x)}
+    measurements.record(layout.root, str(run), {**timings, **latency, "device": str(device)})
     return history

@@ -1,0 +1,113 @@
+"""The folders that the project's tools keep outside the repository (DVC's site cache,
+torch.compile's caches) are private to the user: played as a second user who plants folders
+in the shared temp folders first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from transferlab.errors import InputError
+from transferlab.private import private_dir
+
+from conftest import tiny_params
+from pipeline import make_repo, repo_env, sh
+from second_user import as_nobody, needs_second_user, shared_tmp_name
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_private_folder_is_made_0700_and_a_loose_one_refused_in_one_line(tmp_path):
+    made = private_dir(tmp_path / "a/b")
+    assert (made.stat().st_mode & 0o777) == 0o700 and ((tmp_path / "a").stat().st_mode & 0o777) == 0o700
+    (tmp_path / "loose").mkdir(mode=0o777)
+    os.chmod(tmp_path / "loose", 0o777)
+    with pytest.raises(InputError, match="writable by others") as err:
+        private_dir(tmp_path / "loose")
+    assert "\n" not in str(err.value)
+    (tmp_path / "link").symlink_to(made)
+    with pytest.raises(InputError, match="not a real folder"):
+        private_dir(tmp_path / "link")
+
+
+@needs_second_user
+def test_dvc_keeps_its_databases_in_a_private_folder_not_in_var_tmp(tmp_path):
+    """DVC's default site cache (/var/tmp/dvc/repo, 0777 and not sticky) let another user swap
+    a repository's databases (code execution through a pickled link database; a planted hash
+    hid an edit from `dvc status`). The repository's DVC uses a private folder instead, and a
+    cache folder planted by another user is refused in one line."""
+    shared = Path("/var/tmp/dvc/repo")
+    before = set(os.listdir(shared)) if shared.is_dir() else set()
+    repo = make_repo(tmp_path / "repo", tiny_params())
+    sh(repo, "dvc", "repro", "code")  # reads and writes DVC's hash and link databases
+    sh(repo, "dvc", "status")
+    after = set(os.listdir(shared)) if shared.is_dir() else set()
+    assert after == before  # nothing of this repository's in the shared folder
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc:
+        used = Path(dvc.site_cache_dir)
+    home = Path(os.path.expanduser("~/.cache/transferlab/dvc-site"))
+    assert used.parent.parent == home and (home.stat().st_mode & 0o077) == 0
+    with shared_tmp_name() as planted:  # another user's folder where our cache would go
+        as_nobody("mkdir", "-m", "777", str(planted))
+        as_nobody("mkdir", "-m", "777", str(planted / "transferlab"))
+        (repo / ".dvc/config.local").write_text("")
+        proc = subprocess.run(
+            [sys.executable, "workflow/site_cache.py"],
+            cwd=repo,
+            env={**repo_env(repo), "XDG_CACHE_HOME": str(planted)},
+            capture_output=True,
+            text=True,
+        )
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and "owned by uid" in lines[0], proc.stderr
+        assert "site_cache_dir" not in (repo / ".dvc/config.local").read_text()
+        proc = subprocess.run(
+            ["snakemake", "-n"],
+            cwd=repo,
+            env={**repo_env(repo), "XDG_CACHE_HOME": str(planted)},
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode != 0 and "owned by uid" in proc.stdout + proc.stderr
+
+
+COMPILE = """
+import torch
+from transferlab.train import compiled
+net = compiled(torch.nn.Linear(4, 2))
+net(torch.randn(3, 4))
+from torch._inductor.runtime.cache_dir_utils import cache_dir
+print(cache_dir())
+"""
+
+
+@needs_second_user
+def test_torch_compile_caches_its_code_in_a_private_folder(tmp_path):
+    """Inductor's default, /tmp/torchinductor_<user>, is used unchecked: a folder planted there
+    first by another user let them swap the generated code."""
+    planted = Path("/tmp/torchinductor_root")
+    if not planted.exists():
+        as_nobody("mkdir", "-m", "777", str(planted))
+    before = sorted(p.name for p in planted.rglob("*")) if os.access(planted, os.R_OK) else None
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT / "src")}
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    env.pop("TRITON_CACHE_DIR", None)
+    proc = subprocess.run([sys.executable, "-c", COMPILE], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    used = Path(proc.stdout.strip().splitlines()[-1])
+    assert used == tmp_path / "cache/transferlab/inductor" and any(used.rglob("*.py"))  # its generated code
+    assert (used.stat().st_mode & 0o077) == 0
+    if before is not None:
+        assert sorted(p.name for p in planted.rglob("*")) == before  # the shared folder untouched
+    with shared_tmp_name("torchinductor_") as theirs:  # a cache folder the user names is checked too
+        as_nobody("mkdir", "-m", "777", str(theirs))
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(theirs)
+        proc = subprocess.run([sys.executable, "-c", COMPILE], env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode != 0 and f"{theirs}: owned by uid" in proc.stderr
+        assert list(theirs.iterdir()) == []
