@@ -241,8 +241,8 @@ def test_the_cpu_form_asks_for_no_gpu(slurm_run):
 
 def test_the_cancelled_run_resumed_and_results_equal_dvc_repro(slurm_run, tmp_path):
     repo, _, _, _ = slurm_run
-    metrics = json.loads((repo / "data/runs/grid/s0/baseA/r0/metrics.json").read_text())
-    assert 1 <= metrics["resumed_epochs"] < PARAMS["base"]["epochs"]  # resumed from an epoch checkpoint
+    timed = json.loads((repo / "data/measurements/s0/baseA/r0.json").read_text())  # a measurement, kept apart
+    assert 1 <= timed["resumed_epochs"] < PARAMS["base"]["epochs"]  # resumed from an epoch checkpoint
     reference = make_repo(tmp_path / "dvc", PARAMS)
     sh(reference, "dvc", "repro")  # params.yaml `threads` (1) under both engines: the same sums
     for study in ("grid", "binary", "strategies", "analysis"):

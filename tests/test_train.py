@@ -186,3 +186,29 @@ def test_a_budget_in_iterations_is_met_exactly_and_resumes_at_the_same_iteration
     assert resumed.resumed_epochs == 1 and [r["step"] for r in resumed.records] == [5, 8]
     assert resumed.records[-1]["test_top1"] == straight.records[-1]["test_top1"]
     assert resumed.records[-1]["train_loss"] == straight.records[-1]["train_loss"]
+
+
+def test_the_live_log_ends_when_a_parallel_run_removed_dvclives_signal_file(tmp_path, monkeypatch):
+    """Two queued experiments (or Snakemake jobs) race to remove DVCLive's one signal file for
+    the VS Code extension in .dvc/tmp/exps/run; the run that loses the race is complete all the
+    same (a queued sweep failed so). Another missing file still fails."""
+    import dvclive.vscode
+
+    from transferlab.harness import LiveLog
+
+    run_dir = tmp_path / ".dvc/tmp/exps/run"
+    run_dir.mkdir(parents=True)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    log = LiveLog(tmp_path / "live")
+    log({"step": 1, "epoch": 1.0, "test_top1": 0.5})
+    assert (run_dir / "DVCLIVE_STEP_COMPLETED").is_file()
+
+    def lost_the_race(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+
+    monkeypatch.setattr(dvclive.vscode.os, "remove", lost_the_race)
+    log.end()
+    other = LiveLog(tmp_path / "live2")
+    monkeypatch.setattr(other.live, "sync", lambda: lost_the_race(str(tmp_path / "live2/metrics.json")))
+    with pytest.raises(FileNotFoundError):
+        other.end()

@@ -70,7 +70,14 @@ class LiveLog:
         self.live.next_step()
 
     def end(self) -> None:
-        self.live.end()
+        try:
+            self.live.end()
+        except FileNotFoundError as err:
+            # DVCLive's last act: removing its signal file for the VS Code extension in the repository's
+            # .dvc/tmp/exps/run (checked, then removed). Runs in parallel (queued experiments, Snakemake
+            # jobs) race for the one file; the loser's run is complete all the same.
+            if not str(err.filename).endswith("DVCLIVE_STEP_COMPLETED"):
+                raise
 
 
 @dataclass(frozen=True)
