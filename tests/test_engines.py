@@ -345,6 +345,9 @@ def test_after_snakemake_dvc_status_is_clean_and_the_numbers_are_dvcs(snakemake_
     assert dvc_stale(repo) == set()
     assert "Nothing to be done" in sh(repo, "snakemake", "-n")
     assert stages_run(sh(repo, "dvc", "repro")) == set()
+    # Same inputs, same bytes: two repositories, two engines, every output's hash the same.
+    ours, theirs = (yaml.safe_load((r / "dvc.lock").read_text())["stages"] for r in (repo, dvc_repo[0]))
+    assert ours == theirs
     # The same thread count under both engines (params.yaml `threads`): the same numbers.
     for study in STUDIES:
         ours, theirs = (pd.read_parquet(r / f"reports/{study}/results.parquet") for r in (repo, dvc_repo[0]))
@@ -411,7 +414,7 @@ def test_results_travel_through_a_remote_and_a_configuration_run_before_is_resto
     sh(clone, "dvc", "pull", "--run-cache")
     assert dvc_stale(clone) == set()
     assert stages_run(sh(clone, "dvc", "repro")) == set()
-    log = sh(clone, "dvc", "exp", "run", "-S", "binary.betas=[0.0,0.3]")
+    log = sh(clone, "dvc", "exp", "run", "-n", "beta-0p3", "-S", "binary.betas=[0.0,0.3]")
     assert {s for s in stages_run(log) if s.startswith("binary-")} and not {
         s for s in stages_run(log) if s.startswith(("train-base", "transfer@", "finetune@", "control@"))
     }
@@ -419,3 +422,12 @@ def test_results_travel_through_a_remote_and_a_configuration_run_before_is_resto
     log = sh(clone, "dvc", "exp", "run")
     assert not [s for s in stages_run(log) if s.startswith(TRAINING)], log[-3000:]  # from the run-cache
     assert dvc_stale(clone) == set()
+    # An experiment travels too: its git refs to the git remote, its outputs to DVC's.
+    sh(clone, "dvc", "exp", "push", "origin", "beta-0p3")
+    other = tmp_path / "other"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(other))
+    sh(other, sys.executable, "workflow/site_cache.py")
+    sh(other, "dvc", "exp", "pull", "origin", "beta-0p3")
+    sh(other, "dvc", "exp", "apply", "beta-0p3")
+    assert dvc_stale(other) == set()  # its outputs came with it: nothing to run
+    assert yaml.safe_load((other / "params.yaml").read_text())["binary"]["betas"] == [0.0, 0.3]

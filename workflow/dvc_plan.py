@@ -14,8 +14,9 @@ schedules it, and each stage that ran is recorded in dvc.lock as soon as it ends
    (`stage.save`, `commit`, `dump`: `dvc commit` of that stage alone), then writes the verdicts
    of the stages that waited on it. A stage that did not run to the end is never recorded.
 
-DVC's `Repo.index` and `Stage` are internal API: pyproject pins DVC's major version, and
-tests/test_engines.py runs both engines against each other.
+DVC's `Repo.index` and `Stage` are internal API: pyproject pins the DVC releases the tests ran
+with; tests/test_adapter.py calls each of them on a three-stage graph in seconds, and
+tests/test_engines.py runs both engines against each other on the studies.
 """
 
 from __future__ import annotations
