@@ -5,6 +5,7 @@ in the shared temp folders first."""
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -91,20 +92,25 @@ print(cache_dir())
 def test_torch_compile_caches_its_code_in_a_private_folder(tmp_path):
     """Inductor's default, /tmp/torchinductor_<user>, is used unchecked: a folder planted there
     first by another user let them swap the generated code."""
-    planted = Path("/tmp/torchinductor_root")
-    if not planted.exists():
+    planted = Path(f"/tmp/torchinductor_{pwd.getpwuid(os.getuid()).pw_name}")  # Inductor's default for us
+    ours = not planted.exists()
+    if ours:  # the attack: another user's open folder where Inductor would write (removed afterwards)
         as_nobody("mkdir", "-m", "777", str(planted))
-    before = sorted(p.name for p in planted.rglob("*")) if os.access(planted, os.R_OK) else None
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT / "src")}
-    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
-    env.pop("TRITON_CACHE_DIR", None)
-    proc = subprocess.run([sys.executable, "-c", COMPILE], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    used = Path(proc.stdout.strip().splitlines()[-1])
-    assert used == tmp_path / "cache/transferlab/inductor" and any(used.rglob("*.py"))  # its generated code
-    assert (used.stat().st_mode & 0o077) == 0
-    if before is not None:
-        assert sorted(p.name for p in planted.rglob("*")) == before  # the shared folder untouched
+    try:
+        before = sorted(p.name for p in planted.rglob("*")) if os.access(planted, os.R_OK) else None
+        env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT / "src")}
+        env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        env.pop("TRITON_CACHE_DIR", None)
+        proc = subprocess.run([sys.executable, "-c", COMPILE], env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        used = Path(proc.stdout.strip().splitlines()[-1])
+        assert used == tmp_path / "cache/transferlab/inductor" and any(used.rglob("*.py"))  # its generated code
+        assert (used.stat().st_mode & 0o077) == 0
+        if before is not None:
+            assert sorted(p.name for p in planted.rglob("*")) == before  # the shared folder untouched
+    finally:
+        if ours:  # the test's own planted folder must not outlive it: torch outside this project would use it
+            as_nobody("rm", "-rf", str(planted))
     with shared_tmp_name("torchinductor_") as theirs:  # a cache folder the user names is checked too
         as_nobody("mkdir", "-m", "777", str(theirs))
         env["TORCHINDUCTOR_CACHE_DIR"] = str(theirs)
