@@ -12,6 +12,9 @@ export DVC_NO_ANALYTICS := 1
 .PHONY: setup demo baseline test test-fast lint bench clean
 
 PLOT_PAGE := $(VENV)/share/transferlab/dvc_plots.html
+# make test: pytest-xdist runs the tests side by side, a worker per core (at most 4), the end-to-end
+# ones first (tests/conftest.py says which go to one worker together). PARALLEL= runs them one by one.
+PARALLEL ?= -n auto --maxprocesses=4
 
 # DVC's site cache (its per-repository databases) goes to a private folder of yours, not /var/tmp/dvc.
 setup: $(VENV)/.installed $(PLOT_PAGE)
@@ -49,7 +52,7 @@ baseline: setup
 	git add dvc.lock reports/*/metrics.json reports/*/plots/*.csv
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PARALLEL)
 
 lint: setup
 	$(BIN)/ruff check src tests workflow benchmarks

@@ -61,6 +61,7 @@ for _stage in PLAN.stages:
             # Evaluated now, in the loop (a shell directive would read _stage at run time).
             job=f"{sys.executable} {STAGE_JOB} {PLAN_FILE} {_stage.rule}",
         threads: PLAN.threads
+        localrule: _stage.local  # bookkeeping (code, plan, settings, split, reports): never queued on a cluster
         resources:
             **job_resources(_stage.resources, config),
         shell:

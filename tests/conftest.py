@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,11 +66,58 @@ def tiny_params_file(tmp_path: Path) -> Path:
     return path
 
 
+# make test runs the tests side by side (pytest-xdist, a worker per core): a module named here
+# goes whole to one worker (a host-wide resource: the SLURM cluster), every other test on its own.
+ONE_WORKER = ("tests/test_slurm.py",)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scheduler by scope, a scope being one test, or one module of ONE_WORKER. (Its own
+    `xdist_group` mark does nothing under pytest 9: it renames a test by an attribute pytest no
+    longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER else nodeid
+
+    return Scheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests first (in their files' order): the workers start on the long ones and
+    finish on the short ones, so none is left running a long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def run_once(tmp_path_factory, name: str, build) -> Path:
+    """`build(folder)` run once for the whole test run, in <run folder>/<name>, whichever worker
+    asks first (the others wait on a lock); its folder. What it builds is never changed: a test
+    that changes it works on a copy (pipeline.copy_repo)."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    folder = shared / name
+    with FileLock(shared / f"{name}.lock"):
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> tuple[Path, str]:
-    """The tiny configuration, run once by `dvc repro` in a repository of its own, and its log.
-    Never changed: a test that changes a repository works on a copy (pipeline.copy_repo)."""
+    """The tiny configuration, run once by `dvc repro` in a repository of its own, and its log."""
     from pipeline import make_repo, sh
 
-    repo = make_repo(tmp_path_factory.mktemp("tiny") / "repo", tiny_params())
-    return repo, sh(repo, "dvc", "repro")
+    def build(folder: Path) -> None:
+        repo = make_repo(folder / "repo", tiny_params())
+        (folder / "repro.log").write_text(sh(repo, "dvc", "repro"))
+
+    folder = run_once(tmp_path_factory, "tiny", build)
+    return folder / "repo", (folder / "repro.log").read_text()

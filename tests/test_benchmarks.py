@@ -65,7 +65,7 @@ def test_the_throughput_benchmark_writes_each_loops_rounds_and_their_ratios(tmp_
     out = tmp_path / "tp.json"
     script = ROOT / "benchmarks" / "trainer_throughput.py"
     subprocess.run(
-        [sys.executable, str(script), "--rounds", "3", "--epochs", "3", "--workers", "1", "--out", str(out)],
+        [sys.executable, str(script), "--rounds", "3", "--epochs", "2", "--workers", "1", "--out", str(out)],
         check=True,
         capture_output=True,
     )

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import tiny_params
+from conftest import run_once, tiny_params
 from pipeline import copy_repo, make_repo, repo_env, resolved_stages, sh, stages_run
 
 pytestmark = pytest.mark.slow
@@ -159,8 +159,10 @@ def test_an_override_equal_to_the_shared_value_reruns_no_net(dvc_repo):
 
 
 def _edit_params(repo: Path) -> None:
+    """A value that the feature stage reads from params.yaml itself (every net's own change:
+    trainer-code below)."""
     p = yaml.safe_load((repo / "params.yaml").read_text())
-    p["model"]["dropout"] = 0.4
+    p["analysis"]["max_train_per_class"] = 10
     (repo / "params.yaml").write_text(yaml.safe_dump(p))
 
 
@@ -202,8 +204,8 @@ CHANGES = {
     "params-value": (
         _edit_params,
         "snakemake",
-        {"train-base@0-A-0", "features@0-0", "report-grid"},
-        {"settings", "split@0"},
+        {"features@0-0", "analyze@0-0", "report-analysis"},
+        {*TRAINING, "settings", "split@0", "report-grid"},
     ),
     "trainer-code": (
         _edit_code("src/transferlab/train.py"),
@@ -261,7 +263,7 @@ def test_a_subset_run_records_only_what_it_ran(engine_repo):
     them all with --force)."""
     repo = engine_repo
     p = yaml.safe_load((repo / "params.yaml").read_text())
-    p["model"]["dropout"] = 0.3
+    before, p["model"]["dropout"] = p["model"]["dropout"], 0.3
     (repo / "params.yaml").write_text(yaml.safe_dump(p))
     stale = dvc_stale(repo)
     assert {"train-base@0-A-0", "train-base@0-B-0"} <= stale
@@ -270,15 +272,16 @@ def test_a_subset_run_records_only_what_it_ran(engine_repo):
     after = dvc_stale(repo)  # the rest stays stale (and what reads baseA's new outputs is stale now)
     assert "train-base@0-A-0" not in after and stale - {"train-base@0-A-0"} <= after
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    assert lock["train-base@0-B-0"]["params"]["params.yaml"]["model"]["dropout"] == 0.4  # still the old value: not run
+    assert lock["train-base@0-B-0"]["params"]["params.yaml"]["model"]["dropout"] == before  # not run
 
 
 def test_an_interrupted_snakemake_leaves_the_rest_to_dvc_and_a_second_engine_is_refused(engine_repo):
     repo = engine_repo
-    # Every net stale; Snakemake's process group stopped (SIGSTOP) while the checks below start
-    # two more engines, so it holds its locks and cannot finish a stage meanwhile.
+    # The strategies study's nets stale (settings, 3 nets, the reports after them); Snakemake's
+    # process group stopped (SIGSTOP) while the checks below start two more engines, so it holds
+    # its locks and cannot finish a stage meanwhile.
     p = yaml.safe_load((repo / "params.yaml").read_text())
-    p["train"]["epochs"] = 2
+    p["strategies"]["train"]["epochs"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(p))
     log_path = repo.parent / "interrupted.log"
     with open(log_path, "w") as log:
@@ -323,15 +326,18 @@ def test_an_interrupted_snakemake_leaves_the_rest_to_dvc_and_a_second_engine_is_
     assert dvc_stale(repo) == set()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def snakemake_repo(tmp_path_factory) -> Path:
-    repo = make_repo(tmp_path_factory.mktemp("engines") / "smk", tiny_params())
-    sh(repo, "snakemake", "--cores", "2", "--resources", "gpu=2")
-    return repo
+    """The tiny configuration run by Snakemake from scratch, once (shared by the workers)."""
+
+    def build(folder: Path) -> None:
+        sh(make_repo(folder / "repo", tiny_params()), "snakemake", "--cores", "2", "--resources", "gpu=2")
+
+    return run_once(tmp_path_factory, "snakemake", build) / "repo"
 
 
-def test_both_engines_see_the_same_jobs(snakemake_repo):
-    repo = make_repo(snakemake_repo.parent / "fresh", tiny_params())
+def test_both_engines_see_the_same_jobs(tmp_path):
+    repo = make_repo(tmp_path / "fresh", tiny_params())
     dvc_names = {s.name for s in resolved_stages(repo)}
     stale, planned = snakemake_plan(repo)
     assert stale == planned == dvc_names  # a fresh repository: everything is stale
@@ -365,10 +371,10 @@ sys.exit(code)
 """
 
 
-def test_every_stage_depends_on_the_code_its_command_imports(snakemake_repo):
+def test_every_stage_depends_on_the_code_its_command_imports(snakemake_repo, tmp_path):
     """One stage of each kind runs its command again (its outputs removed first, as the engines
     do); every project file it imported must be in its command's code file, a dep of the stage."""
-    repo = snakemake_repo
+    repo = copy_repo(snakemake_repo, tmp_path / "repo")
     kinds: dict[str, object] = {}
     for stage in resolved_stages(repo):
         kinds.setdefault(stage.name.split("@")[0], stage)

@@ -47,8 +47,9 @@ pytestmark = [
 ]
 
 # The tiny configuration with one layer and the optional studies off (every stage kind but
-# strategies and cut: 17 jobs, each a SLURM job with its own Snakemake start); base nets (and
-# A' nets) train long enough to be cancelled between two epoch checkpoints.
+# strategies and cut: the data and training stages each a SLURM job with its own Snakemake start,
+# the bookkeeping stages run by Snakemake on the submit host); base nets (and A' nets) train long
+# enough to be cancelled between two epoch checkpoints.
 PARAMS = tiny_params(
     **{
         "threads": 1,
@@ -221,8 +222,11 @@ def slurm_run(cluster, tmp_path_factory):
 def test_every_job_went_through_sbatch_and_the_graph_finished(slurm_run):
     repo, log, cancelled, env = slurm_run
     submitted = _submissions(log)
+    plan = json.loads(next((repo / ".snakemake/transferlab").glob("*/plan.json")).read_text())
     stages = sh(repo, "dvc", "stage", "list", "--name-only").split()
-    assert len(submitted) == len(stages)  # one rule per stage, each submitted
+    assert len(plan["stages"]) == len(stages)  # one rule per stage
+    local = {s["rule"] for s in plan["stages"] if s["local"]}  # bookkeeping: Snakemake runs it itself
+    assert set(submitted) == {s["rule"] for s in plan["stages"]} - local and "report_grid" in local
     states = _squeue_states(env)
     assert cancelled is not None and states[cancelled] == "CANCELLED"
     assert submitted[CANCELLED_RULE] == [cancelled, submitted[CANCELLED_RULE][-1]]  # submitted again by `retries`
@@ -262,27 +266,28 @@ def test_a_job_starts_its_command_within_seconds(slurm_run):
     """The resolved stages are read once on the submit host: a job's own start-up (sbatch's
     start to the end of a trivial command) stays well under 10 s (it was about 40 s)."""
     repo, log, _, env = slurm_run
-    job = _submissions(log)["code"][-1]
+    job = _submissions(log)["download"][-1]  # (the embedded data set: nothing to fetch or check)
     started = subprocess.run(
         ["squeue", "--states=all", "-h", "-j", job, "-o", "%S"], env=env, capture_output=True, text=True, check=True
     ).stdout.strip()
-    finished = next((repo / ".snakemake/transferlab").glob("*/code.finished")).stat().st_mtime
+    finished = next((repo / ".snakemake/transferlab").glob("*/download.finished")).stat().st_mtime
     elapsed = finished - time.mktime(time.strptime(started, "%Y-%m-%dT%H:%M:%S"))
-    print(f"code job: {elapsed:.1f} s from SLURM's start to its command's end")
+    print(f"download job: {elapsed:.1f} s from SLURM's start to its command's end")
     assert 0 <= elapsed < 10, elapsed
 
 
 def test_the_gpu_form_asks_for_the_gpu_type_and_partition(slurm_run, tmp_path):
     """GPU jobs ask for `--gpus=<model>:1` in the GPU partition; the others stay in `cpu`.
-    (On the finished repository: the split and one base net run again, nothing else.)"""
+    (On the finished repository: the prepared data, its split (on the submit host) and one
+    base net run again, nothing else.)"""
     repo, _, _, env = slurm_run
     profile = _profile(tmp_path / "profile", {"gpus": 1, "gpu_model": "fake", "gpu_partition": "gpu"})
-    (repo / "data/splits/s0.json").unlink()  # the split stale (DVC's judgement), and what depends on it
+    (repo / "data/prepared/dataset.pt").unlink()  # prepare stale (DVC's judgement), and what depends on it
     cmd = ["snakemake", "--workflow-profile", str(profile), "--until", "train_base_0_B_0"]
     proc = subprocess.run(cmd, cwd=repo, env={**env, **_code(repo)}, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     calls = dict(re.findall(r"sbatch call: .*?--comment '?rule_(\w+)'? (.*)", log))
-    assert set(calls) == {"split_0", "train_base_0_B_0"}, calls
+    assert set(calls) == {"prepare", "train_base_0_B_0"}, calls
     assert "--gpus=fake:1" in calls["train_base_0_B_0"] and "-p gpu" in calls["train_base_0_B_0"]
-    assert "--gpus" not in calls["split_0"] and "-p cpu" in calls["split_0"]
+    assert "--gpus" not in calls["prepare"] and "-p cpu" in calls["prepare"]

@@ -52,6 +52,7 @@ class PlannedStage:
     stale: bool  # DVC's own judgement; False: planned because a stage it depends on is stale
     upstream: tuple[str, ...]  # rules of the planned stages whose outputs it reads
     resources: dict = field(default_factory=dict)
+    local: bool = False  # dvc.yaml's `meta.local`: seconds of bookkeeping, run on the submit host
 
 
 @dataclass
@@ -177,6 +178,7 @@ def make_plan(repo, threads: int) -> tuple[Plan, dict]:
                 stale=s in stale,
                 upstream=tuple(sorted(rule_name(u.addressing) for u in graph.successors(s) if u in planned)),
                 resources=dict((s.meta or {}).get("resources", {})),
+                local=bool((s.meta or {}).get("local", False)),
             )
         )
         objects[rule_name(s.addressing)] = s
