@@ -302,5 +302,6 @@ def test_the_size_study_reads_its_runs_and_draws_the_papers_points_with_chance(t
     report.figures["size.png"](tmp_path / "size.png")
     ax = axes_seen[0]
     assert ax.get_xscale() == "log" and "chance (this study)" in ax.get_legend_handles_labels()[1]
+    assert "a budget in epochs" in ax.get_title()  # (these runs say no budget: written before size.budget)
     empty = build(parse_params(tiny_params()), Layout(tmp_path), [])
     assert empty.figures["size.png"] == "not run: size.images_per_class is []" and empty.headline == {"runs": 0}

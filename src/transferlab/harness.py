@@ -178,6 +178,7 @@ def train_run(
     objective=None,
     input_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     extra_eval=None,
+    steps_per_epoch: int | None = None,
 ) -> History:
     """Train one run and write its model checkpoint, metrics.json and DVCLive log, at the
     paths `layout` gives its run id.
@@ -198,6 +199,7 @@ def train_run(
         objective=objective,
         input_stats=input_stats,
         extra_eval=extra_eval,
+        steps_per_epoch=steps_per_epoch,
     )
     started = time.perf_counter()
     history = fit(model, task, cfg, groups, opts)

@@ -7,6 +7,7 @@ with the same fingerprint resumes from it and ends with the same numbers.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Callable
@@ -121,6 +122,9 @@ class FitOptions:
     input_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std); None: the training images'
     # (net, images, labels, mean, std) -> more fields of each evaluation record, on the test part
     extra_eval: Callable[[nn.Module, Images, torch.Tensor, torch.Tensor, torch.Tensor], dict] | None = None
+    # optimiser steps per epoch; None: one pass over the training images. More than a pass takes
+    # (the size study: every net the full-data net's steps) repeats the images, a fresh order each pass.
+    steps_per_epoch: int | None = None
 
 
 def _rng_state(device: torch.device, gen: torch.Generator) -> dict:
@@ -195,7 +199,7 @@ def _setup(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[Para
     mean, std = (
         (s.to(device) for s in opts.input_stats) if opts.input_stats else _stats(data["train_x"], opts.seed, device)
     )
-    per_epoch = steps_per_epoch(len(data["train_x"]), cfg.batch_size)
+    per_epoch = opts.steps_per_epoch or steps_per_epoch(len(data["train_x"]), cfg.batch_size)
     net = compiled(model) if cfg.compile else model
     loop = _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, net, mean, std, per_epoch)
     loop.history.images = images
@@ -237,11 +241,14 @@ def _train_batches(loop: _Loop, epoch: int):
     if isinstance(x, ImageFiles):
         # seeded per epoch (shuffle and the workers' augmentation), so that a resumed run repeats it
         gen = torch.Generator().manual_seed(loop.opts.seed * 1000 + epoch)
-        batches = x.batches(cfg.batch_size, cfg.augment, gen, pin=device.type == "cuda")
-        for _, (xb, pos) in zip(range(loop.per_epoch), batches):
+        passes = (
+            x.batches(cfg.batch_size, cfg.augment, gen, pin=device.type == "cuda") for _ in itertools.repeat(None)
+        )
+        for _, (xb, pos) in zip(range(loop.per_epoch), itertools.chain.from_iterable(passes)):
             yield xb.to(device, non_blocking=True), y[pos.to(device)]
         return
-    for idx in train_batches(len(x), cfg.batch_size, loop.gen, device):
+    passes = (train_batches(len(x), cfg.batch_size, loop.gen, device) for _ in itertools.repeat(None))
+    for _, idx in zip(range(loop.per_epoch), itertools.chain.from_iterable(passes)):
         yield (random_crop_flip(x[idx], cfg.crop_padding, loop.gen) if cfg.augment else x[idx]), y[idx]
 
 

@@ -452,6 +452,11 @@ class SizeConfig(Strict):
     images_per_class: list[int] = Field(
         default_factory=list, description="training images per class, one net each on every class ([]: none)"
     )
+    budget: Literal["same_steps", "epochs"] = Field(
+        "same_steps",
+        description="same_steps: every net the full-data net's optimiser steps (as the paper's), a net on "
+        "fewer images repeating them | epochs: the epochs of size.train each (fewer images, fewer steps)",
+    )
     train: TrainOverrides = TrainOverrides()
 
     @field_validator("images_per_class")

@@ -38,11 +38,24 @@ def size_table(runs: list[SizeRun], metrics: list[dict]) -> pd.DataFrame:
             "train_images": m.get("train_images"),
             "top1": m[STATISTIC],
             "chance": 1 / m["classes"] if m.get("classes") else float("nan"),
+            "budget": m.get("budget", "epochs"),
+            "steps": m["history"][-1]["step"] if m.get("history") else None,  # optimiser steps trained
             **{k: m.get(k) for k in ROW_KEYS},
         }
         for r, m in zip(runs, metrics)
     ]
-    columns = ["run_id", "study", "images_per_class", "replicate", "classes", "train_images", "top1", "chance"]
+    columns = [
+        "run_id",
+        "study",
+        "images_per_class",
+        "replicate",
+        "classes",
+        "train_images",
+        "top1",
+        "chance",
+        "budget",
+        "steps",
+    ]
     return pd.DataFrame(rows, columns=[*columns, *ROW_KEYS])  # (the columns also when no net ran)
 
 
@@ -83,7 +96,20 @@ def size_figure(table: pd.DataFrame, out: Path) -> None:
     ax.axhline(1 / 1000, color="#c81e1e", linestyle="--", linewidth=0.8, label="chance (the paper, 1/1000)")
     ax.set_xscale("log")
     ax.set(xlabel="Training images per class (every class)", ylabel="Top-1 (mean of k best evaluations)")
-    ax.set_title("Top-1 by training set size (the paper's 5-100 images per class ended at chance)", fontsize=10)
+    ax.set_title(
+        f"Top-1 by training set size: {budget_text(table)}\n(the paper: 200,000 iterations each; its 5-100 images per class ended at chance)",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     plots.legend_outside(ax)
     plots.save_figure(fig, out)
+
+
+def budget_text(table: pd.DataFrame) -> str:
+    """How long each net trained, as the figure must say: the same steps for every net, or a
+    budget in epochs (fewer images, fewer steps)."""
+    steps = sorted(set(table.steps.dropna().astype(int)))
+    span = "" if not steps else f"{steps[0]:,} " if len(steps) == 1 else f"{steps[0]:,} to {steps[-1]:,} "
+    if set(table.budget) == {"same_steps"}:
+        return f"every net {span}optimiser steps (the full-data net's: fewer images repeated)"
+    return f"a budget in epochs: {span}optimiser steps (fewer images, fewer steps)"
