@@ -305,3 +305,32 @@ def test_the_size_study_reads_its_runs_and_draws_the_papers_points_with_chance(t
     assert "a budget in epochs" in ax.get_title()  # (these runs say no budget: written before size.budget)
     empty = build(parse_params(tiny_params()), Layout(tmp_path), [])
     assert empty.figures["size.png"] == "not run: size.images_per_class is []" and empty.headline == {"runs": 0}
+
+
+def test_the_take_home_table_says_what_transfer_buys_over_scratch_paired_by_split():
+    """Each strategy minus the scratch net (no transfer) of the same split, replicate and data
+    volume: an interval from 3 pairs, none from 1; scratch never wins a cell of the lecture's table."""
+    from transferlab.runs import StrategyRun
+    from transferlab.studies.strategies.report import strategy_table
+
+    top1 = {("classifier", 10): 0.40, ("classifier", "all"): 0.60, ("scratch", 10): 0.90, ("scratch", "all"): 0.50}
+    runs, metrics = [], []
+    for split, shift in (("0", 0.0), ("1", 0.02), ("2", 0.04), ("mn", 0.0)):
+        for (name, k), value in top1.items():
+            runs.append(StrategyRun(split, name, k, 0, 0, "none" if name == "scratch" else "A"))
+            metrics.append({"topk_mean_top1": value + (shift if name == "classifier" else 0.0)})
+    text = take_home(strategy_table(runs, metrics))
+    table, gains = text.split("## What transfer buys")
+    assert "**classifier** 0.420" in table and "scratch" not in table  # scratch (0.90) is no strategy
+    rows = [line for line in gains.splitlines() if line.startswith("| classifier |")]
+    assert len(rows) == 1
+    cells = rows[0].split(" | ")[1:]
+    # similar tasks (splits 0, 1, 2): 0.42 - 0.90 and 0.62 - 0.50 on average, 3 pairs each, an interval
+    assert cells[0] == "-0.480 [-0.530, -0.430] (3 pair(s))"
+    assert cells[1] == "+0.120 [+0.070, +0.170] (3 pair(s))"
+    # different tasks (split mn alone): one pair, no interval
+    assert cells[2] == "-0.500 (interval n/a: 1 value) (1 pair(s))"
+    assert "similar, 10 images per class: 0.900" in gains
+    transfer = [(r, m) for r, m in zip(runs, metrics) if r.source != "none"]
+    no_baseline = take_home(strategy_table(*zip(*transfer)))
+    assert "No transfer: not run (strategies.baselines is [])" in no_baseline

@@ -103,7 +103,7 @@ def test_plan_lists_the_runs(tmp_path):
     result = _run(tmp_path, tiny_params(), "plan")
     assert result.exit_code == 0
     assert (
-        "19 runs: base 2, BnB 2, BnB+ 2, AnB 2, AnB+ 2, random 2, binary A' 2, binary on B 2, strategy 2, cut 1"
+        "20 runs: base 2, BnB 2, BnB+ 2, AnB 2, AnB+ 2, random 2, binary A' 2, binary on B 2, strategy 2, no transfer 1, cut 1"
         in result.output
     )
     assert "s0/binB_b0.5_h1_p0_f0/r0" in result.output
@@ -220,7 +220,7 @@ def test_a_report_names_the_missing_runs_and_writes_nothing(tmp_path):
     result = _run(tmp_path, tiny_params(), "report", "grid", "--root", str(tmp_path))
     assert result.exit_code == 2 and "data/runs/grid/planned.json is missing: `transferlab plan" in result.output
     planned = _run(tmp_path, tiny_params(), "plan", "--no-ids", "--out", str(tmp_path / "data/runs"))
-    assert planned.exit_code == 0 and "data/runs/strategies/planned.json: 3 runs" in planned.output, planned.output
+    assert planned.exit_code == 0 and "data/runs/strategies/planned.json: 4 runs" in planned.output, planned.output
     result = _run(tmp_path, tiny_params(), "report", "grid", "--root", str(tmp_path))
     assert result.exit_code == 2
     assert (

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 OFF = {
     "transfer.layers": [2],
     "strategies.names": [],
+    "strategies.baselines": [],
     "strategies.cut_layers": [],
     "binary.betas": [0.0],
     "analysis.binary_sources": False,
@@ -37,6 +38,7 @@ MATRIX = {
     "all-optional-studies-off": {},
     "strategies-alone-mn-both-directions": {
         "strategies.names": ["classifier"],
+        "strategies.baselines": ["scratch"],
         "strategies.images_per_class": ["all"],
         "splits": ["mn"],
         "transfer.targets": ["A", "B"],

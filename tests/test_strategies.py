@@ -130,3 +130,28 @@ def test_best_linear_through_the_command(tmp_path):
     assert not {"train_s", "wall_time_s", "git_revision"} & set(m)  # what benchmarks/pipeline_time.py reads, apart
     saved = torch.load(tmp_path / "data/strategies/s0/strat-best_linear-i5/r0.pt", weights_only=True)
     assert saved["unit"] == m["unit_chosen"] and saved["coef"].shape[0] == 4
+
+
+def test_scratch_trains_every_unit_from_random_initialisation_without_a_source(tmp_path):
+    """No transfer: the scratch net needs no baseA (none is trained here) and trains every unit."""
+    import json
+
+    from conftest import project, tiny_params
+
+    run = project(tmp_path, tiny_params(**{"strategies.names": ["classifier"], "strategies.cut_layers": []}), "0")
+    run("train", "s0/scratch-i5/r0", "--device", "cpu", "--root", str(tmp_path))
+    assert not (tmp_path / "data/models").exists()  # no source net was needed
+    m = json.loads((tmp_path / "data/runs/strategies/s0/scratch-i5/r0/metrics.json").read_text())
+    assert m["treatment"] == "strategy:scratch" and m["source"] == "none" and m["train_images"] == 4 * 5
+    saved = torch.load(tmp_path / "data/strategies/s0/scratch-i5/r0.pt", weights_only=True)
+    torch.manual_seed(m["seed"])  # the run's initialisation, made again
+    fresh = create_model(saved["model_name"], 4, **saved["model_options"]).state_dict()
+    units = {k.split(".")[1] for k in fresh if k.startswith("layers.")}
+    moved = {
+        k.split(".")[1]
+        for k, v in saved["state_dict"].items()
+        if k.startswith("layers.") and not torch.equal(v, fresh[k])
+    }
+    assert len(units) == 7 and moved == units  # every unit trained from that initialisation
+    first = "layers.0.0.weight"  # a few steps from it, not another draw
+    assert (saved["state_dict"][first] - fresh[first]).norm() < 0.2 * fresh[first].norm()

@@ -82,7 +82,10 @@ def plan(
     counts = Counter(r.treatment for r in by_study["grid"]) + Counter(
         "binary A'" if r.frozen is None else "binary on B" for r in by_study["binary"]
     )
-    counts += Counter("cut" if r.name == "cut" else "strategy" for r in by_study["strategies"])
+    counts += Counter(
+        "cut" if r.name == "cut" else "no transfer" if r.source == "none" else "strategy"
+        for r in by_study["strategies"]
+    )
     counts += Counter("dataset size" for _ in by_study["size"])
     every = [r for planned in by_study.values() for r in planned]
     print(f"{params}: valid. {len(every)} runs: " + ", ".join(f"{t} {c}" for t, c in counts.items()))

@@ -37,6 +37,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any], Callable[[Any], str]]] = {
     "pretrained": (r"P?", lambda t: "P" if t else "A", lambda source: "P" if source == "P" else ""),
     "name": (r"\w+?", str, str),
     "images": (r"\d+|all", lambda t: t if t == "all" else int(t), str),
+    "baseline": (r"scratch", str, str),
 }
 
 
@@ -68,6 +69,7 @@ BINARY_A_ID = IdForm("s{split}/binA_b{beta}_h{heads}_p{partition_seed}/r{replica
 BINARY_B_ID = IdForm("s{split}/binB_b{beta}_h{heads}_p{partition_seed}_f{frozen}/r{replicate}")
 STRATEGY_ID = IdForm("s{split}/strat{pretrained}-{name}-i{images}/r{replicate}")
 CUT_ID = IdForm("s{split}/cut{pretrained}{n}/r{replicate}")
+BASELINE_ID = IdForm("s{split}/{baseline}-i{images}/r{replicate}")
 SIZE_ID = IdForm("s{split}/size-i{images}/r{replicate}")
 # Names derived from run ids: seeds of a run's parts, feature-cache folders, per-split files.
 SUBSET_SEED = IdForm("s{split}/subset/r{replicate}")
@@ -223,19 +225,24 @@ class StrategyRun:
     s0/strat-finetune_top-i10/r0   finetune_top from baseA with 10 training images per class
     s0/stratP-classifier-i10/r0    a strategy from the pretrained net
     s0/cut4/r0                     units 1..4 of baseA, pooling, a new classifier
-    s0/cutP4/r0                    the same from the pretrained net"""
+    s0/cutP4/r0                    the same from the pretrained net
+    s0/scratch-i10/r0              no transfer: random initialisation, trained on B (a baseline)"""
 
     split: str
-    name: str  # a strategy, or "cut"
+    name: str  # a strategy, "cut", or a baseline ("scratch")
     images_per_class: int | str = "all"
     n: int = 0
     replicate: int = 0
-    source: str = "A"  # "A" (baseA) or "P" (the pretrained net)
+    source: str = "A"  # "A" (baseA), "P" (the pretrained net) or "none" (a baseline)
 
     def __str__(self) -> str:
         fields = dict(split=self.split, pretrained=self.source, replicate=self.replicate)
         if self.name == "cut":
             return CUT_ID.format(**fields, n=self.n)
+        if self.source == "none":
+            return BASELINE_ID.format(
+                split=self.split, baseline=self.name, images=self.images_per_class, replicate=self.replicate
+            )
         return STRATEGY_ID.format(**fields, name=self.name, images=self.images_per_class)
 
     @property
@@ -251,6 +258,7 @@ def planned_strategy_runs(params: Params) -> list[StrategyRun]:
     for split in params.splits:
         for rep in params.replicates:
             runs += [StrategyRun(str(split), name, k, 0, rep) for name in s.names for k in s.images_per_class]
+            runs += [StrategyRun(str(split), b, k, 0, rep, "none") for b in s.baselines for k in s.images_per_class]
             runs += [StrategyRun(str(split), "cut", "all", n, rep) for n in s.cut_layers]
             if params.pretrained.weights:
                 runs += [StrategyRun(str(split), name, k, 0, rep, "P") for name in s.names for k in s.images_per_class]
@@ -301,6 +309,8 @@ def parse_run(run_id: str) -> Run:
         return StrategyRun(f["split"], f["name"], f["images"], 0, f["replicate"], f["pretrained"])
     if f := CUT_ID.parse(run_id):
         return StrategyRun(f["split"], "cut", "all", f["n"], f["replicate"], f["pretrained"])
+    if f := BASELINE_ID.parse(run_id):
+        return StrategyRun(f["split"], f["baseline"], f["images"], 0, f["replicate"], "none")
     if (f := SIZE_ID.parse(run_id)) and f["split"] == SizeRun.split:
         return SizeRun(f["images"], f["replicate"])
     return RunSpec.parse(run_id)

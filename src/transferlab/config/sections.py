@@ -419,6 +419,11 @@ class StrategiesConfig(Strict):
     images_per_class: list[int | Literal["all"]] = Field(
         default_factory=lambda: [10, "all"], description="B's training images per class (nested subsets)"
     )
+    baselines: list[Literal["scratch"]] = Field(
+        default_factory=lambda: ["scratch"],
+        description="nets that transfer nothing, beside the strategies: scratch (random initialisation, every "
+        "unit trained on B at each images_per_class with strategies.train) ([]: none)",
+    )
     top_units: int = Field(2, ge=1, description="finetune_top / finetune_all: the top k units at top_lr_factor")
     top_lr_factor: float = Field(0.1, ge=0)
     lower_lr_factor: float = Field(0.01, ge=0, description="finetune_all: the units below the top k")
@@ -440,7 +445,7 @@ class StrategiesConfig(Strict):
     )
     train: TrainOverrides = TrainOverrides(batch_size=64)  # smaller batches: as few as 10 images per class
 
-    @field_validator("names", "images_per_class", "cut_layers")
+    @field_validator("names", "images_per_class", "cut_layers", "baselines")
     @classmethod
     def _unique(cls, values: list) -> list:
         return unique(values, minimum=1)

@@ -41,8 +41,8 @@ def train(params: Params, run: Run, layout: Layout, device: torch.device) -> His
         from transferlab.studies.strategies.linear import best_linear
 
         return best_linear(params, run, layout, device)
-    return (
-        strategies.cut(params, run, layout, device)
-        if run.name == "cut"
-        else strategies.strategy(params, run, layout, device)
-    )
+    if run.name == "cut":
+        return strategies.cut(params, run, layout, device)
+    if run.source == "none":
+        return strategies.scratch(params, run, layout, device)
+    return strategies.strategy(params, run, layout, device)

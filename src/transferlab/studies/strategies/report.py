@@ -104,7 +104,8 @@ def take_home(df: pd.DataFrame) -> str:
     """The lecture's 2x2 table, measured: the best strategy per (similarity, data volume) cell,
     its margin over the runner-up (paired over splits and replicates, 95% half-width)."""
     s = df[df.study == "strategies"] if "study" in df else df
-    if s.empty:
+    transfer = s[s.source != "none"] if "source" in s else s  # the strategies compete; scratch is what they beat
+    if transfer.empty:
         return "# Which strategy when\n\nNot run: strategies.names is [] in params.yaml.\n"
     volumes = volume_order(s.images_per_class) if len(s) else []
     columns = {"little": volumes[0] if volumes else None, "lots": volumes[-1] if volumes else None}
@@ -119,14 +120,51 @@ def take_home(df: pd.DataFrame) -> str:
     for similarity in ("similar", "different"):
         cells = [
             _cell(
-                s[(s.similarity == similarity) & (s.images_per_class == str(columns[v]))],
+                transfer[(transfer.similarity == similarity) & (transfer.images_per_class == str(columns[v]))],
                 LECTURE_ADVICE[(similarity, v)],
                 similarity,
             )
             for v in ("little", "lots")
         ]
         lines.append(f"| **{similarity}** | {cells[0]} | {cells[1]} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + transfer_gains(s, columns)) + "\n"
+
+
+def transfer_gains(s: pd.DataFrame, columns: dict) -> list[str]:
+    """Lines of the take-home file's second table: each strategy's top-1 minus the scratch net's
+    (no transfer) of the same split, replicate and data volume, 95% half-width from 3 pairs."""
+    if not (s.source == "none").any():
+        return ["", "No transfer: not run (strategies.baselines is [])."]
+    cells = [(sim, v) for sim in ("similar", "different") for v in ("little", "lots")]
+    lines = [
+        "",
+        "## What transfer buys: top-1 minus that of the same net trained from scratch on B (no transfer)",
+        "",
+        "Paired by split, replicate and data volume; in brackets the 95% interval (none from fewer than 3 pairs).",
+        "",
+        "| strategy | "
+        + " | ".join(f"{sim}, {'little data' if v == 'little' else 'lots of data'}" for sim, v in cells)
+        + " |",
+        "|---|" + "---|" * len(cells),
+    ]
+    for name in [n for n in s.strategy.unique() if n != "scratch"]:
+        row = []
+        for sim, v in cells:
+            part = s[(s.similarity == sim) & (s.images_per_class == str(columns[v]))]
+            paired = part.pivot_table(index=["split", "replicate"], columns="strategy", values="top1")
+            if name not in paired or "scratch" not in paired:
+                row.append("-")
+                continue
+            gain = interval(paired[name] - paired["scratch"], DIFFERENCE)
+            row.append(f"{gain.text(signed=True)} ({gain.count} pair(s))")
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    scratch = s[s.strategy == "scratch"].groupby(["similarity", "images_per_class"]).top1.mean()
+    lines += [
+        "",
+        "The scratch nets' own top-1 (mean): "
+        + ", ".join(f"{sim}, {k} images per class: {v:.3f}" for (sim, k), v in scratch.items()),
+    ]
+    return lines
 
 
 def _cell(rows: pd.DataFrame, advice: str, similarity: str) -> str:
@@ -175,7 +213,13 @@ def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
 
 # --- figures ---------------------------------------------------------------------------------
 
-COLORS = {"classifier": "#c81e1e", "extra_fc": "#e69f00", "finetune_top": "#1f3fbf", "finetune_all": "#2a9d4b"}
+COLORS = {
+    "classifier": "#c81e1e",
+    "extra_fc": "#e69f00",
+    "finetune_top": "#1f3fbf",
+    "finetune_all": "#2a9d4b",
+    "scratch": "#555555",  # no transfer
+}
 
 
 def strategies_figure(df: pd.DataFrame, out: Path) -> None:

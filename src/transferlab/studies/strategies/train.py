@@ -26,7 +26,7 @@ from transferlab.models import create_model
 from transferlab.models.layered import GlobalPool, LayeredNet
 from transferlab.runs import SUBSET_SEED, Layout, StrategyRun, seed_of
 from transferlab.train import History, ParamGroup
-from transferlab.transfer import copy_layers
+from transferlab.transfer import copy_layers, param_groups
 
 
 def new_head(width: int, num_classes: int, hidden: list[int]) -> nn.Sequential:
@@ -182,6 +182,20 @@ def strategy(params: Params, run: StrategyRun, layout: Layout, device: torch.dev
         groups,
         device,
         input_stats=source_input_stats(run.source, state),
+    )
+
+
+def scratch(params: Params, run: StrategyRun, layout: Layout, device: torch.device) -> History:
+    """No transfer: a net from random initialisation, every unit trained on (a subset of) B with
+    the strategies' settings; what each strategy is compared with."""
+    task = target_task(params, run, layout)
+    seed = seed_of(params.seed, str(run))
+    torch.manual_seed(seed)
+    model = create_model(params.model.name, task.num_classes, **model_options(params))
+    cfg = params.training("strategies")
+    groups = param_groups(model, 0, 1.0, cfg.layer_lr_factors)
+    return train_run(
+        params, RunInfo(run, seed, cfg, strategy_fields(run, len(task.train_y))), layout, task, model, groups, device
     )
 
 
