@@ -205,6 +205,8 @@ def test_the_cut_table_has_the_studys_val_and_test_columns_and_the_whole_net_row
     runs = [StrategyRun("all", "cut", "all", n, 0, "P") for n in (1, 11, 13)]
     cut = {
         "parameters": 1000,
+        "flops_per_image": 2_500_000,
+        "flops_method": "counted",
         "size_bytes": 4000,
         "peak_memory_bytes": 2e6,
         "peak_memory_method": "m",
@@ -223,7 +225,8 @@ def test_the_cut_table_has_the_studys_val_and_test_columns_and_the_whole_net_row
     ]
     table = cut_table(strategy_table(runs, metrics), [f"block{i}" for i in range(1, 14)])
     assert "| val top-1 | test top-1 at the best val |" in table
-    assert "| 11 | block11 (pretrained) | 1,000 |" in table and "| 0.710 | 0.660 |" in table
+    assert "| 11 | block11 (pretrained) | 1,000 | 2.50 |" in table and "| 0.710 | 0.660 |" in table
+    assert "| MFLOPs per image |" in table and "FLOPs: counted." in table
     assert "| 13 | block13 (pretrained) (the whole net: baseB+) |" in table
     without_val = cut_table(
         strategy_table(runs, [{k: v for k, v in m.items() if "val" not in k} for m in metrics]),
@@ -237,14 +240,12 @@ def test_figure_2_reads_the_treatments_against_the_base_nets_of_their_target(tmp
     easier or harder) would shift the line every treatment on B is read against."""
     import matplotlib.pyplot as plt
 
-    from transferlab.stats import STATISTIC
-
     table = _noisy_table(tmp_path, [0, 1, 2])
     axes_seen = []
     monkeypatch.setattr("transferlab.plots.save_figure", lambda fig, out: (axes_seen.extend(fig.axes), plt.close(fig)))
     plots.transfer_figure(table, tmp_path / "t.png")
     line = next(ln for ln in axes_seen[0].get_lines() if ln.get_label() == "baseB (mean)")
-    base_b = table[(table.treatment == "base") & (table.target == "B")][STATISTIC].mean()
+    base_b = table[(table.treatment == "base") & (table.target == "B")].top1.mean()
     assert line.get_ydata()[0] == pytest.approx(base_b)
 
 
@@ -334,3 +335,39 @@ def test_the_take_home_table_says_what_transfer_buys_over_scratch_paired_by_spli
     transfer = [(r, m) for r, m in zip(runs, metrics) if r.source != "none"]
     no_baseline = take_home(strategy_table(*zip(*transfer)))
     assert "No transfer: not run (strategies.baselines is [])" in no_baseline
+
+
+def test_a_run_with_a_validation_part_reports_test_top1_at_its_best_validation_and_says_so(tmp_path, monkeypatch):
+    """Selecting on the test set one reports is optimistic: a validated run's top-1 is its test
+    top-1 at the best validation evaluation, in the grid, strategies and size tables alike, and
+    the figure and take-home file name the statistic; a run without a validation part keeps the
+    paper's mean of the k best test evaluations, named as such; the run's log line names both."""
+    import matplotlib.pyplot as plt
+
+    from transferlab.cli import reported_line
+    from transferlab.runs import SizeRun, StrategyRun
+    from transferlab.studies.size.report import size_table
+    from transferlab.studies.strategies.report import strategy_table
+
+    validated = {"topk_mean_top1": 0.9, "test_top1_at_best_val": 0.7, "final_top1": 0.75, "classes": 8}
+    plain = {"topk_mean_top1": 0.8, "final_top1": 0.7, "classes": 8}
+    specs = planned_runs(parse_params(tiny_params()))
+    grid = agg.tidy_table(specs, [validated] * len(specs))
+    assert (grid.top1 == 0.7).all() and (grid.statistic == "test_top1_at_best_val").all()
+    axes_seen = []
+    monkeypatch.setattr("transferlab.plots.save_figure", lambda fig, out: (axes_seen.extend(fig.axes), plt.close(fig)))
+    plots.transfer_figure(grid, tmp_path / "t.png")
+    assert "test top-1 at the best validation evaluation" in axes_seen[0].get_ylabel()
+    runs = [StrategyRun("0", "classifier", 5, 0, 0), StrategyRun("0", "classifier", "all", 0, 0)]
+    strategies = strategy_table(runs, [validated, plain])
+    assert list(strategies.top1) == [0.7, 0.8] and list(strategies.statistic) == [
+        "test_top1_at_best_val",
+        "topk_mean_top1",
+    ]
+    assert "where a run validated, else the mean of its k best" in take_home(strategies).splitlines()[0]
+    sizes = size_table([SizeRun(5, 0)], [plain])
+    assert list(sizes.top1) == [0.8] and list(sizes.statistic) == ["topk_mean_top1"]
+    assert reported_line(validated) == (
+        "final test top-1 0.7500; reported top-1 0.7000 (test top-1 at the best validation evaluation)"
+    )
+    assert reported_line(plain).endswith("reported top-1 0.8000 (mean of the k best test evaluations)")

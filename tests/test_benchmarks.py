@@ -19,7 +19,7 @@ from transferlab.config import Params  # noqa: E402
 
 def test_every_run_of_the_default_pipeline_is_a_job_with_its_input():
     pipeline = {j.run_id: j for j in jobs(Params())}
-    assert len(pipeline) == 54  # 52 nets and 2 best_linear fits
+    assert len(pipeline) == 56  # 54 nets (2 of them scratch) and 2 best_linear fits
     assert pipeline["s0/A3B+/r0"].after == "s0/baseA/r0" and pipeline["s0/R3B/r0"].after is None
     assert (
         pipeline["s0/binB_b0.5_h1_p0_f0/r0"].after == "s0/binA_b0.5_h1_p0/r0"

@@ -15,6 +15,7 @@ from transferlab.models import create_model
 from transferlab.studies.strategies.train import (
     CutNet,
     apply_strategy,
+    flops_per_image,
     latency_per_image,
     parameter_count,
     peak_memory,
@@ -155,3 +156,12 @@ def test_scratch_trains_every_unit_from_random_initialisation_without_a_source(t
     assert len(units) == 7 and moved == units  # every unit trained from that initialisation
     first = "layers.0.0.weight"  # a few steps from it, not another draw
     assert (saved["state_dict"][first] - fresh[first]).norm() < 0.2 * fresh[first].norm()
+
+
+def test_flops_per_image_equal_a_hand_count():
+    """A 3x3 convolution of 3 to 4 channels on 8 x 8 pixels (padding 1), pooling, 4 -> 2 linear:
+    2 x (4 x 3 x 9 x 64) + 2 x (4 x 2) = 13,840 per image, whatever the batch."""
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    )
+    assert flops_per_image(net, torch.rand(5, 3, 8, 8)) == 2 * (4 * 3 * 9 * 64) + 2 * (4 * 2) == 13_840

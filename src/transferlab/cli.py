@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import functools
 import importlib
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -121,8 +122,6 @@ def schema(
 ) -> None:
     """Write the JSON Schema of params.yaml (types, bounds, defaults, and each key's comment in
     params.yaml as its description), which editors read through the file's modeline."""
-    import json
-
     from transferlab.artifacts import atomic_write
     from transferlab.config.schema import params_schema
 
@@ -220,8 +219,15 @@ def train(
         )
         return
     use_threads(p.threads)
-    history = train_any(p, run, layout, choose_device(device))
-    print(f"{run}: top-1 {history.records[-1]['test_top1']:.4f}")
+    train_any(p, run, layout, choose_device(device))
+    print(f"{run}: {reported_line(json.loads(layout.metrics(run).read_text()))}")
+
+
+def reported_line(m: dict) -> str:
+    """A run's last evaluation and the top-1 its reports use, each by its name."""
+    from transferlab.stats import STATISTIC_TEXT, reported_top1, statistic_of
+
+    return f"final test top-1 {m['final_top1']:.4f}; reported top-1 {reported_top1(m):.4f} ({STATISTIC_TEXT[statistic_of(m)]})"
 
 
 @app.command()

@@ -15,7 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 MIN_VALUES = 3  # fewer values: no interval
-STATISTIC = "topk_mean_top1"  # a run's top-1 in every table and figure: the paper's mean of the k best evaluations
+STATISTIC = "topk_mean_top1"  # the paper's statistic: the mean of the k best test evaluations (chosen on test)
+VAL_SELECTED = "test_top1_at_best_val"  # test top-1 at the evaluation chosen on the run's validation part
+STATISTIC_TEXT = {
+    VAL_SELECTED: "test top-1 at the best validation evaluation",
+    STATISTIC: "mean of the k best test evaluations",
+}
 ROW_KEYS = (
     "final_top1",
     "best_top1",
@@ -28,6 +33,25 @@ ROW_KEYS = (
 ACCURACY = (0.0, 1.0)
 DIFFERENCE = (-1.0, 1.0)  # paired differences of accuracies; correlations
 METHOD = "mean with a 95% t-interval, clipped to the quantity's range; none from fewer than 3 values"
+
+
+def reported_top1(m: dict) -> float:
+    """A run's top-1 in every table and figure: chosen on validation where the run has a
+    validation part (selecting on the test set one reports is optimistic), else the paper's."""
+    return m[statistic_of(m)]
+
+
+def statistic_of(m: dict) -> str:
+    """Which statistic reported_top1 took from a run's metrics: VAL_SELECTED or STATISTIC."""
+    return VAL_SELECTED if VAL_SELECTED in m else STATISTIC
+
+
+def statistic_text(keys: Iterable[str]) -> str:
+    """What the top-1 of a table or figure is, from the statistics of its runs."""
+    used = [k for k in (VAL_SELECTED, STATISTIC) if k in set(keys)]
+    if len(used) == 2:
+        return "test top-1 at the best validation evaluation where a run validated, else the mean of its k best"
+    return STATISTIC_TEXT[used[0] if used else STATISTIC]
 
 
 def split_kind(split_id: str) -> str:

@@ -13,7 +13,7 @@ from transferlab.errors import MissingRunError
 from transferlab.models import model_units
 from transferlab.plots import plt
 from transferlab.runs import Layout
-from transferlab.stats import DIFFERENCE, STATISTIC, interval, split_kind
+from transferlab.stats import DIFFERENCE, interval, split_kind
 from transferlab.study_report import StudyReport, series_means
 
 ANALYSIS_METHODS = ("probe_logreg", "probe_svm", "logme", "leep", "hscore")
@@ -117,7 +117,7 @@ def analysis_headline(analysis: pd.DataFrame, grid: pd.DataFrame) -> dict:
     probe's top-1 at the same unit (what a linear read-out of unit n achieves, which is what the
     estimators claim to predict); one per split and replicate, mean and 95% interval."""
     out: dict = {}
-    anb = grid[grid.treatment == "AnB"].groupby(["split", "replicate", "n"])[STATISTIC].mean()
+    anb = grid[grid.treatment == "AnB"].groupby(["split", "replicate", "n"]).top1.mean()  # (the grid's reported top-1)
     probe = (
         analysis[(analysis.method == "probe_logreg") & (analysis.source == "A")]
         .groupby(["split", "replicate", "n"])
@@ -180,7 +180,7 @@ def _grid_lines(ax, grid: pd.DataFrame, treatments=("AnB", "AnB+")) -> None:
     for t in treatments:
         rows = grid[grid.treatment == t]
         if len(rows):
-            means = rows.groupby("n")[STATISTIC].mean()
+            means = rows.groupby("n").top1.mean()
             ax.plot(
                 means.index,
                 means.values,

@@ -11,7 +11,16 @@ import pandas as pd
 from transferlab import plots
 from transferlab.plots import plt
 from transferlab.runs import SPLIT_NAME, BinaryRun, Layout
-from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
+from transferlab.stats import (
+    DIFFERENCE,
+    ROW_KEYS,
+    STATISTIC,
+    VAL_SELECTED,
+    interval,
+    reported_top1,
+    split_kind,
+    statistic_text,
+)
 from transferlab.study_report import StudyReport, read_runs, series_means
 
 
@@ -52,13 +61,8 @@ def beta_plot_data(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # One rule for both sides of the study's comparison (A' error on A, error on B after
-# fine-tuning), said under the figure: the test top-1 at the best validation evaluation where a
-# run validated (early stopping), else the paper's statistic, the mean of the k best evaluations.
-STATISTIC_NOTE = "top-1 at the best validation evaluation where a run validated, else the mean of its k best"
-
-
-def _top1(m: dict) -> float:
-    return m.get("test_top1_at_best_val", m[STATISTIC])
+# fine-tuning), said under the figure: stats.reported_top1.
+STATISTIC_NOTE = statistic_text([VAL_SELECTED, STATISTIC])
 
 
 def binary_table(runs: list[BinaryRun], metrics: list[dict]) -> pd.DataFrame:
@@ -80,8 +84,8 @@ def binary_table(runs: list[BinaryRun], metrics: list[dict]) -> pd.DataFrame:
                 "heads": r.heads,
                 "partition_seed": r.partition_seed,
                 "frozen": r.frozen if r.frozen is not None else -1,
-                "a_top1": _top1(by_id[str(r.source)]),
-                "b_top1": _top1(m) if r.frozen is not None else float("nan"),
+                "a_top1": reported_top1(by_id[str(r.source)]),
+                "b_top1": reported_top1(m) if r.frozen is not None else float("nan"),
                 **{k: m.get(k) for k in ROW_KEYS},
             }
         )

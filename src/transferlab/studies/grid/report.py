@@ -10,7 +10,7 @@ import pandas as pd
 from transferlab import plots
 from transferlab.plots import plt
 from transferlab.runs import Layout, RunSpec
-from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
+from transferlab.stats import DIFFERENCE, ROW_KEYS, interval, reported_top1, split_kind, statistic_of, statistic_text
 from transferlab.study_report import StudyReport, read_runs, series_means
 
 
@@ -44,6 +44,8 @@ def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
                 "direction": f"{spec.source}->{spec.target}" if spec.source in ("A", "B") else "",
                 "n": spec.n,
                 "finetune": spec.finetune,
+                "top1": reported_top1(m),  # chosen on validation where the run validated
+                "statistic": statistic_of(m),
                 **{k: m.get(k) for k in ROW_KEYS},
                 "model": params.get("model", {}).get("name"),
                 "model_width": params.get("model", {}).get("width"),
@@ -56,11 +58,9 @@ def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
 
 def with_base(df: pd.DataFrame) -> pd.DataFrame:
     """Add `base_top1` (the base net of the same split, target half and replicate) and `delta`."""
-    base = df[df.treatment == "base"][["split", "target", "replicate", STATISTIC]].rename(
-        columns={STATISTIC: "base_top1"}
-    )
+    base = df[df.treatment == "base"][["split", "target", "replicate", "top1"]].rename(columns={"top1": "base_top1"})
     out = df.merge(base, on=["split", "target", "replicate"], how="left")
-    out["delta"] = out[STATISTIC] - out["base_top1"]
+    out["delta"] = out["top1"] - out["base_top1"]
     return out
 
 
@@ -87,10 +87,10 @@ def anb_minus_random(df: pd.DataFrame) -> pd.DataFrame:
     target, replicate and n (paired), one row each; positive where the transferred features,
     even from a dissimilar half, beat random ones."""
     keys = ["split_kind", "split", "target", "replicate", "n"]
-    anb = df[df.treatment == "AnB"][[*keys, STATISTIC]]
-    rnd = df[df.treatment == "random"][[*keys, STATISTIC]]
+    anb = df[df.treatment == "AnB"][[*keys, "top1"]]
+    rnd = df[df.treatment == "random"][[*keys, "top1"]]
     both = anb.merge(rnd, on=keys, suffixes=("_anb", "_random"))
-    return both.assign(gap=both[f"{STATISTIC}_anb"] - both[f"{STATISTIC}_random"])[[*keys, "gap"]]
+    return both.assign(gap=both["top1_anb"] - both["top1_random"])[[*keys, "gap"]]
 
 
 def _gap_summary(g: pd.DataFrame) -> dict:
@@ -116,7 +116,7 @@ def _per_pair(d: pd.DataFrame, treatment: str, reduce) -> pd.Series:
 def _effects(d: pd.DataFrame) -> dict:
     """Base top-1; mean AnB+ gain; AnB and random-control drops at the top layer; deepest BnB dip.
     Each difference is paired with the base net of its own split, half and replicate."""
-    out = interval(d[d.treatment == "base"][STATISTIC]).fields("base_top1")
+    out = interval(d[d.treatment == "base"]["top1"]).fields("base_top1")
     treatments = set(d.treatment)
     if "AnB+" in treatments:
         out |= interval(_per_pair(d, "AnB+", lambda s: s.mean()), DIFFERENCE).fields("anb_plus_gain")
@@ -148,8 +148,8 @@ def plot_data(df: pd.DataFrame, runs: list[RunSpec], metrics: list[dict]) -> dic
 
     transfer = pd.concat(
         [
-            series_means(flat, "n", STATISTIC, label(flat, "base" + "".join(sorted(set(base.target)))), "top1"),
-            series_means(treated, "n", STATISTIC, label(treated, treated.treatment.astype(str)), "top1"),
+            series_means(flat, "n", "top1", label(flat, "base" + "".join(sorted(set(base.target)))), "top1"),
+            series_means(treated, "n", "top1", label(treated, treated.treatment.astype(str)), "top1"),
         ],
         ignore_index=True,
     )
@@ -173,7 +173,7 @@ def transfer_figure(df: pd.DataFrame, out: Path) -> None:
     fig, axes = plt.subplots(1, len(kinds), figsize=(7.5 * len(kinds) + 2, 5), squeeze=False, sharey=True)
     for ax, kind in zip(axes[0], kinds):
         _transfer_panel(ax, df[df.split_kind == kind], kind)
-    axes[0][0].set_ylabel("Top-1 on the target half (mean of k best evaluations)")
+    axes[0][0].set_ylabel(f"Top-1 on the target half\n({statistic_text(df.statistic)})")
     plots.legend_outside(axes[0][-1])
     fig.suptitle(f"Transfer by layer ({plots.ABSOLUTE_NOTE}; Figure 3: the paired differences)", fontsize=10)
     plots.save_figure(fig, out)
@@ -191,14 +191,14 @@ def _transfer_panel(ax, d: pd.DataFrame, kind: str) -> None:
     base = target_bases(d)
     targets = set(base.target)
     half = next(iter(targets)) if len(targets) == 1 else ""  # "baseB (mean)" with targets [B]
-    ax.axhline(base[STATISTIC].mean(), color="black", linestyle="--", linewidth=0.8, label=f"base{half} (mean)")
-    plots.scatter_runs(ax, base.assign(n=0), STATISTIC, "base", 0.0, rng)
+    ax.axhline(base["top1"].mean(), color="black", linestyle="--", linewidth=0.8, label=f"base{half} (mean)")
+    plots.scatter_runs(ax, base.assign(n=0), "top1", "base", 0.0, rng)
     offsets = {"BnB": -0.15, "BnB+": -0.05, "AnB": 0.05, "AnB+": 0.15, "PnB": 0.25, "PnB+": 0.3}
     for treatment, offset in offsets.items():
         t = d[d.treatment == treatment]
         if len(t):
-            plots.scatter_runs(ax, t, STATISTIC, treatment, offset, rng)
-            plots.mean_line(ax, t, "n", STATISTIC, None, plots.STYLE[treatment]["color"], linewidth=1.5)
+            plots.scatter_runs(ax, t, "top1", treatment, offset, rng)
+            plots.mean_line(ax, t, "n", "top1", None, plots.STYLE[treatment]["color"], linewidth=1.5)
     ax.set_xlabel(plots.X_LABEL)
     ax.set_xticks(sorted(d.n.unique()))
     ax.set_title(

@@ -11,13 +11,15 @@ from transferlab.config.sections import DISSIMILAR_SPLITS
 from transferlab.models import model_units
 from transferlab.plots import plt
 from transferlab.runs import Layout, StrategyRun
-from transferlab.stats import DIFFERENCE, ROW_KEYS, STATISTIC, interval, split_kind
+from transferlab.stats import DIFFERENCE, ROW_KEYS, interval, reported_top1, split_kind, statistic_of, statistic_text
 from transferlab.study_report import StudyReport, read_runs, series_means
 
 # Random splits are similar tasks, every dissimilar named split a different one; "all" is B itself.
 SIMILARITY = {"random": "similar", **{kind: "different" for kind in DISSIMILAR_SPLITS}, "all": "same"}
 CUT_KEYS = (
     "parameters",
+    "flops_per_image",
+    "flops_method",
     "size_bytes",
     "peak_memory_bytes",
     "peak_memory_method",
@@ -75,7 +77,8 @@ def strategy_table(runs, metrics: list[dict]) -> pd.DataFrame:
                 "images_per_class": str(r.images_per_class),
                 "n": r.n,
                 "target": "B",
-                "top1": m[STATISTIC],
+                "top1": reported_top1(m),  # chosen on validation where the run validated
+                "statistic": statistic_of(m),
                 **{k: m.get(k) for k in ROW_KEYS},
                 **{k: m.get(k) for k in CUT_KEYS if r.name == "cut"},
                 # with a validation part (val_fraction, or data.val_folder): the study's val_acc and test_acc
@@ -110,7 +113,7 @@ def take_home(df: pd.DataFrame) -> str:
     volumes = volume_order(s.images_per_class) if len(s) else []
     columns = {"little": volumes[0] if volumes else None, "lots": volumes[-1] if volumes else None}
     lines = [
-        "# Which strategy when: measured (top-1 on B, mean of the k best evaluations)",
+        f"# Which strategy when: measured (top-1 on B: {statistic_text(s.statistic if 'statistic' in s else [])})",
         "",
         f"Data volume: little = {columns['little']} images per class, lots = {columns['lots']}. Similarity: random splits are similar, man-made/natural and cross-data-set splits different.",
         "",
@@ -191,24 +194,35 @@ def cut_table(df: pd.DataFrame, unit_names: list[str]) -> str:
     lines = [
         "# baseA cut after unit n, with pooling and a new classifier, fine-tuned on B",
         "",
-        f"| n | unit | parameters | size (MB) | peak memory (MB) | top-1 on B |{' val top-1 | test top-1 at the best val |' if val else ''}",
-        f"|---|---|---|---|---|---|{'---|---|' if val else ''}",
+        f"| n | unit | parameters | MFLOPs per image | size (MB) | peak memory (MB) | top-1 on B |{' val top-1 | test top-1 at the best val |' if val else ''}",
+        f"|---|---|---|---|---|---|---|{'---|---|' if val else ''}",
     ]
     for (source, n), g in c.groupby(["source", "n"]):
         name = unit_names[int(n) - 1] if int(n) <= len(unit_names) else ""
         whole = " (the whole net: baseB+)" if int(n) == len(unit_names) else ""
         lines.append(
-            f"| {int(n)} | {name}{' (pretrained)' if source == 'P' else ''}{whole} | {int(g.parameters.iloc[0]):,} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
+            f"| {int(n)} | {name}{' (pretrained)' if source == 'P' else ''}{whole} | {int(g.parameters.iloc[0]):,} | {_mflops(g)} | {g.size_bytes.mean() / 1e6:.2f} | {g.peak_memory_bytes.mean() / 1e6:.2f} "
             f"| {g.top1.mean():.3f} |"
             + (f" {g.val_top1.mean():.3f} | {g.test_top1_at_best_val.mean():.3f} |" if val else "")
         )
     lines += [
         "",
-        f"Peak memory: {c.peak_memory_method.iloc[0]}, for a batch of {int(c.latency_batch.iloc[0])} on {c.device.iloc[0]}. "
+        f"FLOPs: {_first(c, 'flops_method')}. Peak memory: {c.peak_memory_method.iloc[0]}, for a batch of {int(c.latency_batch.iloc[0])} on {c.device.iloc[0]}. "
         "Latency per image (median of timed batches after warm-up) is a measurement, kept apart from this "
         "table so that a rerun gives the same bytes: `latency_s_per_image` in data/measurements/<run id>.json.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _mflops(g: pd.DataFrame) -> str:
+    """Millions of FLOPs per image of a cut net ("-" for runs measured before FLOPs were counted)."""
+    v = g.flops_per_image.iloc[0] if "flops_per_image" in g else None
+    return "-" if v is None or pd.isna(v) else f"{v / 1e6:,.2f}"
+
+
+def _first(c: pd.DataFrame, column: str) -> str:
+    values = c[column].dropna() if column in c else []
+    return str(values.iloc[0]) if len(values) else "not counted"
 
 
 # --- figures ---------------------------------------------------------------------------------

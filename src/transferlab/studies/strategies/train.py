@@ -84,6 +84,21 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+FLOPS_METHOD = "torch.utils.flop_counter: 2 x multiply-adds of convolutions and matrix products"
+
+
+@torch.inference_mode()
+def flops_per_image(model: nn.Module, x: torch.Tensor) -> int:
+    """Floating-point operations of one image's forward pass, counted by torch's own counter
+    (FLOPS_METHOD; normalisation, activations and pooling are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    with FlopCounterMode(display=False) as counter:
+        model(x[:1])
+    return int(counter.get_total_flops())
+
+
 @torch.inference_mode()
 def latency_per_image(model: nn.Module, x: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
     """Median seconds per image over `repeats` timed batches, after `warmup` untimed ones."""
@@ -243,6 +258,8 @@ def cut(params: Params, run: StrategyRun, layout: Layout, device: torch.device) 
     metrics = json.loads(metrics_path.read_text())
     metrics |= {
         "parameters": parameter_count(net),
+        "flops_per_image": flops_per_image(net, x),
+        "flops_method": FLOPS_METHOD,
         "size_bytes": weights_size(net),
         "peak_memory_bytes": peak,
         "peak_memory_method": how,
