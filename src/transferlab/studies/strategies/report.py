@@ -162,10 +162,12 @@ def transfer_gains(s: pd.DataFrame, columns: dict) -> list[str]:
             row.append(f"{gain.text(signed=True)} ({gain.count} pair(s))")
         lines.append(f"| {name} | " + " | ".join(row) + " |")
     scratch = s[s.strategy == "scratch"].groupby(["similarity", "images_per_class"]).top1.mean()
+    order = {v: i for i, v in enumerate(volume_order(s.images_per_class))}
+    keys = sorted(scratch.index, key=lambda key: (key[0] != "similar", order[key[1]]))
     lines += [
         "",
         "The scratch nets' own top-1 (mean): "
-        + ", ".join(f"{sim}, {k} images per class: {v:.3f}" for (sim, k), v in scratch.items()),
+        + ", ".join(f"{sim}, {k} images per class: {scratch[(sim, k)]:.3f}" for sim, k in keys),
     ]
     return lines
 
