@@ -81,7 +81,7 @@ def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
         assert (repo / "reports/figures" / fig).read_bytes()[:4] == b"\x89PNG"
     df = pd.concat([pd.read_parquet(repo / f"reports/{s}/results.parquet") for s in STUDIES], ignore_index=True)
     runs = df[~df.study.isin(["analysis", "binary_curves"])]
-    assert len(runs) == 12 + 4 + 3
+    assert len(runs) == 12 + 4 + 4  # grid, binary, strategies (2, the scratch net and a cut net)
     assert set(runs.treatment) == {
         "base",
         "BnB",
@@ -93,9 +93,11 @@ def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
         "binaryB",
         "strategy:classifier",
         "strategy:finetune_top",
+        "strategy:scratch",
         "cut",
     }
-    assert "**similar**" in (repo / "reports/tables/take_home.md").read_text()
+    take_home = (repo / "reports/tables/take_home.md").read_text()
+    assert "**similar**" in take_home and "| finetune_top | " in take_home.split("## What transfer buys")[1]
     assert "| 2 | conv2 |" in (repo / "reports/tables/cut.md").read_text()
     analysis = df[df.study == "analysis"]
     # per source (baseA, baseB, the A' net of beta 0.5) and unit: 2 probes and 3 estimates, and at the
