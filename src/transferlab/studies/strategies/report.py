@@ -105,7 +105,7 @@ def volume_order(values) -> list[str]:
 
 def take_home(df: pd.DataFrame) -> str:
     """The lecture's 2x2 table, measured: the best strategy per (similarity, data volume) cell,
-    its margin over the runner-up (paired over splits and replicates, 95% half-width)."""
+    its margin over the runner-up (paired over splits and replicates, with a 95% interval from 3 pairs)."""
     s = df[df.study == "strategies"] if "study" in df else df
     transfer = s[s.source != "none"] if "source" in s else s  # the strategies compete; scratch is what they beat
     if transfer.empty:
@@ -135,7 +135,7 @@ def take_home(df: pd.DataFrame) -> str:
 
 def transfer_gains(s: pd.DataFrame, columns: dict) -> list[str]:
     """Lines of the take-home file's second table: each strategy's top-1 minus the scratch net's
-    (no transfer) of the same split, replicate and data volume, 95% half-width from 3 pairs."""
+    (no transfer) of the same split, replicate and data volume, with a 95% interval from 3 pairs."""
     if not (s.source == "none").any():
         return ["", "No transfer: not run (strategies.baselines is [])."]
     cells = [(sim, v) for sim in ("similar", "different") for v in ("little", "lots")]
