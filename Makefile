@@ -71,4 +71,4 @@ bench: setup
 # and plot tables, stays); data/raw (downloads) stays too.
 clean:
 	git clean -fdXq -- data/code data/prepared data/splits data/settings data/models data/runs data/checkpoints \
-		data/measurements data/binary data/strategies data/size data/features data/analysis reports .snakemake
+		data/measurements data/strategies data/size data/features data/analysis reports .snakemake

@@ -124,3 +124,23 @@ def write_caltech101(
             image = Image.fromarray(pixels)
             (image.convert("L") if k % 4 == 3 else image).save(d / f"image_{k + 1:04d}.jpg", quality=95)
     return folder
+
+
+def write_hub_download(hub: Path, repo: str, state: dict) -> Path:
+    """A state dict as the Hugging Face hub's cache lays out a download of `repo` (e.g.
+    timm/resnet10t.c3_in1k): snapshots/<revision>/model.safetensors linked to blobs/<its
+    SHA-256>. Returns the blob."""
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    folder = hub / f"models--{repo.replace('/', '--')}"
+    (folder / "blobs").mkdir(parents=True)
+    staged = folder / "staged.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(staged))
+    blob = folder / "blobs" / hashlib.sha256(staged.read_bytes()).hexdigest()
+    staged.rename(blob)
+    snapshot = folder / "snapshots/0123abcd/model.safetensors"
+    snapshot.parent.mkdir(parents=True)
+    snapshot.symlink_to(f"../../blobs/{blob.name}")
+    return blob

@@ -83,7 +83,7 @@ def groups_of(net: BinaryHeadsNet) -> list[ParamGroup]:
 def test_stages_drop_the_heads_and_fine_tune_with_the_configured_rates(tmp_path):
     run = project(tmp_path, tiny_params(**{"binary.frozen_units": [2], "binary.finetune.epochs": 2}), "0")
     run("train", "s0/binA_b0.5_h1_p0/r0", "--device", "cpu", "--root", str(tmp_path))
-    state = torch.load(tmp_path / "data/binary/s0/binA_b0.5_h1_p0/r0.pt", weights_only=True)
+    state = torch.load(tmp_path / "data/models/s0/binA_b0.5_h1_p0/r0.pt", weights_only=True)
     assert not any("heads" in k or "partition" in k for k in state["state_dict"])
     a_prime = yaml.safe_load(open(tmp_path / "data/runs/binary/s0/binA_b0.5_h1_p0/r0/metrics.json"))
     assert a_prime["heads"] == 1 and all(
@@ -98,7 +98,7 @@ def test_stages_drop_the_heads_and_fine_tune_with_the_configured_rates(tmp_path)
         and "test_top1_at_best_val" in metrics
     )
     assert metrics["train"]["epochs"] == 2 and metrics["train"]["patience"] == 2  # the study's overrides
-    tuned = torch.load(tmp_path / "data/binary/s0/binB_b0.5_h1_p0_f2/r0.pt", weights_only=True)["state_dict"]
+    tuned = torch.load(tmp_path / "data/models/s0/binB_b0.5_h1_p0_f2/r0.pt", weights_only=True)["state_dict"]
     # frozen units stayed the A' net's, fine-tuned ones moved
     assert torch.equal(tuned["layers.0.0.weight"], state["state_dict"]["layers.0.0.weight"])
     assert not torch.equal(tuned["layers.2.0.weight"], state["state_dict"]["layers.2.0.weight"])

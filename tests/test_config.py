@@ -67,6 +67,31 @@ def _run(tmp_path, params, *args):
         ({"train.warmup_epochs": 5}, "train.warmup_epochs: found 5.0, allowed: a value below epochs (1)"),
         ({"transfer.epochs": 0}, "transfer.epochs: found 0, Input should be greater than or equal to 1"),
         ({"train.lr": -1}, "train.lr: found -1, Input should be greater than 0"),
+        ({"base_nets": ["A"]}, "base_nets: found ['A'], allowed: [A, B], or [] (no base nets"),
+        ({"base_nets": []}, "transfer.layers: found [1, 7], allowed: [] when base_nets is []"),
+        (
+            {"base_nets": [], "transfer.layers": []},
+            "binary.betas: found [0.0, 0.5], allowed: [] when base_nets is []",
+        ),
+        (
+            {"base_nets": [], "transfer.layers": [], "binary.betas": []},
+            "strategies.names: found ['classifier', 'finetune_top'], allowed: [] when base_nets is []",
+        ),
+        (
+            {"base_nets": [], "transfer.layers": [], "binary.betas": [], "strategies.names": []},
+            "strategies.cut_layers: found [2], allowed: [] when base_nets is []",
+        ),
+        (
+            {
+                "base_nets": [],
+                "transfer.layers": [],
+                "binary.betas": [],
+                "strategies.names": [],
+                "strategies.cut_layers": [],
+            },
+            "base_nets: found [], allowed: [A, B], or [] with pretrained.weights naming a net to analyse",
+        ),
+        ({"binary.betas": [0.5]}, "binary.betas: found [0.5], the list must include 0"),
     ],
 )
 def test_bad_values_give_one_line_and_exit_2(tmp_path, overrides, expected):

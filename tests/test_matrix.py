@@ -3,8 +3,8 @@
 A matrix of shrunken configurations, each a real `dvc repro` in its own git repository: every
 optional study off on its own and all off together, every split kind alone and mixed, several
 replicates, both directions, a single layer, an odd class count, a step schedule with warm-up,
-early stopping (on a held-out share, and on an image folder's own val/ part), and a pretrained source.
-A study that did not run says so in one line."""
+early stopping (on a held-out share, and on an image folder's own val/ part), a pretrained source,
+and a pretrained net analysed alone (no net trained). A study that did not run says so in one line."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ MATRIX = {
         "strategies.cut_layers": [1],
         "binary.equal_halves": False,  # 3 classes
     },
-    "alexnet-imagenet-weights-on-caltech101-decaf-table": {  # the lecture's off-the-shelf study
+    "alexnet-imagenet-weights-on-caltech101-analysis-only": {  # the lecture's off-the-shelf study
         "data.dataset": "caltech101",
         "data.train_per_class": 4,
         "data.image_size": 64,
@@ -102,9 +102,24 @@ MATRIX = {
         "pretrained.cache": "weights",
         "data.verify": False,
         "splits": ["all"],
-        "transfer.layers": [6],
-        "binary.equal_halves": False,
-    },  # (strategies and cut nets: the other entries; each AlexNet net is 244 MB)
+        "base_nets": [],  # no net trained: the pretrained net's units probed (each AlexNet is 244 MB)
+        "transfer.layers": [],
+        "binary.betas": [],
+    },
+    "timm-model-on-an-image-folder-analysis-only": {  # which layer to take, on one's own photos
+        "data.dataset": "imagefolder",
+        "data.image_folder": "data/raw/photos",  # class folders, no test/ part: data.test_fraction held out
+        "data.image_size": 32,
+        "model.name": "timm/resnet10t",
+        "pretrained.weights": ["c3_in1k"],
+        "pretrained.cache": "weights/resnet10t.safetensors",
+        "data.verify": False,
+        "splits": ["all"],
+        "base_nets": [],
+        "transfer.layers": [],
+        "binary.betas": [],
+        "analysis.decaf_units": [4, 5],
+    },
     "pretrained-source": {
         "model.name": "resnet18",
         "strategies.names": ["classifier"],  # from baseA and from the pretrained net
@@ -116,6 +131,11 @@ MATRIX = {
         "strategies.cut_layers": [1],
     },
 }
+
+
+# What an analysis-only configuration runs: bookkeeping, data, the pretrained net, its features, reports
+ANALYSIS_ONLY_STAGES = {"code", "download", "prepare", "plan", "settings", "split", "pretrained", "features", "analyze"}
+ANALYSIS_ONLY_STAGES |= {f"report-{study}" for study in ("grid", "binary", "strategies", "size", "analysis")}
 
 
 def _params(overrides: dict) -> dict:
@@ -165,6 +185,24 @@ def _alexnet_caltech(repo):
         f.write("data/raw/\nweights/\n")
 
 
+def _photos(repo):
+    """Class folders of photos (no train/ or test/ parts), and timm's resnet10t with random
+    weights as a safetensors file named in pretrained.cache (the hub's cannot be fetched here)."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    from formats import write_image_folder
+
+    write_image_folder(repo / "data/raw/photos", ["cat", "dog", "fox", "owl"], per_class=10, parts=("",))
+    torch.manual_seed(0)
+    (repo / "weights").mkdir()
+    state = timm.create_model("resnet10t", pretrained=False).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(repo / "weights/resnet10t.safetensors"))
+    with open(repo / ".gitignore", "a") as f:
+        f.write("data/raw/\nweights/\n")
+
+
 def _lanes(repo):
     """An image folder with train/, val/ and test/ parts, inside data.root (the download stage's output)."""
     from formats import write_image_folder
@@ -186,10 +224,11 @@ def _frames(repo):
 
 
 SETUP = {
-    "alexnet-imagenet-weights-on-caltech101-decaf-table": _alexnet_caltech,
+    "alexnet-imagenet-weights-on-caltech101-analysis-only": _alexnet_caltech,
     "arrays-with-val-part-cut-study": _frames,
     "cross-data-set": _mnist,
     "pretrained-source": _weights,
+    "timm-model-on-an-image-folder-analysis-only": _photos,
     "image-folder-train-val-test-early-stopping-on-val": _lanes,
 }
 
@@ -215,6 +254,9 @@ def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
     )
     _check_reports(repo, params, plan.output)
     assert "up to date" in sh(repo, "dvc", "status")
+    if not params["base_nets"]:  # the analysis of the pretrained net alone: no command trained a net
+        assert not [s for s in stages_run(proc.stdout) if s.split("@")[0] not in ANALYSIS_ONLY_STAGES], proc.stdout
+        assert "0 runs: no net is trained" in plan.output
     if params["data"][
         "val_folder"
     ]:  # every run validated on the data set's own val part: 8 images of each of B's classes
@@ -228,7 +270,8 @@ def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
         assert "val top-1" in (repo / "reports/tables/cut.md").read_text()
     # the DeCAF table: a section per source net and split kind, each with its four classifier rows
     decaf = (repo / "reports/tables/decaf.md").read_text()
-    sources = ["baseA", "baseB", *(["the pretrained net"] if params["pretrained"]["weights"] else [])]
+    bases = [f"base{half}" for half in params["base_nets"]]
+    sources = [*bases, *(["the pretrained net"] if params["pretrained"]["weights"] else [])]
     assert all(f"## {s}: " in decaf for s in sources), decaf
     assert decaf.count("| SVM with dropout | ") == decaf.count("\n## ") >= len(sources), decaf
     if params["model"]["name"] in ("convnet8", "alexnet"):  # CaffeNet's unit names, units 5, 6, 7 by default

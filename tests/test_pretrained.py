@@ -54,24 +54,13 @@ def test_weight_file_errors_name_the_file(weight_file, tmp_path):
 
 @pytest.fixture
 def timm_hub(tmp_path):
-    """timm's mobilenetv1_100 (random weights) saved as the hub's cache lays out a download:
-    snapshots/<revision>/model.safetensors linked to blobs/<its SHA-256>."""
-    import hashlib
-
+    """timm's mobilenetv1_100 (random weights) where the hub's cache would hold its download."""
     timm = pytest.importorskip("timm")
-    from safetensors.torch import save_file
+    from formats import write_hub_download
 
     torch.manual_seed(0)
     reference = timm.create_model("mobilenetv1_100", pretrained=False).eval()
-    repo = tmp_path / "hub/models--timm--mobilenetv1_100.ra4_e3600_r224_in1k"
-    (repo / "blobs").mkdir(parents=True)
-    staged = repo / "staged.safetensors"
-    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(staged))
-    blob = repo / "blobs" / hashlib.sha256(staged.read_bytes()).hexdigest()
-    staged.rename(blob)
-    snapshot = repo / "snapshots/0123abcd/model.safetensors"
-    snapshot.parent.mkdir(parents=True)
-    snapshot.symlink_to(f"../../blobs/{blob.name}")
+    blob = write_hub_download(tmp_path / "hub", "timm/mobilenetv1_100.ra4_e3600_r224_in1k", reference.state_dict())
     return reference, tmp_path / "hub", blob
 
 

@@ -89,7 +89,8 @@ def plan(
     )
     counts += Counter("dataset size" for _ in by_study["size"])
     every = [r for planned in by_study.values() for r in planned]
-    print(f"{params}: valid. {len(every)} runs: " + ", ".join(f"{t} {c}" for t, c in counts.items()))
+    runs = ", ".join(f"{t} {c}" for t, c in counts.items()) or "no net is trained (the pretrained net's analysis only)"
+    print(f"{params}: valid. {len(every)} runs: {runs}")
     if ids:
         for r in every:
             print(f"  {r}")
@@ -271,7 +272,7 @@ def features(
 
     use_threads(p.threads)
     runs = [r for r in planned_all(p) if r.split == split_id and r.replicate == replicate]  # passed down
-    index = extract(p, runs, Layout.of(p, root), out, choose_device(device))
+    index = extract(p, split_id, replicate, runs, Layout.of(p, root), out, choose_device(device))
     print(
         f"{out}: {len(index['sources'])} source nets and {len(index['transfer'])} transfer nets, {index['depth']} units each"
     )

@@ -160,7 +160,7 @@ def planned_runs(params: Params) -> list[RunSpec]:
     runs: list[RunSpec] = []
     for split in params.splits:
         for rep in params.replicates:
-            runs += [RunSpec(str(split), half, replicate=rep) for half in ("A", "B")]
+            runs += [RunSpec(str(split), half, replicate=rep) for half in params.base_nets]
             for target in params.transfer.targets:
                 for n in params.transfer.layers:
                     for source in ("B" if target == "B" else "A", "A" if target == "B" else "B"):
@@ -390,7 +390,8 @@ class Layout:
         return self.root / "data/settings" / f"{study}.json"
 
     def model(self, run: Run) -> Path:
-        folder = {RunSpec: "models", BinaryRun: "binary", StrategyRun: "strategies", SizeRun: "size"}[type(run)]
+        # A' nets beside the base nets: the features stage depends on data/models alone
+        folder = {RunSpec: "models", BinaryRun: "models", StrategyRun: "strategies", SizeRun: "size"}[type(run)]
         return self.root / "data" / folder / f"{run}.pt"
 
     def runs_of(self, study: str) -> Path:

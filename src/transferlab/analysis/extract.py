@@ -108,11 +108,12 @@ def source_arrays(net, mean, std, b_data: tuple, own: tuple | None, device: torc
     return arrays | _per_unit("b_train", b_train) | _per_unit("b_test", unit_features(net, b_test_x, mean, std, device))
 
 
-def extract(params: Params, runs: list[Run], layout: Layout, out: Path, device: torch.device) -> dict:
+def extract(
+    params: Params, split_id: str, replicate: int, runs: list[Run], layout: Layout, out: Path, device: torch.device
+) -> dict:
     """Write the feature cache of one split and replicate (`runs`: their planned runs, of
-    every study); return its index."""
+    every study; none in the analysis-only configuration); return its index."""
     cfg = params.analysis
-    split_id, replicate = runs[0].split, runs[0].replicate
     nets = sources(params, layout, runs)
     transfer = [r for r in runs if isinstance(r, RunSpec) and not r.is_base and r.target == "B"]
     missing = [

@@ -112,11 +112,12 @@ def analysis_table(params, path_of) -> pd.DataFrame:
 
 
 def analysis_headline(analysis: pd.DataFrame, grid: pd.DataFrame) -> dict:
-    """Per method, the Spearman rank correlation across baseA's units between its value and
-    (a) the AnB top-1 the grid measured (AnB retrains the layers above n), and (b) the logistic
-    probe's top-1 at the same unit (what a linear read-out of unit n achieves, which is what the
-    estimators claim to predict); one per split and replicate, mean and 95% interval."""
-    out: dict = {}
+    """The pretrained net's best unit (where it was analysed); per method, the Spearman rank
+    correlation across baseA's units between its value and (a) the AnB top-1 the grid measured
+    (AnB retrains the layers above n), and (b) the logistic probe's top-1 at the same unit (what
+    a linear read-out of unit n achieves, which is what the estimators claim to predict); one
+    per split and replicate, mean and 95% interval."""
+    out: dict = pretrained_best_unit(analysis)
     anb = grid[grid.treatment == "AnB"].groupby(["split", "replicate", "n"]).top1.mean()  # (the grid's reported top-1)
     probe = (
         analysis[(analysis.method == "probe_logreg") & (analysis.source == "A")]
@@ -133,6 +134,16 @@ def analysis_headline(analysis: pd.DataFrame, grid: pd.DataFrame) -> dict:
                 key = f"spearman_{method}" if target == "anb" else f"spearman_{method}_vs_probe"
                 out |= interval(rhos, DIFFERENCE).fields(key)
     return out
+
+
+def pretrained_best_unit(analysis: pd.DataFrame) -> dict:
+    """The pretrained net's unit whose logistic probe is best on B (mean over splits and
+    replicates), and that top-1: which layer's features to take."""
+    probe = analysis[(analysis.method == "probe_logreg") & (analysis.source == "P")]
+    if probe.empty:
+        return {}
+    means = probe.groupby("n").value.mean()
+    return {"pretrained_best_unit": int(means.idxmax()), "pretrained_best_probe_top1": float(means.max())}
 
 
 def _spearman_by_pair(rows: pd.DataFrame, measured: pd.Series) -> list[float]:
@@ -230,18 +241,19 @@ def probe_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
                 linestyle=":",
                 marker="o",
             )
-        pretrained = a[(a.method == "probe_logreg") & (a.source == "P")]
-        if len(pretrained):
-            plots.mean_band(
-                ax,
-                pretrained,
-                "n",
-                "value",
-                "logreg probe on the pretrained net's features",
-                "#2a9d4b",
-                linestyle="-.",
-                marker="o",
-            )
+        for method, color in (("probe_logreg", "#2a9d4b"), ("probe_svm", "#8fd19e")):
+            pretrained = a[(a.method == method) & (a.source == "P")]
+            if len(pretrained):
+                plots.mean_band(
+                    ax,
+                    pretrained,
+                    "n",
+                    "value",
+                    f"{method.split('_')[1]} probe on the pretrained net's features",
+                    color,
+                    linestyle="-.",
+                    marker="o",
+                )
         _grid_lines(ax, g)
         ax.set(
             xlabel="Unit n whose features are probed (or at which the net is chopped)",
@@ -255,23 +267,32 @@ def probe_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
 
 
 def cka_figure(analysis: pd.DataFrame, out: Path) -> None:
-    """Heat map of CKA between units of baseA (rows) and baseB (columns), and its diagonal; a row per split kind."""
+    """Heat map of CKA between units of baseA (rows) and baseB (columns), and its diagonal; a row
+    per split kind. Without base nets, between the pretrained net's own units, and each unit
+    against its top unit (its diagonal is 1 by definition)."""
     kinds = plots.kinds_in(analysis)
     fig, axes = plt.subplots(len(kinds), 2, figsize=(14, 5 * len(kinds)), squeeze=False)
     for (ax1, ax2), kind in zip(axes, kinds):
         a = analysis[analysis.split_kind == kind]
         rows = a[a.method == "cka"].astype({"n": int, "m": int})
+        first, second = (_source_name(s) for s in rows.source.iloc[0].split("-"))
         matrix = rows.groupby(["n", "m"]).value.mean().unstack()
         im = ax1.imshow(matrix.values, vmin=0, vmax=1, cmap="magma", origin="lower")
         ax1.set_xticks(range(len(matrix.columns)), matrix.columns)
         ax1.set_yticks(range(len(matrix.index)), matrix.index)
         ax1.set(
-            xlabel="unit of baseB",
-            ylabel="unit of baseA",
-            title=f"Linear CKA, baseA vs baseB: {plots.KIND_LABELS[kind]}",
+            xlabel=f"unit of {second}",
+            ylabel=f"unit of {first}",
+            title=f"Linear CKA, {first} vs {second}: {plots.KIND_LABELS[kind]}",
         )
         fig.colorbar(im, ax=ax1)
-        plots.mean_band(ax2, rows[rows.n == rows.m], "n", "value", "baseA vs baseB, same unit", "black", marker="o")
+        if first == second:
+            top = rows[rows.m == rows.m.max()]
+            plots.mean_band(ax2, top, "n", "value", f"unit n of {first} vs its top unit", "#2a9d4b", marker="o")
+        else:
+            plots.mean_band(
+                ax2, rows[rows.n == rows.m], "n", "value", f"{first} vs {second}, same unit", "black", marker="o"
+            )
         to_base = a[(a.method == "cka_to_base") & (a.n == a.m)]
         for t in ("AnB", "AnB+"):
             part = to_base[to_base.source == t]
@@ -279,7 +300,12 @@ def cka_figure(analysis: pd.DataFrame, out: Path) -> None:
                 plots.mean_band(
                     ax2, part, "n", "value", f"{t} unit n vs baseB unit n", plots.STYLE[t]["color"], marker="o"
                 )
-        ax2.set(xlabel=plots.X_LABEL, ylabel="linear CKA", ylim=(0, 1.05), title="Similarity by depth")
+        ax2.set(
+            xlabel="unit n" if first == second else plots.X_LABEL,
+            ylabel="linear CKA",
+            ylim=(0, 1.05),
+            title="Similarity by depth",
+        )
         ax2.grid(alpha=0.3)
         plots.legend_outside(ax2)
     fig.text(0.01, 0.0, f"estimator: {ESTIMATOR}", fontsize=7)
@@ -287,14 +313,15 @@ def cka_figure(analysis: pd.DataFrame, out: Path) -> None:
 
 
 def estimates_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> None:
-    """LogME, LEEP and H-score of baseA's units for B, each beside the measured AnB top-1; a row per split kind."""
+    """LogME, LEEP and H-score of baseA's (baseB's, the pretrained net's) units for B, each beside
+    the measured AnB top-1 where the grid has it; a row per split kind."""
     methods = [("logme", "LogME"), ("leep", "LEEP"), ("hscore", "H-score")]
     kinds = plots.kinds_in(analysis)
     fig, axes = plt.subplots(len(kinds), 3, figsize=(19, 4.8 * len(kinds)), squeeze=False)
     for row, kind in zip(axes, kinds):
         a, g = analysis[analysis.split_kind == kind], grid[grid.split_kind == kind]
         for ax, (method, title) in zip(row, methods):
-            for source, color in (("A", "#c81e1e"), ("B", "#1f3fbf")):
+            for source, color in (("A", "#c81e1e"), ("B", "#1f3fbf"), ("P", "#2a9d4b")):
                 rows = a[(a.method == method) & (a.source == source)]
                 if len(rows):
                     plots.mean_band(
@@ -302,18 +329,21 @@ def estimates_figure(analysis: pd.DataFrame, grid: pd.DataFrame, out: Path) -> N
                         rows,
                         "n",
                         "value",
-                        f"{title} of base{source}",
+                        f"{title} of {_source_name(source)}",
                         color,
                         bounds=(-float("inf"), float("inf")),
                         marker="o",
                     )
             ax.set(xlabel="unit n", ylabel=title, title=f"{title} for task B: {plots.KIND_LABELS[kind]}")
-            twin = ax.twinx()
-            _grid_lines(twin, g, ("AnB",))
-            twin.set_ylabel("AnB top-1 (trained)")
+            axes_drawn = [ax]
+            if (g.treatment == "AnB").any():
+                twin = ax.twinx()
+                _grid_lines(twin, g, ("AnB",))
+                twin.set_ylabel("AnB top-1 (trained)")
+                axes_drawn.append(twin)
             ax.grid(alpha=0.3)
-            handles = [h for x in (ax, twin) for h in x.get_legend_handles_labels()[0]]
-            labels = [lab for x in (ax, twin) for lab in x.get_legend_handles_labels()[1]]
+            handles = [h for x in axes_drawn for h in x.get_legend_handles_labels()[0]]
+            labels = [lab for x in axes_drawn for lab in x.get_legend_handles_labels()[1]]
             ax.legend(
                 handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False
             )

@@ -99,10 +99,12 @@ def analyze(cfg: AnalysisConfig, features: Path, out: Path, seed: int) -> dict:
         tasks += unit_tasks(src["name"], arrays, depth, cfg.decaf_units, [seed, index["replicate"]])
         test_features[src["name"]] = _units(arrays, "b_test", depth)
     rows = source_rows(tasks, cfg)
-    # CKA on the same held-out images (B's test part): every unit of baseA against every unit of baseB
-    matrix = cka.cka_matrix(test_features["A"], test_features["B"], cfg.cka_batch_size)
+    # CKA on the same held-out images (B's test part): every unit of baseA against every unit of
+    # baseB; without base nets (base_nets: []), every unit of the pretrained net against every other
+    first, second = ("A", "B") if "A" in test_features else ("P", "P")
+    matrix = cka.cka_matrix(test_features[first], test_features[second], cfg.cka_batch_size)
     rows += [
-        {"method": "cka", "source": "A-B", "n": i + 1, "m": j + 1, "value": float(v)}
+        {"method": "cka", "source": f"{first}-{second}", "n": i + 1, "m": j + 1, "value": float(v)}
         for (i, j), v in np.ndenumerate(matrix)
     ]
     for net in progress_iter(

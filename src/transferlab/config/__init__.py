@@ -7,7 +7,7 @@ passes these typed objects down.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -55,6 +55,8 @@ class Params(Strict):
     # convolutions differ in the last bits with another count (and training amplifies that)
     threads: int = Field(2, ge=1)
     replicates: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    # The base nets trained per split and replicate ([]: none, when only a pretrained net is analysed)
+    base_nets: list[Literal["A", "B"]] = Field(default_factory=lambda: ["A", "B"])
     data: DataConfig = DataConfig()
     splits: list[SplitId] = Field(default_factory=lambda: [0], min_length=1)
     split: SplitConfig = SplitConfig()
@@ -136,6 +138,7 @@ class Params(Strict):
                     else f"[] ({self.model.name} has no ImageNet weights here)"
                 )
                 raise _KeyError("pretrained.weights[0]", self.pretrained.weights[0], what)
+        self._without_base_nets()
         within_depth("analysis.decaf_units", self.analysis.decaf_units, lowest=1)
         within_depth("strategies.cut_layers", self.strategies.cut_layers, lowest=1)
         within_depth("strategies.top_units", self.strategies.top_units, lowest=1)
@@ -168,6 +171,27 @@ class Params(Strict):
         if "classes" in self.splits and not self.split.classes_a:
             raise _KeyError("split.classes_a", [], "a non-empty list of class names or indices for split id 'classes'")
         return self
+
+    def _without_base_nets(self) -> None:
+        """base_nets is [A, B], or [] when nothing starts from them and a pretrained net is there
+        to analyse (the analysis-only configuration: no net is trained)."""
+        if self.base_nets not in (["A", "B"], []):
+            raise _KeyError(
+                "base_nets", self.base_nets, "[A, B], or [] (no base nets: analysis of a pretrained net only)"
+            )
+        if self.base_nets:
+            return
+        users = {
+            "transfer.layers": self.transfer.layers,  # every treatment copies from a base net or is compared with one
+            "binary.betas": self.binary.betas,  # beta = 0 is baseA's training
+            "strategies.names": self.strategies.names,  # from baseA (and from the pretrained net beside it)
+            "strategies.cut_layers": self.strategies.cut_layers,
+        }
+        for key, value in users.items():
+            if value:
+                raise _KeyError(key, value, "[] when base_nets is [] (it starts from the base nets)")
+        if not self.pretrained.weights:
+            raise _KeyError("base_nets", [], "[A, B], or [] with pretrained.weights naming a net to analyse")
 
 
 def _depth_check(model: str, depth: int):

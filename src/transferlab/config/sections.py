@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from transferlab.models import list_models
+from transferlab.models import check_model
 
 Share = Annotated[float, Field(gt=0, lt=1)]  # a share of classes or of each class's images
 SplitId = int | str  # a seed (split.method), "mn"/"nm", "classes", "cross" or "all"
@@ -197,8 +197,10 @@ class ModelConfig(Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        if name not in list_models():
-            raise ValueError(f"unknown model, allowed: {', '.join(list_models())}")
+        try:
+            check_model(name)
+        except ValueError as err:
+            raise ValueError(str(err).replace(f"unknown model {name!r}", "unknown model")) from None
         return name
 
     def options(self) -> dict[str, Any]:
@@ -293,7 +295,7 @@ def merged(shared: TrainConfig, overrides: BaseModel, section: str) -> TrainConf
 class TransferConfig(TrainOverrides):
     """The treatments BnB, AnB, BnB+, AnB+ and the random control; training keys override `train`."""
 
-    layers: list[int] = Field(default_factory=lambda: list(range(1, 8)), min_length=1)
+    layers: list[int] = Field(default_factory=lambda: list(range(1, 8)))  # []: no treatments
     targets: list[Literal["A", "B"]] = Field(default_factory=lambda: ["B"], min_length=1)
     finetune_lr_factor: float = Field(1.0, ge=0, description="lr factor of copied layers in the + treatments")
 
@@ -308,8 +310,7 @@ class BinaryConfig(Strict):
 
     betas: list[float] = Field(
         default_factory=lambda: [0.0, 0.5],
-        min_length=1,
-        description="loss weight of the binary heads; 0 is the paired control",
+        description="loss weight of the binary heads; 0 is the paired control ([]: no binary study)",
     )
     heads: list[int] = Field(
         default_factory=lambda: [1],
@@ -342,7 +343,7 @@ class BinaryConfig(Strict):
             if not 0 <= b <= 1:
                 raise ValueError(f"entry {b} is outside [0, 1]")
         unique(betas)
-        if 0 not in betas:
+        if betas and 0 not in betas:
             raise ValueError("the list must include 0: the plain net on A, the paired control of every beta")
         return betas
 

@@ -39,24 +39,41 @@ _REGISTRY: dict[str, tuple[str, tuple[str, ...]]] = {
 MIN_IMAGE_SIZE = {"alexnet": 63}
 
 
+TIMM_PREFIX = "timm/"  # besides the registry: any of timm's convolutional nets, timm/<its name>
+
+
 def list_models() -> list[str]:
-    """Names accepted by `create_model`."""
+    """Names accepted by `create_model` (and timm/<name> of a timm model)."""
     return sorted(_REGISTRY)
 
 
+def check_model(name: str) -> None:
+    """Refuse (ValueError, one line) a name that is neither in the registry nor a usable timm model."""
+    if name.startswith(TIMM_PREFIX):
+        from transferlab.models.timm_nets import check_name  # torch and timm: only for timm's names
+
+        check_name(name)
+    elif name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}, allowed: {', '.join(list_models())}, or {TIMM_PREFIX}<a timm model>")
+
+
 def model_units(name: str, **opts) -> list[str]:
-    """Names of a model's transferable units, in order (n may be 1..len); no net is built."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}, allowed: {', '.join(list_models())}")
+    """Names of a model's transferable units, in order (n may be 1..len); no net is built,
+    except for a timm model (built once per process: its feature modules are known by instance)."""
+    check_model(name)
+    if name.startswith(TIMM_PREFIX):
+        from transferlab.models.timm_nets import timm_units
+
+        return list(timm_units(name.removeprefix(TIMM_PREFIX)))
     return list(_REGISTRY[name][1])
 
 
 def create_model(name: str, num_classes: int, **opts) -> LayeredNet:
-    """Build a freshly initialised model of the registry."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}, allowed: {', '.join(list_models())}")
-    module, function = _REGISTRY[name][0].split(":")
-    return getattr(importlib.import_module(f"transferlab.models.{module}"), function)(num_classes, **opts)
+    """Build a freshly initialised model of the registry, or timm's."""
+    check_model(name)
+    module, function = ("timm_nets", "timm_model") if name.startswith(TIMM_PREFIX) else _REGISTRY[name][0].split(":")
+    build = getattr(importlib.import_module(f"transferlab.models.{module}"), function)
+    return build(name, num_classes, **opts) if module == "timm_nets" else build(num_classes, **opts)
 
 
 def __getattr__(attr: str):
@@ -67,4 +84,4 @@ def __getattr__(attr: str):
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-__all__ = ["MIN_IMAGE_SIZE", "LayeredNet", "create_model", "list_models", "model_units"]
+__all__ = ["MIN_IMAGE_SIZE", "TIMM_PREFIX", "LayeredNet", "check_model", "create_model", "list_models", "model_units"]

@@ -1,5 +1,5 @@
 """torchvision models with their published ImageNet weights as source nets ("P"), and
-MobileNet v1 with timm's (models/timm_weights.py).
+MobileNet v1 and any timm model (timm/<name>) with timm's (models/timm_weights.py).
 
 The weights are read from torchvision's cache (`$TORCH_HOME/hub/checkpoints`) or a folder
 named in params, checked against the SHA-256 prefix in their file name, loaded into the
@@ -18,8 +18,9 @@ import torch
 from torchvision import models as tvm
 
 from transferlab.errors import InputError
+from transferlab.models import TIMM_PREFIX
 from transferlab.models.layered import LayeredNet
-from transferlab.models.timm_weights import TIMM_WEIGHTS, load_timm
+from transferlab.models.timm_weights import TIMM_WEIGHTS, load_timm, load_timm_model, timm_tags
 from transferlab.models.torchvision_nets import from_alexnet, from_densenet, from_mobilenet_v2, from_resnet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation torchvision's ImageNet weights expect
@@ -36,6 +37,8 @@ ADAPTERS = {
 def weight_names(model_name: str) -> list[str]:
     """The torchvision weight names of a model (plus DEFAULT), timm's weight tags for the
     models torchvision has no weights of, or [] if it has none here."""
+    if model_name.startswith(TIMM_PREFIX):
+        return timm_tags(model_name)
     if model_name in TIMM_WEIGHTS:
         return list(TIMM_WEIGHTS[model_name][1])
     if model_name not in ADAPTERS:
@@ -79,15 +82,15 @@ def load_pretrained(
     model_name: str, weights_name: str, cache: str | None, verify: bool = True, download: bool = False
 ) -> tuple[LayeredNet, list[str], tuple]:
     """The pretrained net as a LayeredNet, its classes, and the input (mean, std) its weights expect."""
+    imagenet = list(tvm.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])  # ImageNet-1k, in every release's order
+    if model_name.startswith(TIMM_PREFIX):
+        return load_timm_model(model_name, weights_name, cache, verify, imagenet)
     if model_name in TIMM_WEIGHTS:
-        classes = list(
-            tvm.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
-        )  # ImageNet-1k, in the order every release uses
-        net, stats = load_timm(model_name, weights_name, cache, verify, classes)
-        return net, classes, stats
+        net, stats = load_timm(model_name, weights_name, cache, verify, imagenet)
+        return net, imagenet, stats
     if model_name not in ADAPTERS:
         raise InputError(
-            f"pretrained: {model_name} has no ImageNet weights here; models with weights: {', '.join([*ADAPTERS, *TIMM_WEIGHTS])}"
+            f"pretrained: {model_name} has no ImageNet weights here; models with weights: {', '.join([*ADAPTERS, *TIMM_WEIGHTS])}, {TIMM_PREFIX}<a timm model>"
         )
     path, url = weights_path(model_name, weights_name, cache)
     if not path.is_file():

@@ -1,7 +1,8 @@
-"""ImageNet weights that torchvision does not publish, from timm's releases on the Hugging Face
-hub: MobileNet v1 (`mobilenetv1_100`). Read offline from the hub's cache (or a checkpoint
-file named in pretrained.cache), checked against the SHA-256 the hub names the file's blob
-by, and mapped onto this project's MobileNet v1, whose modules have timm's order and shapes.
+"""Weights from timm's releases on the Hugging Face hub: of any timm model (`model.name:
+timm/<name>`, a weight tag such as a1_in1k), and MobileNet v1's (`mobilenetv1_100`), which
+torchvision does not publish. Read offline from the hub's cache (or a checkpoint file named in
+pretrained.cache), checked against the SHA-256 the hub names the file's blob by; MobileNet v1's
+are mapped onto this project's MobileNet v1, whose modules have timm's order and shapes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 
 from transferlab.errors import InputError
-from transferlab.models import create_model
+from transferlab.models import TIMM_PREFIX, create_model
 
 # model.name -> (timm's hub repository prefix, its weight tags, the input normalisation they expect)
 TIMM_WEIGHTS = {"mobilenet_v1": ("timm/mobilenetv1_100", ("ra4_e3600_r224_in1k",), ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))}
@@ -28,10 +29,24 @@ def hub_cache(cache: str | None) -> Path:
     return Path(os.environ.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub"
 
 
+def hub_repo(model_name: str, tag: str) -> str:
+    """The hub repository of a weight tag: timm/<timm's name>.<tag>."""
+    name = model_name.removeprefix(TIMM_PREFIX) if model_name.startswith(TIMM_PREFIX) else None
+    return f"timm/{name}.{tag}" if name else f"{TIMM_WEIGHTS[model_name][0]}.{tag}"
+
+
+def timm_tags(model_name: str) -> list[str]:
+    """The weight tags timm publishes for timm/<name> (its own registry: no network)."""
+    import timm
+
+    name = model_name.removeprefix(TIMM_PREFIX)
+    return [found.split(".", 1)[1] for found in timm.list_pretrained(f"{name}.*")]
+
+
 def weight_file(model_name: str, tag: str, cache: str | None) -> tuple[Path, str]:
     """The weight file (a file named in pretrained.cache, or model.safetensors of the newest
     snapshot in the hub's cache; where it would be if missing) and its hub address."""
-    repo = f"{TIMM_WEIGHTS[model_name][0]}.{tag}"
+    repo = hub_repo(model_name, tag)
     url = f"https://huggingface.co/{repo}"
     if cache and Path(cache).is_file():
         return Path(cache), url
@@ -93,8 +108,7 @@ def load_into(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) 
     net.load_state_dict({a: state[b] for a, b in zip(ours, theirs)})
 
 
-def load_timm(model_name: str, tag: str, cache: str | None, verify: bool, classes: list[str]):
-    """The pretrained net and the normalisation its weights expect."""
+def _checked_file(model_name: str, tag: str, cache: str | None, verify: bool) -> Path:
     path, url = weight_file(model_name, tag, cache)
     if not path.is_file():
         repo = url.removeprefix("https://huggingface.co/")
@@ -103,6 +117,33 @@ def load_timm(model_name: str, tag: str, cache: str | None, verify: bool, classe
         )
     if verify:
         check_blob(path)
+    return path
+
+
+def load_timm(model_name: str, tag: str, cache: str | None, verify: bool, classes: list[str]):
+    """The pretrained MobileNet v1 and the normalisation its weights expect."""
+    path = _checked_file(model_name, tag, cache, verify)
     net = create_model(model_name, len(classes))
     load_into(net, read_state(path), path)
     return net, TIMM_WEIGHTS[model_name][2]
+
+
+def load_timm_model(model_name: str, tag: str, cache: str | None, verify: bool, imagenet: list[str]):
+    """A timm model (timm/<name>) with its published weights, as a LayeredNet; its classes
+    (ImageNet-1k's names for a 1000-class head) and the normalisation its weights expect."""
+    import timm
+
+    from transferlab.models.timm_nets import from_timm
+
+    path = _checked_file(model_name, tag, cache, verify)
+    name = model_name.removeprefix(TIMM_PREFIX)
+    cfg = timm.get_pretrained_cfg(f"{name}.{tag}")
+    model = timm.create_model(name, pretrained=False, num_classes=cfg.num_classes)
+    try:
+        model.load_state_dict(read_state(path))
+    except RuntimeError as err:
+        raise InputError(
+            f"pretrained: {path} does not hold {name}.{tag} weights ({str(err).splitlines()[0]})"
+        ) from None
+    classes = imagenet if cfg.num_classes == len(imagenet) else [f"class {i}" for i in range(cfg.num_classes)]
+    return from_timm(model, name), classes, (tuple(cfg.mean), tuple(cfg.std))

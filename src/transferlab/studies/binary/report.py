@@ -28,13 +28,18 @@ def build(params, layout: Layout, runs: list[BinaryRun]) -> StudyReport:
     """The binary study's report: its A' nets and their fine-tuning on B, and the heads' curves."""
     metrics = read_runs(runs, layout)
     table, curves = binary_table(runs, metrics), binary_curves(runs, metrics)
-    why_not = "not run: no binary-study runs"
+    if table.empty:  # binary.betas: []
+        figures = dict.fromkeys(
+            ("binary_beta.png", "binary_tradeoff.png", "binary_curves.png"),
+            "not run: binary.betas is [] in params.yaml",
+        )
+        return StudyReport(table, {}, figures, plot_data={"beta.csv": beta_plot_data(table)})
     figures = {
-        "binary_beta.png": (lambda out: beta_figure(table, out)) if len(table) else why_not,
-        "binary_tradeoff.png": (lambda out: tradeoff_figure(table, out)) if len(table) else why_not,
-        "binary_curves.png": (lambda out: curves_figure(curves, out)) if len(curves) else why_not,
+        "binary_beta.png": lambda out: beta_figure(table, out),
+        "binary_tradeoff.png": lambda out: tradeoff_figure(table, out),
+        "binary_curves.png": (lambda out: curves_figure(curves, out)) if len(curves) else "not run: no A' net logged",
     }
-    df = pd.concat([t for t in (table, curves) if len(t)], ignore_index=True) if len(table) else table
+    df = pd.concat([t for t in (table, curves) if len(t)], ignore_index=True)
     return StudyReport(df, binary_headline(table), figures, plot_data={"beta.csv": beta_plot_data(table)})
 
 

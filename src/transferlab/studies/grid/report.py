@@ -18,6 +18,10 @@ def build(params, layout: Layout, runs: list[RunSpec]) -> StudyReport:
     """The grid's report: its planned runs only (base nets, treatments, random control, PnB)."""
     metrics = read_runs(runs, layout)
     df = tidy_table(runs, metrics)
+    if df.empty:  # base_nets: [] (the analysis of a pretrained net alone)
+        why_not = "not run: base_nets is [] in params.yaml (no base nets, no treatments)"
+        figures = {"transfer.png": why_not, "transfer_relative.png": why_not}
+        return StudyReport(df, {"runs": 0}, figures, plot_data=plot_data(df, runs, metrics))
     figures = {
         "transfer.png": lambda out: transfer_figure(df, out),
         "transfer_relative.png": lambda out: relative_figure(df, out),
@@ -26,34 +30,34 @@ def build(params, layout: Layout, runs: list[RunSpec]) -> StudyReport:
 
 
 def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
-    """One row per run: its id, design factors, metrics and key parameters."""
-    rows = []
-    for spec, m in zip(specs, metrics):
-        params = m.get("params", {})
-        phase = m.get("train", {})  # the run's effective training settings
-        rows.append(
-            {
-                "run_id": str(spec),
-                "study": "transfer",
-                "split": spec.split,
-                "split_kind": split_kind(spec.split),
-                "replicate": spec.replicate,
-                "treatment": spec.treatment,
-                "source": spec.source or "",
-                "target": spec.target,
-                "direction": f"{spec.source}->{spec.target}" if spec.source in ("A", "B") else "",
-                "n": spec.n,
-                "finetune": spec.finetune,
-                "top1": reported_top1(m),  # chosen on validation where the run validated
-                "statistic": statistic_of(m),
-                **{k: m.get(k) for k in ROW_KEYS},
-                "model": params.get("model", {}).get("name"),
-                "model_width": params.get("model", {}).get("width"),
-                "epochs": phase.get("epochs"),
-                "lr": phase.get("lr"),
-            }
-        )
-    return pd.DataFrame(rows)
+    """One row per run: its id, design factors, metrics and key parameters (no runs: no rows,
+    the same columns)."""
+    return pd.DataFrame([_row(spec, m) for spec, m in zip(specs, metrics)], columns=list(_row(RunSpec("0", "A"), {})))
+
+
+def _row(spec: RunSpec, m: dict) -> dict:
+    params = m.get("params", {})
+    phase = m.get("train", {})  # the run's effective training settings
+    return {
+        "run_id": str(spec),
+        "study": "transfer",
+        "split": spec.split,
+        "split_kind": split_kind(spec.split),
+        "replicate": spec.replicate,
+        "treatment": spec.treatment,
+        "source": spec.source or "",
+        "target": spec.target,
+        "direction": f"{spec.source}->{spec.target}" if spec.source in ("A", "B") else "",
+        "n": spec.n,
+        "finetune": spec.finetune,
+        "top1": reported_top1(m) if m else None,  # chosen on validation where the run validated
+        "statistic": statistic_of(m),
+        **{k: m.get(k) for k in ROW_KEYS},
+        "model": params.get("model", {}).get("name"),
+        "model_width": params.get("model", {}).get("width"),
+        "epochs": phase.get("epochs"),
+        "lr": phase.get("lr"),
+    }
 
 
 def with_base(df: pd.DataFrame) -> pd.DataFrame:
