@@ -6,7 +6,7 @@ import yaml
 
 from transferlab.config import parse_params
 from transferlab.errors import MissingRunError
-from transferlab.runs import Layout, planned_runs
+from transferlab.runs import Layout, RunSpec, planned_runs
 from transferlab.studies.grid import report as agg
 from transferlab.studies.grid import report as plots
 from transferlab.studies.strategies.report import cut_table, take_home
@@ -69,6 +69,67 @@ def test_headline_numbers(table):
     # both halves' base nets, three replicates: an interval, clipped to what an accuracy can be
     assert h["base_top1_count"] == 6 and 0 <= h["base_top1_ci95_low"] < 0.61 < h["base_top1_ci95_high"] <= 1
     assert all(isinstance(v, (int, float, dict)) or v is None for v in h.values())  # numbers for dvc exp show
+
+
+def test_a_named_split_kind_gets_its_own_headline_paired_over_replicates(tmp_path, monkeypatch):
+    """Split `all` with a pretrained source (the MobileNet study): its effects, and what the
+    pretrained initialisation adds at the top n (PnB+ minus the base net of the same replicate)."""
+    import transferlab.models.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "weight_names", lambda name: ["IMAGENET1K_V1"])
+    params = tiny_params(
+        replicates=[0, 1, 2], splits=["all"], **{"pretrained.weights": ["IMAGENET1K_V1"], "binary.equal_halves": False}
+    )
+    specs = planned_runs(parse_params(params))
+    pretrained = {"PnB": 0.62, "PnB+": 0.7}  # PnB+: 0.7 + 0.01 r against base 0.6 + 0.01 r
+
+    def value(spec):
+        return pretrained[spec.treatment] + 0.01 * spec.replicate if spec.source == "P" else _value(spec)
+
+    _write_metrics(tmp_path, specs, value)
+    h = agg.headline(agg.tidy_table(specs, read_runs(specs, Layout(tmp_path))))
+    assert "base_top1" not in h  # no random split: no top-level (random-split) numbers
+    effects = h["effects_by_kind"]["all"]
+    assert effects["pnb_plus_gain_top"] == pytest.approx(0.1) and effects["pnb_plus_gain_top_count"] == 3
+    assert effects["anb_drop_top"] == pytest.approx(0.2) and effects["anb_drop_top_count"] == 3
+    assert effects["base_top1_count"] == 6 and effects["base_top1_ci95_low"] is not None
+
+
+def test_the_papers_random_control_runs_on_every_class_and_only_it_meets_the_papers_curve(tmp_path):
+    """transfer.control_all_classes: sall/R{n}all nets read against sall/R0all (every class, no
+    random units) of the same replicate; the paper's control curve beside them alone."""
+    from transferlab.runs import AllClassesControl, planned_all
+
+    params = parse_params(tiny_params(replicates=[0, 1, 2], **{"transfer.control_all_classes": [0, 1, 7]}))
+    specs = [r for r in planned_all(params) if isinstance(r, (AllClassesControl, RunSpec))]
+    assert [str(r) for r in specs if isinstance(r, AllClassesControl)][:3] == [
+        "sall/R0all/r0",
+        "sall/R0all/r1",
+        "sall/R0all/r2",
+    ]
+
+    def value(spec):  # every class: base 0.5 + 0.01 r, 0.05 below it at n = 1, 0.4 below at n = 7
+        if isinstance(spec, AllClassesControl):
+            return 0.5 + 0.01 * spec.replicate - {0: 0.0, 1: 0.05, 7: 0.4}[spec.n]
+        return _value(spec)
+
+    _write_metrics(tmp_path, specs, value)
+    table = agg.tidy_table(specs, read_runs(specs, Layout(tmp_path)))
+    h = agg.headline(table)
+    control = h["random_all_classes"]
+    assert control["base_top1"] == pytest.approx(0.51) and control["base_top1_count"] == 3
+    assert (control["drop_n1"], control["drop_n7"], control["drop_top"]) == pytest.approx((0.05, 0.4, 0.4))
+    assert control["drop_top_count"] == 3 and control["drop_top_ci95_low"] is not None
+    assert h["random_drop_top"] == pytest.approx(0.5) and h["base_top1"] == pytest.approx(0.61)  # the halves' own
+    with_paper = {label: paper for _, label, _, paper in agg.relative_series(agg.with_base(table)) if paper}
+    assert (
+        with_paper["random weights, frozen, on every class (the paper's control)"] == "random, frozen layers (control)"
+    )
+    assert "random weights, frozen (control on B)" not in with_paper
+    relative = agg.plot_data(table, specs, [{}] * len(specs))["transfer_relative.csv"]
+    assert relative[relative.series.str.contains("every class")].top1_minus_base.round(6).tolist() == [-0.05, -0.4]
+    agg.relative_figure(table, tmp_path / "transfer_relative.png")
+    agg.transfer_figure(agg.halves(table), tmp_path / "transfer.png")
 
 
 def test_no_interval_from_fewer_than_three_values():

@@ -110,6 +110,25 @@ def test_probes_reach_one_on_linearly_separable_features(kind):
     assert probe_top1(x[::2], y[::2], x[1::2], y[1::2], kind, c=10.0) == 1.0
 
 
+def test_probes_add_their_mean_per_class_accuracy_where_bs_test_classes_are_unbalanced():
+    from transferlab.analysis.probes import features, fit_probe
+    from transferlab.analysis.stage import unit_values
+    from transferlab.config import AnalysisConfig
+
+    y = np.repeat(np.arange(3), 30)
+    x = np.eye(3)[y] + 0.9 * rng.normal(size=(90, 3))  # overlapping classes: some mistakes
+    test = np.r_[0:20, 30:35, 60:90]  # 20, 5 and 30 test images
+    train = np.setdiff1d(np.arange(90), test)
+    cfg = AnalysisConfig(probe_c=1.0)
+    values = unit_values(x[train], y[train], x[test], y[test], None, None, None, None, cfg)
+    hits = fit_probe(x[train], y[train], "logreg", 1.0).predict(features(x[test])) == y[test]
+    by_hand = np.mean([hits[y[test] == c].mean() for c in range(3)])
+    assert values["probe_logreg_mean_class_top1"] == pytest.approx(by_hand) and values["probe_logreg"] == hits.mean()
+    assert "probe_svm_mean_class_top1" in values
+    balanced = unit_values(x[::2], y[::2], x[1::2], y[1::2], None, None, None, None, cfg)
+    assert not [k for k in balanced if k.endswith("mean_class_top1")]
+
+
 def test_source_rows_take_leep_from_a_probe_per_unit_or_from_a_foreign_nets_own_head():
     import torch
 
@@ -123,7 +142,7 @@ def test_source_rows_take_leep_from_a_probe_per_unit_or_from_a_foreign_nets_own_
     x = torch.randint(0, 255, (24, 3, 16, 16), dtype=torch.uint8)
     y = np.repeat(np.arange(3), 8)
     mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.25)
-    b_data = (x, y, x[:12], y[:12])
+    b_data = (x, y, x[::2], y[::2])  # test part balanced: 4 images of each class
     own = source_arrays(net, mean, std, b_data, (x, y), torch.device("cpu"))
     assert [own[f"b_test_{n}"].shape[0] for n in range(1, 8)] == [12] * 7 and own["own_train_7"].shape == own[
         "b_train_7"

@@ -92,6 +92,11 @@ def _run(tmp_path, params, *args):
             "base_nets: found [], allowed: [A, B], or [] with pretrained.weights naming a net to analyse",
         ),
         ({"binary.betas": [0.5]}, "binary.betas: found [0.5], the list must include 0"),
+        ({"transfer.control_all_classes": [2]}, "transfer.control_all_classes: found [2], the list must include 0"),
+        (
+            {"transfer.control_all_classes": [0, 9]},
+            "transfer.control_all_classes[1]: found 9, allowed: 0..7 for convnet8",
+        ),
     ],
 )
 def test_bad_values_give_one_line_and_exit_2(tmp_path, overrides, expected):
@@ -340,6 +345,7 @@ def test_presets_carry_the_studies_numbers():
         t = yos.training(study)
         assert (t.iterations, t.step_iterations, t.batch_size, t.lr, t.schedule) == (450000, 100000, 256, 0.01, "step")
     assert yos.training("binary").iterations is None  # a study that gives epochs means epochs
+    assert yos.transfer.control_all_classes == list(range(8))  # the random control on all 1000 classes, as it ran
     binary = [name for name in presets if name.startswith(("binary_", "cifar100_to_"))]
     assert binary and all({1, 2, 4} <= set(presets[name].binary.heads) for name in binary)  # more heads did worse
     assert (wrn.model.name, wrn.model.dropout, wrn.train.epochs, wrn.training("binary").epochs) == ("wrn", 0.3, 112, 71)

@@ -24,6 +24,7 @@ VARIANTS = {
         "replicates": [0, 1],
         "binary.frozen_units": [0, 2],
         "size.images_per_class": [2, 5],
+        "transfer.control_all_classes": [0, 3],
     },
     "pretrained": {
         "model.name": "resnet18",

@@ -83,7 +83,11 @@ MATRIX = {
         "strategies.images_per_class": ["all"],
         "strategies.cut_layers": [1],
     },
-    "dataset-size-study-two-replicates": {"size.images_per_class": [2, 5, 24], "replicates": [0, 1]},
+    "every-class-nets-size-study-and-papers-random-control-two-replicates": {
+        "size.images_per_class": [2, 5, 24],
+        "transfer.control_all_classes": [0, 2],
+        "replicates": [0, 1],
+    },
     "arrays-with-val-part-cut-study": {  # the MobileNet study's data: .npy frames of 3 classes, one task
         "data.dataset": "arrays",
         "data.image_folder": "data/raw/frames",
@@ -274,6 +278,8 @@ def test_every_accepted_configuration_runs_to_the_end(tmp_path, name):
     sources = [*bases, *(["the pretrained net"] if params["pretrained"]["weights"] else [])]
     assert all(f"## {s}: " in decaf for s in sources), decaf
     assert decaf.count("| SVM with dropout | ") == decaf.count("\n## ") >= len(sources), decaf
+    if params["data"]["dataset"] == "caltech101":  # test classes of 2 and 3 images: DeCAF's Caltech-101 measure
+        assert "Mean per-class accuracy on B" in decaf, decaf
     if params["model"]["name"] in ("convnet8", "alexnet"):  # CaffeNet's unit names, units 5, 6, 7 by default
         assert "| conv5 (n = 5) | fc6 (n = 6) | fc7 (n = 7) |" in decaf
     shutil.rmtree(repo)  # passed: its disk back at once (the AlexNet entry's checkpoints take a few GB)

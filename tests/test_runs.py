@@ -51,6 +51,7 @@ CONFIGURATIONS = {
         "strategies.images_per_class": [5, "all"],
         "strategies.cut_layers": [1, 7],
         "size.images_per_class": [1, 10, 1300],
+        "transfer.control_all_classes": [0, 1, 7],
     },
     "pretrained": {
         "model.name": "resnet18",

@@ -126,6 +126,40 @@ def test_summary_reports_the_mean_of_the_k_best():
     assert h.summary(best_k=10)["best_k"] == 4
 
 
+def test_mean_per_class_accuracy_beside_top1_where_test_classes_are_unbalanced():
+    from dataclasses import replace
+
+    from transferlab.accuracy import mean_class_top1, unbalanced
+    from transferlab.data.batches import normalize
+    from transferlab.train import History
+
+    # by hand: class 0 two of three right, class 1 one of one, class 2 none of one
+    assert mean_class_top1([True, True, False, True, False], [0, 0, 0, 1, 2]) == pytest.approx((2 / 3 + 1 + 0) / 3)
+    assert unbalanced([0, 0, 0, 1, 2]) and not unbalanced([2, 2, 0, 0]) and not unbalanced([3, 3])
+    task = _task()
+    keep = task.test_y != 1
+    keep[torch.nonzero(task.test_y == 1)[:3]] = True  # class 1 keeps 3 test images, the others 10
+    task = replace(task, test_x=task.test_x[keep], test_y=task.test_y[keep])
+    model, history = _fit(task, TrainConfig(epochs=2, batch_size=32, lr=0.02, best_k=1))
+    s = history.summary(best_k=1)
+    record = history.records[-1]
+    mean, std = history.input_stats
+    with torch.no_grad():
+        predicted = model.eval()(normalize(task.test_x, mean, std)).argmax(1)
+    per_class = [(predicted[task.test_y == c] == c).float().mean().item() for c in range(task.num_classes)]
+    assert record["test_mean_class_top1"] == pytest.approx(sum(per_class) / len(per_class))
+    assert record["test_top1"] == pytest.approx((predicted == task.test_y).float().mean().item())
+    best = max(range(2), key=lambda i: history.records[i]["test_top1"])  # at the evaluation of the reported top-1
+    assert s["mean_class_top1"] == history.records[best]["test_mean_class_top1"]
+    assert s["final_mean_class_top1"] == record["test_mean_class_top1"]
+    _, balanced = _fit(_task(), TrainConfig(epochs=1, batch_size=32))
+    assert "test_mean_class_top1" not in balanced.records[-1] and "mean_class_top1" not in balanced.summary(3)
+    h = History(
+        [{"test_top1": t, "test_mean_class_top1": m, "val_top1": v} for t, m, v in ((0.5, 0.4, 0.9), (0.6, 0.3, 0.8))]
+    )
+    assert h.summary(best_k=1)["mean_class_top1"] == 0.4  # a run that validated: at its best validation evaluation
+
+
 def test_holdout_is_stratified_disjoint_and_seeded():
     from transferlab.data.sampling import stratified_holdout
 

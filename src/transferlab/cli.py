@@ -80,7 +80,8 @@ def plan(
 
     p = _params(params)
     by_study = planned_by_study(p)
-    counts = Counter(r.treatment for r in by_study["grid"]) + Counter(
+    every_class = {"base_all": "base on every class", "random_all": "random on every class"}
+    counts = Counter(every_class.get(r.treatment, r.treatment) for r in by_study["grid"]) + Counter(
         "binary A'" if r.frozen is None else "binary on B" for r in by_study["binary"]
     )
     counts += Counter(
@@ -225,10 +226,13 @@ def train(
 
 
 def reported_line(m: dict) -> str:
-    """A run's last evaluation and the top-1 its reports use, each by its name."""
+    """A run's last evaluation and the top-1 its reports use, each by its name (and the mean
+    per-class accuracy at the same evaluations, where the test classes are unbalanced)."""
+    from transferlab.accuracy import MEAN_CLASS
     from transferlab.stats import STATISTIC_TEXT, reported_top1, statistic_of
 
-    return f"final test top-1 {m['final_top1']:.4f}; reported top-1 {reported_top1(m):.4f} ({STATISTIC_TEXT[statistic_of(m)]})"
+    line = f"final test top-1 {m['final_top1']:.4f}; reported top-1 {reported_top1(m):.4f} ({STATISTIC_TEXT[statistic_of(m)]})"
+    return line + (f"; mean per-class accuracy there {m[MEAN_CLASS]:.4f}" if MEAN_CLASS in m else "")
 
 
 @app.command()

@@ -6,6 +6,7 @@ s0/B3B+/r0     first 3 layers from baseB, fine-tuned, trained on B  (BnB+)
 s0/R3B/r0      first 3 layers at random initialisation, frozen      (random control)
 s0/P3B+/r0     first 3 layers of a pretrained torchvision net, fine-tuned (PnB+)
 smn/A3B/r0     the same on the man-made (A) / natural (B) split
+sall/R3all/r0  first 3 layers random and frozen, trained on every class (the paper's control)
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ STRATEGY_ID = IdForm("s{split}/strat{pretrained}-{name}-i{images}/r{replicate}")
 CUT_ID = IdForm("s{split}/cut{pretrained}{n}/r{replicate}")
 BASELINE_ID = IdForm("s{split}/{baseline}-i{images}/r{replicate}")
 SIZE_ID = IdForm("s{split}/size-i{images}/r{replicate}")
+CONTROL_ALL_ID = IdForm("s{split}/R{n}all/r{replicate}")
 # Names derived from run ids: seeds of a run's parts, feature-cache folders, per-split files.
 SUBSET_SEED = IdForm("s{split}/subset/r{replicate}")
 HEADS_SEED = IdForm("s{split}/binB_f{frozen}/r{replicate}")
@@ -290,7 +292,43 @@ def planned_size_runs(params: Params) -> list[SizeRun]:
     return [SizeRun(k, rep) for k in params.size.images_per_class for rep in params.replicates]
 
 
-Run = RunSpec | BinaryRun | StrategyRun | SizeRun
+@dataclass(frozen=True)
+class AllClassesControl:
+    """The paper's random-weights control (its nolearn nets): a net on every class whose first
+    n units stay at random initialisation, frozen, read against the net on every class with
+    none random (n = 0: its base, the paper's netbase) of the same replicate; part of the grid.
+
+    sall/R3all/r0   units 1..3 random and frozen, the rest trained on every class"""
+
+    n: int
+    replicate: int = 0
+    split = "all"  # every class (no split file)
+    source = "R"
+    target = "all"
+    finetune = False
+    is_base = False
+
+    def __str__(self) -> str:
+        return CONTROL_ALL_ID.format(split=self.split, n=self.n, replicate=self.replicate)
+
+    @property
+    def treatment(self) -> str:
+        return "base_all" if self.n == 0 else "random_all"
+
+    @property
+    def kind(self) -> str:
+        return self.treatment
+
+    def seed(self, root_seed: int) -> int:
+        return seed_of(root_seed, str(self))
+
+
+def planned_control_runs(params: Params) -> list[AllClassesControl]:
+    """The all-class random control that params.yaml asks for (transfer.control_all_classes)."""
+    return [AllClassesControl(n, rep) for n in params.transfer.control_all_classes for rep in params.replicates]
+
+
+Run = RunSpec | BinaryRun | StrategyRun | SizeRun | AllClassesControl
 
 
 def run_name(run: Run) -> str:
@@ -313,6 +351,8 @@ def parse_run(run_id: str) -> Run:
         return StrategyRun(f["split"], f["baseline"], f["images"], 0, f["replicate"], "none")
     if (f := SIZE_ID.parse(run_id)) and f["split"] == SizeRun.split:
         return SizeRun(f["images"], f["replicate"])
+    if (f := CONTROL_ALL_ID.parse(run_id)) and f["split"] == AllClassesControl.split:
+        return AllClassesControl(f["n"], f["replicate"])
     return RunSpec.parse(run_id)
 
 
@@ -320,6 +360,7 @@ def planned_all(params: Params) -> list[Run]:
     """Every training run params.yaml asks for, of every study."""
     return [
         *planned_runs(params),
+        *planned_control_runs(params),
         *planned_binary_runs(params),
         *planned_strategy_runs(params),
         *planned_size_runs(params),
@@ -343,12 +384,16 @@ def input_run(run: Run) -> Run | None:
         return run.source_base
     if isinstance(run, BinaryRun):
         return run.source if run.frozen is not None else None
-    if isinstance(run, SizeRun):
+    if isinstance(run, (SizeRun, AllClassesControl)):
         return None
     return RunSpec(run.split, "A", replicate=run.replicate) if run.source == "A" else None
 
 
-STUDY_OF = {RunSpec: "grid", BinaryRun: "binary", StrategyRun: "strategies", SizeRun: "size"}
+# Where each kind of run keeps its net: A' nets and the all-class control beside the base nets
+# (the features stage depends on data/models alone).
+MODEL_FOLDERS = {RunSpec: "models", AllClassesControl: "models", BinaryRun: "models"}
+MODEL_FOLDERS |= {StrategyRun: "strategies", SizeRun: "size"}
+STUDY_OF = {RunSpec: "grid", AllClassesControl: "grid", BinaryRun: "binary", StrategyRun: "strategies", SizeRun: "size"}
 STUDIES = tuple(STUDY_OF.values())  # the studies with runs of their own (each a report stage)
 
 
@@ -363,6 +408,8 @@ def study_settings(run: Run) -> str:
         return "base" if run.is_base else "transfer"
     if isinstance(run, BinaryRun):
         return "base" if run.frozen is None else "binary"  # an A' net trains as baseA does
+    if isinstance(run, AllClassesControl):
+        return "transfer"  # n = 0 too: the control's own base trains as the controls do
     return "size" if isinstance(run, SizeRun) else "strategies"
 
 
@@ -390,9 +437,7 @@ class Layout:
         return self.root / "data/settings" / f"{study}.json"
 
     def model(self, run: Run) -> Path:
-        # A' nets beside the base nets: the features stage depends on data/models alone
-        folder = {RunSpec: "models", BinaryRun: "models", StrategyRun: "strategies", SizeRun: "size"}[type(run)]
-        return self.root / "data" / folder / f"{run}.pt"
+        return self.root / "data" / MODEL_FOLDERS[type(run)] / f"{run}.pt"
 
     def runs_of(self, study: str) -> Path:
         """The folder of a study's run folders: its report stage depends on it alone."""
@@ -440,7 +485,7 @@ class Layout:
         source = self.source_model(run)
         return [
             self.dataset,
-            *([] if isinstance(run, SizeRun) else [self.split_file(run.split)]),  # (every class: no split)
+            *([] if isinstance(run, (SizeRun, AllClassesControl)) else [self.split_file(run.split)]),  # (every class)
             self.settings(study_settings(run)),
             *([source] if source else []),
         ]

@@ -14,6 +14,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from transferlab.accuracy import MEAN_CLASS
+
 MIN_VALUES = 3  # fewer values: no interval
 STATISTIC = "topk_mean_top1"  # the paper's statistic: the mean of the k best test evaluations (chosen on test)
 VAL_SELECTED = "test_top1_at_best_val"  # test top-1 at the evaluation chosen on the run's validation part
@@ -25,6 +27,7 @@ ROW_KEYS = (
     "final_top1",
     "best_top1",
     "topk_mean_top1",
+    MEAN_CLASS,  # where the test classes are unbalanced (else empty)
     "best_k",
     "evaluations",
     "seed",

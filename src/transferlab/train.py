@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from transferlab.accuracy import MEAN_CLASS, mean_class_top1, unbalanced
 from transferlab.artifacts import atomic_torch_save
 from transferlab.config import TrainConfig
 from transferlab.data.batches import channel_stats, normalize, random_crop_flip, steps_per_epoch, train_batches
@@ -55,6 +56,11 @@ class History:
         if "val_top1" in self.records[-1]:
             best = _best_val_index(self.records)
             out |= {"best_val_top1": self.records[best]["val_top1"], "test_top1_at_best_val": top1[best]}
+        if "test_mean_class_top1" in self.records[-1]:  # at the evaluations of the reported top-1
+            chosen = [best] if "val_top1" in self.records[-1] else sorted(range(len(top1)), key=lambda i: -top1[i])[:k]
+            per_class = [self.records[i]["test_mean_class_top1"] for i in chosen]
+            out |= {"final_mean_class_top1": self.records[-1]["test_mean_class_top1"]}
+            out |= {MEAN_CLASS: sum(per_class) / len(per_class)}
         return out
 
 
@@ -91,20 +97,33 @@ def _in_order(x: Images, batch_size: int, device: torch.device):
 
 
 @torch.inference_mode()
+def _hits(model: nn.Module, x: Images, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch_size: int):
+    """Whether `model` classifies each of the uint8 images x (on the model's device, or files) correctly."""
+    was_training = model.training
+    model.eval()
+    device = y.device
+    hits = torch.zeros(len(y), dtype=torch.bool, device=device)
+    for xb, pos in _in_order(x, batch_size, device):
+        with autocast(device):
+            logits = model(normalize(xb, mean, std))
+        hits[pos] = logits.argmax(1) == y[pos]
+    model.train(was_training)
+    return hits
+
+
 def evaluate(
     model: nn.Module, x: Images, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch_size: int = 1000
 ) -> float:
     """Top-1 accuracy of `model` on uint8 images x (on the model's device, or files)."""
-    was_training = model.training
-    model.eval()
-    device = y.device
-    correct = 0
-    for xb, pos in _in_order(x, batch_size, device):
-        with autocast(device):
-            logits = model(normalize(xb, mean, std))
-        correct += (logits.argmax(1) == y[pos]).sum().item()
-    model.train(was_training)
-    return correct / max(1, len(x))
+    return _hits(model, x, y, mean, std, batch_size).sum().item() / max(1, len(y))
+
+
+def evaluate_per_class(
+    model: nn.Module, x: Images, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch_size: int = 1000
+) -> tuple[float, float]:
+    """Top-1 and mean per-class accuracy (accuracy.py) of `model` on images x, from one pass."""
+    hits = _hits(model, x, y, mean, std, batch_size)
+    return hits.sum().item() / max(1, len(y)), mean_class_top1(hits.cpu().numpy(), y.cpu().numpy())
 
 
 @dataclass(frozen=True)
@@ -169,6 +188,7 @@ class _Loop:
     mean: torch.Tensor
     std: torch.Tensor
     per_epoch: int
+    test_unbalanced: bool = False  # its test classes hold different numbers of images: mean per-class accuracy too
     history: History = field(default_factory=History)
 
     @property
@@ -202,6 +222,7 @@ def _setup(model: nn.Module, task: TaskData, cfg: TrainConfig, groups: list[Para
     per_epoch = opts.steps_per_epoch or steps_per_epoch(len(data["train_x"]), cfg.batch_size)
     net = compiled(model) if cfg.compile else model
     loop = _Loop(model, cfg, opts, make_optimizer(groups, cfg), gen, data, net, mean, std, per_epoch)
+    loop.test_unbalanced = unbalanced(task.test_y.cpu().numpy())
     loop.history.images = images
     return loop
 
@@ -290,10 +311,15 @@ def _record(loop: _Loop, epoch: int, i: int, seen: int, correct: int, loss_sum: 
         "step": epoch * loop.per_epoch + i + 1,
         "train_loss": loss_sum / seen,
         "train_top1": correct / seen,
-        "test_top1": evaluate(loop.net, d["test_x"], d["test_y"], loop.mean, loop.std),
         "lr": loop.optimizer.param_groups[0]["lr"],
         "images_per_s": ips,
     }
+    if loop.test_unbalanced:  # mean per-class accuracy beside top-1 (accuracy.py)
+        record["test_top1"], record["test_mean_class_top1"] = evaluate_per_class(
+            loop.net, d["test_x"], d["test_y"], loop.mean, loop.std
+        )
+    else:
+        record["test_top1"] = evaluate(loop.net, d["test_x"], d["test_y"], loop.mean, loop.std)
     if "val_x" in d:
         record["val_top1"] = evaluate(loop.net, d["val_x"], d["val_y"], loop.mean, loop.std)
     if loop.opts.extra_eval:

@@ -46,8 +46,13 @@ def probe_top1(
     power: float = 1.0,
 ) -> float:
     """Top-1 on the test part of a probe (fit_probe) fitted on the training part."""
+    return float(np.mean(probe_hits(train_x, train_y, test_x, test_y, kind, c, power)))
+
+
+def probe_hits(train_x, train_y, test_x, test_y, kind: str, c: float, power: float = 1.0) -> np.ndarray:
+    """Per test image, whether the probe fitted on the training part classifies it correctly."""
     clf = fit_probe(train_x, train_y, kind, c, power)
-    return float(np.mean(clf.predict(features(test_x, power)) == test_y))
+    return clf.predict(features(test_x, power)) == test_y
 
 
 DROPOUT_RATE = 0.5  # DeCAF's dropout on the features

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from transferlab import plots
+from transferlab.accuracy import MEAN_CLASS
 from transferlab.analysis.cka import ESTIMATOR
 from transferlab.errors import MissingRunError
 from transferlab.models import model_units
@@ -45,7 +46,8 @@ DECAF_ROWS = {  # DeCAF's Table 1, its rows: classifier, and with dropout on the
 
 def decaf_table(analysis: pd.DataFrame, params) -> str:
     """DeCAF's Table 1 form: per source net and split kind, a row per classifier (with and
-    without dropout on the features), a column per unit of analysis.decaf_units; top-1 on B,
+    without dropout on the features), a column per unit of analysis.decaf_units; top-1 on B (the
+    mean per-class accuracy where B's test classes are unbalanced, as DeCAF reported Caltech-101),
     mean and 95% t-interval over its values: one per split and replicate, and one per split for
     the pretrained net (the same net and images in every replicate: not independent values)."""
     title = "# Off-the-shelf features in the DeCAF form\n\n"
@@ -53,14 +55,22 @@ def decaf_table(analysis: pd.DataFrame, params) -> str:
     if not cfg.decaf_units:
         return title + "Not run: analysis.decaf_units is [] in params.yaml.\n"
     names = model_units(params.model.name, **params.model.options())
+    per_class = analysis.method.str.endswith(MEAN_CLASS).any()  # B's test classes unbalanced (accuracy.py)
+    measure = (
+        "Mean per-class accuracy on B (B's test classes hold different numbers of images: Caltech-101's convention)"
+        if per_class
+        else "Top-1 on B"
+    )
     lines = [
-        title + "Top-1 on B of a linear classifier on one unit's features (conv maps averaged over space, "
+        title + f"{measure} of a linear classifier on one unit's features (conv maps averaged over space, "
         f"L2-normalised), as in DeCAF's Table 1 (Donahue et al. 2014): logistic regression and linear SVM (C = "
         f"{cfg.probe_c:g}), each also fitted with dropout on the features ({cfg.dropout_copies} copies of the "
         "training features, each with a fresh half of its components zeroed). Mean [95% t-interval] over the "
         "values of splits x replicates (the pretrained net: one per split); no interval from fewer than 3.\n"
     ]
-    rows = analysis[analysis.method.isin(list(DECAF_ROWS)) & analysis.n.isin(cfg.decaf_units)]
+    methods = {f"{m}_{MEAN_CLASS}" if per_class else m: m for m in DECAF_ROWS}
+    rows = analysis[analysis.method.isin(list(methods)) & analysis.n.isin(cfg.decaf_units)]
+    rows = rows.assign(method=rows.method.map(methods))
     units = sorted(cfg.decaf_units)
     for (source, kind), part in rows.groupby(["source", "split_kind"], sort=False):
         by = ["split"] if source == "P" else ["split", "replicate"]

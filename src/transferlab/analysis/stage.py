@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from transferlab.accuracy import MEAN_CLASS, mean_class_top1, unbalanced
 from transferlab.analysis import cka, estimates, probes
 from transferlab.artifacts import atomic_json, provenance
 from transferlab.config import AnalysisConfig
@@ -31,19 +32,25 @@ def unit_values(
     """Probes and estimates of one unit's features for task B. LEEP needs the source task's
     label distribution: a probe on the source task's own features of this unit (own_train),
     or the source net's own classifier outputs (logits_b_train, a net trained elsewhere).
-    With a `dropout` generator (a unit of the DeCAF table), each probe also on dropped features."""
+    With a `dropout` generator (a unit of the DeCAF table), each probe also on dropped features.
+    Where B's test classes are unbalanced, each probe's mean per-class accuracy as well."""
+    per_class = unbalanced(b_test_y)  # B's test classes unbalanced: each probe's mean per-class accuracy too
+
+    def probe(name: str, x, y, kind: str) -> dict[str, float]:
+        hits = probes.probe_hits(x, y, test, b_test_y, kind, cfg.probe_c, cfg.power)
+        scores = {name: float(hits.mean())}
+        return scores | ({f"{name}_{MEAN_CLASS}": mean_class_top1(hits, b_test_y)} if per_class else {})
+
     values = {
-        "probe_logreg": probes.probe_top1(train, b_train_y, test, b_test_y, "logreg", cfg.probe_c, cfg.power),
-        "probe_svm": probes.probe_top1(train, b_train_y, test, b_test_y, "svm", cfg.probe_c, cfg.power),
+        **probe("probe_logreg", train, b_train_y, "logreg"),
+        **probe("probe_svm", train, b_train_y, "svm"),
         "logme": estimates.logme(train, b_train_y),
         "hscore": estimates.h_score(train, b_train_y),
     }
     if dropout is not None:
         dropped, dropped_y = probes.dropout_copies(train, b_train_y, cfg.dropout_copies, dropout)
         for kind in ("logreg", "svm"):
-            values[f"probe_{kind}_dropout"] = probes.probe_top1(
-                dropped, dropped_y, test, b_test_y, kind, cfg.probe_c, cfg.power
-            )
+            values |= probe(f"probe_{kind}_dropout", dropped, dropped_y, kind)
     if own_train is not None:
         values["leep"] = estimates.leep(probes.source_probabilities(own_train, own_y, train, cfg.probe_c), b_train_y)
     elif logits_b_train is not None:

@@ -126,6 +126,7 @@ class Params(Strict):
                     )
         within_depth = _depth_check(self.model.name, depth)
         within_depth("transfer.layers", self.transfer.layers, lowest=1)
+        within_depth("transfer.control_all_classes", self.transfer.control_all_classes, lowest=0)
         if self.pretrained.weights:
             # torchvision's weight tables: about 2 s to import, paid only when weights are named
             from transferlab.models.pretrained import weight_names

@@ -298,11 +298,24 @@ class TransferConfig(TrainOverrides):
     layers: list[int] = Field(default_factory=lambda: list(range(1, 8)))  # []: no treatments
     targets: list[Literal["A", "B"]] = Field(default_factory=lambda: ["B"], min_length=1)
     finetune_lr_factor: float = Field(1.0, ge=0, description="lr factor of copied layers in the + treatments")
+    control_all_classes: list[int] = Field(
+        default_factory=list,
+        description="the paper's random control: n at which a net on every class keeps its first n units random and "
+        "frozen, against the net on every class with none random (0, which the list must include); [] runs none",
+    )
 
     @field_validator("layers", "targets")
     @classmethod
     def _unique(cls, values: list) -> list:
         return unique(values)
+
+    @field_validator("control_all_classes")
+    @classmethod
+    def _with_its_base(cls, values: list[int]) -> list[int]:
+        unique(values, minimum=0)
+        if values and 0 not in values:
+            raise ValueError("the list must include 0: the net on every class with no random units, its base")
+        return values
 
 
 class BinaryConfig(Strict):

@@ -15,8 +15,12 @@ if TYPE_CHECKING:
 
 def train(params: Params, run: Run, layout: Layout, device: torch.device) -> History:
     """Train one planned run of any study, reading and writing the paths `layout` gives it."""
-    from transferlab.runs import BinaryRun, RunSpec, SizeRun
+    from transferlab.runs import AllClassesControl, BinaryRun, RunSpec, SizeRun
 
+    if isinstance(run, AllClassesControl):
+        from transferlab.studies.grid.train import control_all_classes
+
+        return control_all_classes(params, run, layout, device)
     if isinstance(run, RunSpec):
         from transferlab.studies.grid import train as grid
 

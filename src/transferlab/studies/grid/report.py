@@ -23,10 +23,20 @@ def build(params, layout: Layout, runs: list[RunSpec]) -> StudyReport:
         figures = {"transfer.png": why_not, "transfer_relative.png": why_not}
         return StudyReport(df, {"runs": 0}, figures, plot_data=plot_data(df, runs, metrics))
     figures = {
-        "transfer.png": lambda out: transfer_figure(df, out),
+        "transfer.png": (lambda out: transfer_figure(halves(df), out))
+        if len(halves(df))
+        else "not run: base_nets is [] in params.yaml (the random control on every class: transfer_relative.png)",
         "transfer_relative.png": lambda out: relative_figure(df, out),
     }
     return StudyReport(df, headline(df), figures, plot_data=plot_data(df, runs, metrics))
+
+
+ALL_CLASSES = ("base_all", "random_all")  # the random control on every class and its base (AllClassesControl)
+
+
+def halves(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs on a split's halves: the grid without the random control on every class."""
+    return df[~df.treatment.isin(ALL_CLASSES)]
 
 
 def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
@@ -61,21 +71,31 @@ def _row(spec: RunSpec, m: dict) -> dict:
 
 
 def with_base(df: pd.DataFrame) -> pd.DataFrame:
-    """Add `base_top1` (the base net of the same split, target half and replicate) and `delta`."""
-    base = df[df.treatment == "base"][["split", "target", "replicate", "top1"]].rename(columns={"top1": "base_top1"})
+    """Add `base_top1` (the base net of the same split, target half and replicate; for the random
+    control on every class, the net on every class with no random units) and `delta`."""
+    base = df[df.treatment.isin(("base", "base_all"))][["split", "target", "replicate", "top1"]].rename(
+        columns={"top1": "base_top1"}
+    )
     out = df.merge(base, on=["split", "target", "replicate"], how="left")
     out["delta"] = out["top1"] - out["base_top1"]
     return out
 
 
 def headline(df: pd.DataFrame) -> dict:
-    """Headline numbers of the random splits, with 95% intervals over split x replicate pairs,
-    and the AnB drop at the top layer per split kind."""
-    d = with_base(df)
+    """Headline numbers of the random splits, with 95% intervals over split x replicate pairs;
+    the same for each named split kind (mn, nm, classes, cross, all: paired over its
+    replicates), and the AnB drop at the top layer per split kind."""
     out: dict = {"runs": int(len(df))}
+    control = with_base(df[df.treatment.isin(ALL_CLASSES)])
+    if len(control):
+        out["random_all_classes"] = _control_summary(control)
+    d = with_base(halves(df))
     rnd = d[d.split_kind == "random"]
     if len(rnd):
         out.update(_effects(rnd))
+    named = d[d.split_kind != "random"]
+    if len(named):  # e.g. split all: what ImageNet initialisation adds (the MobileNet study's headline)
+        out["effects_by_kind"] = {kind: _effects(g) for kind, g in named.groupby("split_kind")}
     anb = d[d.treatment == "AnB"]
     out["anb_drop_top_by_kind"] = {
         kind: float(-g[g.n == g.n.max()].delta.mean()) for kind, g in anb.groupby("split_kind")
@@ -95,6 +115,17 @@ def anb_minus_random(df: pd.DataFrame) -> pd.DataFrame:
     rnd = df[df.treatment == "random"][[*keys, "top1"]]
     both = anb.merge(rnd, on=keys, suffixes=("_anb", "_random"))
     return both.assign(gap=both["top1_anb"] - both["top1_random"])[[*keys, "gap"]]
+
+
+def _control_summary(d: pd.DataFrame) -> dict:
+    """The random control on every class, as the paper read it: its base's top-1, the mean drop
+    from that base per n (n1, n2, ...), and at the top n with its interval over replicates."""
+    drops = d[d.treatment == "random_all"]
+    out = interval(d[d.treatment == "base_all"].top1).fields("base_top1")
+    out |= {f"drop_n{n}": float(-v) for n, v in drops.groupby("n").delta.mean().items()}
+    if len(drops):
+        out |= interval(-drops[drops.n == drops.n.max()].delta, DIFFERENCE).fields("drop_top")
+    return out
 
 
 def _gap_summary(g: pd.DataFrame) -> dict:
@@ -118,8 +149,10 @@ def _per_pair(d: pd.DataFrame, treatment: str, reduce) -> pd.Series:
 
 
 def _effects(d: pd.DataFrame) -> dict:
-    """Base top-1; mean AnB+ gain; AnB and random-control drops at the top layer; deepest BnB dip.
-    Each difference is paired with the base net of its own split, half and replicate."""
+    """Base top-1; mean AnB+ gain; AnB and random-control drops at the top layer; deepest BnB
+    dip; the pretrained net's PnB+ gain at the top n (every unit copied and fine-tuned: what
+    its initialisation adds over training from scratch). Each difference is paired with the
+    base net of its own split, half and replicate."""
     out = interval(d[d.treatment == "base"]["top1"]).fields("base_top1")
     treatments = set(d.treatment)
     if "AnB+" in treatments:
@@ -128,6 +161,8 @@ def _effects(d: pd.DataFrame) -> dict:
         out |= interval(_per_pair(d, "AnB", lambda s: -s.iloc[-1]), DIFFERENCE).fields("anb_drop_top")
     if "random" in treatments:
         out |= interval(_per_pair(d, "random", lambda s: -s.iloc[-1]), DIFFERENCE).fields("random_drop_top")
+    if "PnB+" in treatments:
+        out |= interval(_per_pair(d, "PnB+", lambda s: s.iloc[-1]), DIFFERENCE).fields("pnb_plus_gain_top")
     if "BnB" in treatments:
         by_n = d[d.treatment == "BnB"].groupby("n").delta.mean()
         out |= {"bnb_dip": float(-by_n.min()), "bnb_dip_layer": int(by_n.idxmin())}
@@ -141,7 +176,8 @@ def plot_data(df: pd.DataFrame, runs: list[RunSpec], metrics: list[dict]) -> dic
     """Figure 2 (mean top-1 by n; the target halves' base nets as a flat line from n = 0),
     Figure 3 (mean paired difference from the base net by n), a series per treatment and
     split kind; and the base nets' test curves by training step (their DVCLive log)."""
-    d = with_base(df)
+    d = with_base(halves(df))
+    control = with_base(df[df.treatment.isin(ALL_CLASSES)])
     treated = d[d.treatment != "base"]
     base = target_bases(d)
     ns = [0, *sorted(treated.n.unique())]
@@ -158,6 +194,10 @@ def plot_data(df: pd.DataFrame, runs: list[RunSpec], metrics: list[dict]) -> dic
         ignore_index=True,
     )
     relative = series_means(treated, "n", "delta", label(treated, treated.treatment.astype(str)), "top1_minus_base")
+    drops = control[control.treatment == "random_all"]
+    if len(drops):  # (an empty frame in the concat would make the column objects, unformatted in the csv)
+        label = pd.Series(CONTROL_ALL_LABEL, index=drops.index)
+        relative = pd.concat([relative, series_means(drops, "n", "delta", label, "top1_minus_base")], ignore_index=True)
     curves = pd.DataFrame(
         [
             {"step": record["step"], "series": str(r), "test_top1": record["test_top1"]}
@@ -219,6 +259,7 @@ PAPER_CURVES = {
     "AnB, natural -> man-made": ("manmade_natural", "AnB", ("manmade",)),
     "random, frozen layers (control)": ("full_1000", "random_frozen", ("all",)),
 }
+CONTROL_ALL_LABEL = "random weights, frozen, on every class (the paper's control)"
 PAPER_SERIES = {
     "random": "AnB, random splits (similar)",
     "mn": "AnB, man-made -> natural",
@@ -250,13 +291,9 @@ def paper_deltas() -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def relative_figure(df: pd.DataFrame, out: Path) -> None:
-    """Figure 3 of the paper: AnB relative to the base net, per split kind (random splits and each
-    dissimilar kind that ran), the random-weights control, and PnB / PnB+ where a pretrained
-    source ran; the paper's own ImageNet curve dotted beside each series it has one for."""
-    d = with_base(df)
-    fig, ax = plt.subplots(figsize=(10, 5))
-    paper = paper_deltas()
+def relative_series(d: pd.DataFrame) -> list[tuple[pd.DataFrame, str, str, str | None]]:
+    """Figure 3's curves (rows with their delta, label, colour, the paper's curve drawn beside
+    it): AnB per split kind, the random controls, PnB and PnB+ where a pretrained source ran."""
     series = [
         (
             d[(d.treatment == "AnB") & (d.split_kind == kind)],
@@ -266,11 +303,22 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
         )
         for kind in plots.kinds_in(d)
     ]
-    series.append(
-        (d[d.treatment == "random"], "random weights, frozen (control)", "#555555", "random, frozen layers (control)")
-    )
+    # The paper's control ran on every class: its curve beside that experiment alone.
+    series.append((d[d.treatment == "random"], "random weights, frozen (control on B)", "#555555", None))
+    series.append((d[d.treatment == "random_all"], CONTROL_ALL_LABEL, "#000000", "random, frozen layers (control)"))
     # A pretrained source (the MobileNet study's "AnB": n units of the ImageNet net), where it ran.
     series += [(d[d.treatment == t], f"{t}, pretrained net", plots.STYLE[t]["color"], None) for t in ("PnB", "PnB+")]
+    return series
+
+
+def relative_figure(df: pd.DataFrame, out: Path) -> None:
+    """Figure 3 of the paper: AnB relative to the base net, per split kind (random splits and each
+    dissimilar kind that ran), the random-weights control, and PnB / PnB+ where a pretrained
+    source ran; the paper's own ImageNet curve dotted beside each series it has one for."""
+    d = with_base(df)
+    fig, ax = plt.subplots(figsize=(10, 5))
+    paper = paper_deltas()
+    series = relative_series(d)
     counts = []
     for part, label, color, paper_name in series:
         if part.empty:
@@ -309,7 +357,7 @@ def relative_figure(df: pd.DataFrame, out: Path) -> None:
     ax.set_ylabel(
         "Top-1 minus the base net's top-1" + ("\n(dash-dot: AnB minus the random control)" if len(dissimilar) else "")
     )
-    ax.set_xticks(sorted(d[d.treatment != "base"].n.unique()))
+    ax.set_xticks(sorted(d[~d.treatment.isin(("base", "base_all"))].n.unique()))
     ax.set_title(f"Transfer relative to the base net ({plots.interval_note(counts)})", fontsize=10)
     plots.legend_outside(ax)
     ax.grid(alpha=0.3)

@@ -1,5 +1,6 @@
 """The paper's grid: base nets on each half, and for each n the treatments BnB, AnB, BnB+,
-AnB+ (and PnB, PnB+ from a pretrained net) and the random control, trained on the target half."""
+AnB+ (and PnB, PnB+ from a pretrained net) and the random control, trained on the target half;
+and the random control as the paper ran it, on every class (transfer.control_all_classes)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import torch
 
 from transferlab.artifacts import atomic_torch_save, provenance
 from transferlab.config import Params
-from transferlab.data.stages import task_data
+from transferlab.data.dataset import select_classes
+from transferlab.data.stages import load_dataset, task_data
 from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, train_run
 from transferlab.models import create_model
-from transferlab.runs import Layout, RunSpec
+from transferlab.runs import AllClassesControl, Layout, RunSpec
 from transferlab.train import History
 from transferlab.transfer import build_treatment, param_groups
 
@@ -83,3 +85,20 @@ def pretrained(params: Params, weights: str, out: Path) -> list[str]:
         out,
     )
     return classes
+
+
+def control_all_classes(params: Params, run: AllClassesControl, layout: Layout, device: torch.device) -> History:
+    """The paper's random control: a net on every class with its first n units left at random
+    initialisation and frozen (n = 0: none, the base it is read against), trained as the
+    treatments are (the transfer settings)."""
+    dataset = load_dataset(layout.dataset, params.data.workers)
+    task = select_classes(dataset, list(range(len(dataset.classes))))
+    seed = run.seed(params.seed)
+    torch.manual_seed(seed)
+    fresh = create_model(params.model.name, task.num_classes, **model_options(params))
+    model = build_treatment(fresh, run.n, None, False) if run.n else fresh
+    cfg = params.training("transfer")
+    groups = param_groups(model, run.n, 1.0, cfg.layer_lr_factors)
+    fields = {"split": run.split, "treatment": run.treatment, "source": "R", "target": "all", "n": run.n}
+    fields |= {"finetune": False, "replicate": run.replicate, "classes": task.num_classes}
+    return train_run(params, RunInfo(run, seed, cfg, fields), layout, task, model, groups, device)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from transferlab import measurements
+from transferlab.accuracy import mean_class_top1, unbalanced
 from transferlab.analysis.features import unit_features
 from transferlab.analysis.probes import features, fit_probe, probe_top1
 from transferlab.artifacts import atomic_json, atomic_torch_save
@@ -64,9 +65,12 @@ def best_linear(params: Params, run: StrategyRun, layout: Layout, device: torch.
     )
     best, val_scores = choose_unit(train, y, cfg.linear_val_fraction, cfg.linear_c, seed, val)
     clf = fit_probe(train[best], y, "logreg", cfg.linear_c)
-    top1 = float(np.mean(clf.predict(features(test[best])) == y_test))
+    hits = clf.predict(features(test[best])) == y_test
+    record = {"epoch": 1.0, "step": 1, "test_top1": float(hits.mean()), "val_top1": val_scores[best]}
+    if unbalanced(y_test):  # as the trainer records it
+        record["test_mean_class_top1"] = mean_class_top1(hits, y_test)
     history = History(
-        records=[{"epoch": 1.0, "step": 1, "test_top1": top1, "val_top1": val_scores[best]}],
+        records=[record],
         first_step_at=first_step_at,
         train_seconds=time.perf_counter() - fitting,
     )
