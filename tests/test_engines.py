@@ -316,8 +316,7 @@ def test_an_interrupted_snakemake_leaves_the_rest_to_dvc_and_a_second_engine_is_
             assert dvc.returncode != 0 and "Unable to acquire lock" in dvc.stderr
         finally:
             os.killpg(proc.pid, signal.SIGCONT)
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, to the resumed group
-        proc.wait(timeout=120)
+        ctrl_c(proc, log_path)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -327,6 +326,22 @@ def test_an_interrupted_snakemake_leaves_the_rest_to_dvc_and_a_second_engine_is_
     ran = stages_run(sh(repo, "dvc", "repro"))
     assert ran and not (ran & finished), (ran, finished)  # nothing that finished is run again
     assert dvc_stale(repo) == set()
+
+
+def ctrl_c(proc: subprocess.Popen, log_path: Path) -> None:
+    """Ctrl-C to the resumed group, pressed again while Snakemake has not taken it: its asyncio
+    handler raises KeyboardInterrupt, which Python drops when it lands in a weakref callback
+    ("Exception ignored in ... WeakSet", seen once in CI, the run then went on to the end)."""
+    taken = ("Terminating processes on user request", "Cancelling snakemake on user request")
+    deadline = time.monotonic() + 120
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+        if not any(t in log_path.read_text() for t in taken):
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 @pytest.fixture(scope="session")
