@@ -22,9 +22,10 @@ def build(params, layout: Layout, runs: list[RunSpec]) -> StudyReport:
         why_not = "not run: base_nets is [] in params.yaml (no base nets, no treatments)"
         figures = {"transfer.png": why_not, "transfer_relative.png": why_not}
         return StudyReport(df, {"runs": 0}, figures, plot_data=plot_data(df, runs, metrics))
+    on_halves = halves(df)
     figures = {
-        "transfer.png": (lambda out: transfer_figure(halves(df), out))
-        if len(halves(df))
+        "transfer.png": (lambda out: transfer_figure(on_halves, out))
+        if len(on_halves)
         else "not run: base_nets is [] in params.yaml (the random control on every class: transfer_relative.png)",
         "transfer_relative.png": lambda out: relative_figure(df, out),
     }
@@ -37,6 +38,11 @@ ALL_CLASSES = ("base_all", "random_all")  # the random control on every class an
 def halves(df: pd.DataFrame) -> pd.DataFrame:
     """The runs on a split's halves: the grid without the random control on every class."""
     return df[~df.treatment.isin(ALL_CLASSES)]
+
+
+def every_class(df: pd.DataFrame) -> pd.DataFrame:
+    """The random control on every class and its base: the rest of the grid."""
+    return df[df.treatment.isin(ALL_CLASSES)]
 
 
 def tidy_table(specs: list[RunSpec], metrics: list[dict]) -> pd.DataFrame:
@@ -86,7 +92,7 @@ def headline(df: pd.DataFrame) -> dict:
     the same for each named split kind (mn, nm, classes, cross, all: paired over its
     replicates), and the AnB drop at the top layer per split kind."""
     out: dict = {"runs": int(len(df))}
-    control = with_base(df[df.treatment.isin(ALL_CLASSES)])
+    control = with_base(every_class(df))
     if len(control):
         out["random_all_classes"] = _control_summary(control)
     d = with_base(halves(df))
@@ -177,7 +183,7 @@ def plot_data(df: pd.DataFrame, runs: list[RunSpec], metrics: list[dict]) -> dic
     Figure 3 (mean paired difference from the base net by n), a series per treatment and
     split kind; and the base nets' test curves by training step (their DVCLive log)."""
     d = with_base(halves(df))
-    control = with_base(df[df.treatment.isin(ALL_CLASSES)])
+    control = with_base(every_class(df))
     treated = d[d.treatment != "base"]
     base = target_bases(d)
     ns = [0, *sorted(treated.n.unique())]
