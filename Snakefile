@@ -3,8 +3,8 @@
 #     snakemake --cores 8 --resources gpu=4
 # DVC is the one judge of what is up to date (workflow/dvc_plan.py): on this (submit) host the
 # Snakefile takes DVC's repository lock, asks DVC which stages are stale and plans them and
-# what depends on them; each job (workflow/stage_job.py) runs its stage's command, and the
-# stage is recorded in dvc.lock as soon as it has run to the end. Snakemake's own metadata and
+# what depends on them; each job (workflow/stage_job.py) runs its stage's command and ends, and
+# the submit host records the stage in dvc.lock once it has run to the end. Snakemake's own metadata and
 # mtimes decide nothing: a rule's output is only a marker of this invocation.
 import os
 import sys
@@ -37,8 +37,19 @@ if PLAN.stages:
 
     rule all:
         input:
-            [PLAN.marker(s.rule, "ok") for s in PLAN.stages],
+            PLAN.recorded,
         default_target: True
+
+    rule recorded_in_dvc_lock__:  # the last job: waits until every stage that ran is recorded
+        input:
+            [PLAN.marker(s.rule, "ok") for s in PLAN.stages],
+        output:
+            PLAN.recorded,
+        params:
+            job=f"{sys.executable} {STAGE_JOB} {PLAN_FILE} --recorded",
+        localrule: True
+        shell:
+            "{params.job}"
 
 else:  # nothing stale: a target that exists, so that Snakemake says "Nothing to be done"
 

@@ -6,15 +6,19 @@ ran is recorded in dvc.lock, and `dvc status` is clean afterwards."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
 
 from conftest import ROOT
-from pipeline import sh
+from pipeline import repo_env, sh
 
 GRAPH = {
     "stages": {
@@ -68,3 +72,63 @@ def test_the_adapter_runs_what_dvc_finds_stale_and_records_it(tmp_path):
     (repo / "params.yaml").write_text("x: 4\nthreads: 1\n")
     sh(repo, "snakemake", "--cores", "2", "--resources", "gpu=1")
     assert (repo / "c.txt").read_text() == "0\n0\n" and "up to date" in sh(repo, "dvc", "status")
+
+
+SLOW_RECORDER = """import sys, time
+sys.path.insert(0, "workflow")
+import dvc_plan
+
+_record = dvc_plan.Committer._record
+
+
+def slow(self, planned):  # a submit host that takes {seconds} s to record each stage
+    time.sleep({seconds})
+    _record(self, planned)
+
+
+dvc_plan.Committer._record = slow
+
+
+include: "Snakefile"  # (its `all`, named on the command line: an included default target is not)
+"""
+
+
+def _markers(repo: Path) -> Path:
+    (folder,) = (repo / ".snakemake/transferlab").iterdir()
+    return folder
+
+
+def test_a_job_ends_before_its_stage_is_recorded_and_the_next_runs_meanwhile(tmp_path):
+    """With a recorder that takes 5 s a stage, each job has ended (its slot free) before its stage
+    is recorded, and the stage below starts from DVC's verdict while the one above is being
+    recorded; all three are recorded in the end and `dvc status` is clean."""
+    repo = _repo(tmp_path / "repo")
+    (repo / "Snakefile.slow").write_text(SLOW_RECORDER.format(seconds=5))
+    log = sh(repo, "snakemake", "all", "-s", "Snakefile.slow", "--cores", "2", "--resources", "gpu=1")
+    assert _recorded(log) == {"a", "b", "c"} and "up to date" in sh(repo, "dvc", "status")
+    folder = _markers(repo)
+    t = {f.name: f.stat().st_mtime for f in folder.iterdir()}
+    for rule in "abc":
+        assert t[f"{rule}.ok"] < t[f"{rule}.committed"] - 4, rule  # the job had ended
+    assert t["b.finished"] < t["a.committed"] and t["c.finished"] < t["b.committed"]
+
+
+def test_a_recorder_killed_before_it_recorded_loses_nothing(tmp_path):
+    """The submit host killed while its (slow) recorder had recorded only the first of the three
+    stages that ran: DVC finds the other two stale, and the next run runs and records them."""
+    repo = _repo(tmp_path / "repo")
+    (repo / "Snakefile.slow").write_text(SLOW_RECORDER.format(seconds=10))
+    cmd = ["snakemake", "all", "-s", "Snakefile.slow", "--cores", "2", "--resources", "gpu=1"]
+    proc = subprocess.Popen(
+        cmd, cwd=repo, env=repo_env(repo), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not list((repo / ".snakemake/transferlab").glob("*/c.finished")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the three jobs did not finish"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # (c finished while b was being recorded)
+    proc.wait()
+    assert set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"]) == {"a"}
+    assert "changed" in sh(repo, "dvc", "status")
+    assert _recorded(sh(repo, "snakemake", "--cores", "2", "--resources", "gpu=1")) == {"b", "c"}
+    assert "up to date" in sh(repo, "dvc", "status") and (repo / "c.txt").read_text() == "1\n1\n"

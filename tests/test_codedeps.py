@@ -33,6 +33,23 @@ def test_the_recorded_hash_is_used_only_while_every_listed_file_is_unchanged(tmp
     assert codedeps.current_sha256("train", tmp_path / "absent.json") == real["sha256"]
 
 
+def test_a_run_parses_only_the_files_changed_since_the_code_stage(tmp_path, monkeypatch):
+    """The code stage's source_hashes.json (bytes hash -> behaviour hash) spares a run's start
+    the parsing of every file; a file whose bytes it does not know is parsed, and still counts as
+    unchanged when only its comments differ."""
+    real = codedeps.digest("train")
+    (tmp_path / "train.json").write_text(json.dumps(real))
+    (tmp_path / codedeps.SOURCE_HASHES).write_text(json.dumps(codedeps.source_hashes()))
+    parsed = []
+    monkeypatch.setattr(codedeps, "behaviour_sha256", lambda path: parsed.append(path) or real["files"][path.name])
+    assert codedeps.current_sha256("train", tmp_path / "train.json") == real["sha256"] and not parsed
+    known = json.loads((tmp_path / codedeps.SOURCE_HASHES).read_text())
+    train_py = hashlib.sha256((codedeps.ROOT / "train.py").read_bytes()).hexdigest()
+    (tmp_path / codedeps.SOURCE_HASHES).write_text(json.dumps({k: v for k, v in known.items() if k != train_py}))
+    assert codedeps.current_sha256("train", tmp_path / "train.json") == real["sha256"]
+    assert parsed == [codedeps.ROOT / "train.py"]
+
+
 def test_a_file_is_hashed_by_what_it_does(tmp_path):
     module = tmp_path / "m.py"
     module.write_text('"""Doc."""\n\n\ndef f(x):\n    """Doc of f."""\n    return x + 1  # why\n')

@@ -7,12 +7,15 @@ schedules it, and each stage that ran is recorded in dvc.lock as soon as it ends
    depends on them. The plan is written to .snakemake/transferlab/<id>/plan.json, which the
    jobs read (a SLURM job never asks DVC again).
 2. Each job runs workflow/stage_job.py: a stage with planned stages upstream runs only if DVC,
-   asked again once those are done, still finds it stale (<rule>.verdict: as `dvc repro`
+   asked again once those have finished, still finds it stale (<rule>.verdict: as `dvc repro`
    decides, so a stage whose inputs came out the same is not rerun); then it writes
-   <rule>.finished and waits for <rule>.committed.
-3. `Committer`, a thread of this process, records every finished stage in dvc.lock
-   (`stage.save`, `commit`, `dump`: `dvc commit` of that stage alone), then writes the verdicts
-   of the stages that waited on it. A stage that did not run to the end is never recorded.
+   <rule>.finished and ends: its cores and GPU are free before the stage is recorded.
+3. `Committer`, a thread of this process, takes each finished stage: it hashes its outputs
+   (`stage.save`), gives DVC's verdict to the stages that waited on it, then records it in
+   dvc.lock (`commit`, `dump`: `dvc commit` of that stage alone) and writes <rule>.committed.
+   The last job (stage_job.py --recorded, on this host) waits for them all. A stage that did
+   not run to the end is never recorded; one that ran and was not recorded before an
+   interruption is stale for DVC, and runs again.
 
 DVC's `Repo.index` and `Stage` are internal API: pyproject pins the DVC releases the tests ran
 with; tests/test_adapter.py calls each of them on a three-stage graph in seconds, and
@@ -64,8 +67,14 @@ class Plan:
     stages: list[PlannedStage]
 
     def marker(self, rule: str, kind: str) -> str:
-        """<folder>/<rule>.<kind>: finished (the job), committed (the committer), ok (for Snakemake)."""
+        """<folder>/<rule>.<kind>: finished and ok (the job; ok for Snakemake), verdict and
+        committed (the committer)."""
         return f"{self.folder}/{rule}.{kind}"
+
+    @property
+    def recorded(self) -> str:
+        """The last job's marker: every stage that ran is recorded in dvc.lock."""
+        return f"{self.folder}/recorded"
 
     def save(self) -> Path:
         path = Path(self.folder) / "plan.json"
@@ -199,6 +208,7 @@ class Committer(threading.Thread):
         super().__init__(name="dvc-commit", daemon=True)
         self.repo, self.plan, self.stages, self.release, self.plan_s = repo, plan, stages, release, plan_s
         self.done: set[str] = set()
+        self.errors: dict[str, str] = {}  # rule -> why it was not recorded
         self.recorded = 0
         self.commit_s = 0.0
         self._stopping = threading.Event()
@@ -209,23 +219,41 @@ class Committer(threading.Thread):
             self._stopping.wait(0.2)
 
     def sweep(self) -> None:
-        """Commit every stage whose job has finished since the last sweep."""
-        for stage in self.plan.stages:
-            if stage.rule not in self.done and os.path.exists(self.plan.marker(stage.rule, "finished")):
-                self.done.add(stage.rule)
-                self._record(stage)
+        """Take every stage whose job has finished: hash its outputs and give the stages waiting
+        on it their verdicts (jobs wait for those), then record; before each record, take the
+        stages finished meanwhile first."""
+        t0 = time.perf_counter()
+        to_record: list[PlannedStage] = []
+        while True:
+            for stage in self.plan.stages:
+                if stage.rule not in self.done and os.path.exists(self.plan.marker(stage.rule, "finished")):
+                    self.done.add(stage.rule)
+                    self._hash_outputs(stage)
+                    self._verdicts_after(stage.rule)
+                    to_record.append(stage)
+            if not to_record:
+                break
+            self._record(to_record.pop(0))
+        self.commit_s += time.perf_counter() - t0
+
+    def _ran(self, planned: PlannedStage) -> bool:
+        return json.loads(Path(self.plan.marker(planned.rule, "finished")).read_text())["ran"]
+
+    def _hash_outputs(self, planned: PlannedStage) -> None:
+        try:
+            if self._ran(planned):
+                self.stages[planned.rule].save()
+        except Exception as err:  # never recorded; the stages below it do not run
+            self.errors[planned.rule] = f"dvc commit {planned.name}: {err}".splitlines()[0]
 
     def _record(self, planned: PlannedStage) -> None:
-        """Commit a stage that ran; then give each stage waiting on it DVC's verdict, once all it
-        waits on are done; then let the job end (<rule>.committed)."""
-        ran = json.loads(Path(self.plan.marker(planned.rule, "finished")).read_text())["ran"]
-        result: dict = {"error": None}
-        t0 = time.perf_counter()
-        try:
-            if ran:
+        """Record a stage that ran and whose outputs hashed (`dvc commit` of it alone)."""
+        if planned.rule not in self.errors and self._ran(planned):
+            try:
                 stage = self.stages[planned.rule]
-                stage.save()
-                stage.commit()
+                # relink=False: the outputs copied into DVC's cache, the workspace files left as they
+                # are (a relink removes and remakes them, and jobs below may be reading them now)
+                stage.commit(relink=False)
                 stage.dump(update_pipeline=False)
                 self.recorded += 1
                 print(
@@ -233,19 +261,25 @@ class Committer(threading.Thread):
                     file=sys.stderr,
                     flush=True,
                 )
-            self._verdicts_after(planned.rule)
-        except Exception as err:  # the job reports it as its failure: never recorded
-            result["error"] = f"dvc commit {planned.name}: {err}".splitlines()[0]
-        self.commit_s += time.perf_counter() - t0
-        publish(Path(self.plan.marker(planned.rule, "committed")), result)
+            except Exception as err:
+                self.errors[planned.rule] = f"dvc commit {planned.name}: {err}".splitlines()[0]
+        publish(Path(self.plan.marker(planned.rule, "committed")), {"error": self.errors.get(planned.rule)})
 
     def _verdicts_after(self, rule: str) -> None:
         """DVC's judgement (`Stage.changed()`, as `dvc repro` asks it after the stages upstream
-        have run) for each planned stage whose planned upstream stages are now all done."""
+        have run) for each planned stage whose planned upstream stages have now all finished."""
         for waiting in self.plan.stages:
             if rule in waiting.upstream and all(up in self.done for up in waiting.upstream):
-                run = bool(self.stages[waiting.rule].changed())
-                publish(Path(self.plan.marker(waiting.rule, "verdict")), {"run": run})
+                failed = [self.errors[up] for up in waiting.upstream if up in self.errors]
+                try:
+                    verdict = (
+                        {"run": False, "error": failed[0]}
+                        if failed
+                        else {"run": bool(self.stages[waiting.rule].changed())}
+                    )
+                except Exception as err:
+                    verdict = {"run": False, "error": f"dvc status {waiting.name}: {err}".splitlines()[0]}
+                publish(Path(self.plan.marker(waiting.rule, "verdict")), verdict)
 
     def finish(self) -> None:
         """Record what finished last, stop, write the engine's own timings, free the repository."""

@@ -1,12 +1,16 @@
-"""One Snakemake job: run a planned DVC stage's command (if it still needs to run), then wait
-until the submit host has recorded it in dvc.lock.
+"""One Snakemake job: run a planned DVC stage's command (if it still needs to run), then end:
+the submit host records the stage in dvc.lock afterwards, while the job's cores and GPU go to
+the next job.
 
     python workflow/stage_job.py PLAN_FILE RULE
+    python workflow/stage_job.py PLAN_FILE --recorded
 
 A stage with no planned stage upstream runs (DVC found it stale). One with planned stages
-upstream runs if DVC, asked again by the submit host once those are done, finds it stale
+upstream runs if DVC, asked by the submit host once those have finished, finds it stale
 (<rule>.verdict), as `dvc repro` decides. Before the command, the stage's outputs are removed
-(persistent ones kept), as `dvc repro` does. Standard library and dvc_plan (which imports DVC only inside functions): a job starts in milliseconds.
+(persistent ones kept), as `dvc repro` does. `--recorded` is the last job, on the submit host:
+it waits until every stage that ran is recorded, and fails if one could not be. Standard
+library and dvc_plan (which imports DVC only inside functions): a job starts in milliseconds.
 """
 
 from __future__ import annotations
@@ -20,13 +24,27 @@ from pathlib import Path
 
 from dvc_plan import Plan, PlannedStage, publish  # (this folder: no DVC is imported at its top)
 
-COMMIT_TIMEOUT_S = 600.0
+STALL_TIMEOUT_S = 600.0  # no verdict, or no stage recorded, for this long: the submit host is gone
+
+
+def wait_for(path: Path) -> dict:
+    deadline = time.monotonic() + STALL_TIMEOUT_S
+    while not path.exists():
+        if time.monotonic() > deadline:
+            sys.exit(
+                f"transferlab: {path.name} did not appear in {STALL_TIMEOUT_S:.0f} s: is the Snakemake that planned this run still alive?"
+            )
+        time.sleep(0.1)
+    return json.loads(path.read_text())
 
 
 def must_run(stage: PlannedStage, plan: Plan) -> bool:
     if not stage.upstream:
         return True
-    return json.loads(Path(plan.marker(stage.rule, "verdict")).read_text())["run"]
+    verdict = wait_for(Path(plan.marker(stage.rule, "verdict")))
+    if verdict.get("error"):
+        sys.exit(f"transferlab: {stage.name} not run: {verdict['error']}")
+    return verdict["run"]
 
 
 def remove(path: str) -> None:
@@ -37,19 +55,7 @@ def remove(path: str) -> None:
         p.unlink()
 
 
-def wait_for(path: Path, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        if time.monotonic() > deadline:
-            sys.exit(
-                f"transferlab: {path.name} did not appear in {timeout_s:.0f} s: is the Snakemake that planned this run still alive?"
-            )
-        time.sleep(0.1)
-    return json.loads(path.read_text())
-
-
-def main(plan_file: str, rule: str) -> None:
-    plan = Plan.load(Path(plan_file))
+def run_stage(plan: Plan, rule: str) -> None:
     stage = next(s for s in plan.stages if s.rule == rule)
     ran = must_run(stage, plan)
     if ran:
@@ -61,11 +67,37 @@ def main(plan_file: str, rule: str) -> None:
     else:
         print(f"transferlab: {stage.name}: up to date once its inputs were remade (DVC); not rerun", file=sys.stderr)
     publish(Path(plan.marker(rule, "finished")), {"ran": ran})
-    result = wait_for(Path(plan.marker(rule, "committed")), COMMIT_TIMEOUT_S)
-    if result["error"]:
-        sys.exit(f"transferlab: {result['error']}")
     Path(plan.marker(rule, "ok")).touch()
 
 
+def all_recorded(plan: Plan) -> None:
+    """Wait until the submit host has recorded every stage (progress every 10 s, and while it
+    moves on); fail with the stages it could not record."""
+    pending = {s.rule: s.name for s in plan.stages}
+    errors, last_change, said = [], time.monotonic(), 0.0
+    while pending:
+        for rule in [r for r in pending if Path(plan.marker(r, "committed")).exists()]:
+            error = json.loads(Path(plan.marker(rule, "committed")).read_text())["error"]
+            errors += [error] if error else []
+            del pending[rule]
+            last_change = time.monotonic()
+        now = time.monotonic()
+        if pending and now - said > 10:
+            print(
+                f"transferlab: recording in dvc.lock: {len(pending)} of {len(plan.stages)} stages to go",
+                file=sys.stderr,
+            )
+            said = now
+        if now - last_change > STALL_TIMEOUT_S:
+            sys.exit(
+                f"transferlab: no stage recorded in {STALL_TIMEOUT_S:.0f} s: is the Snakemake that planned this run still alive?"
+            )
+        time.sleep(0.1)
+    if errors:
+        sys.exit(f"transferlab: {len(errors)} stage(s) not recorded: {errors[0]}")
+    Path(plan.recorded).touch()
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    _plan = Plan.load(Path(sys.argv[1]))
+    all_recorded(_plan) if sys.argv[2] == "--recorded" else run_stage(_plan, sys.argv[2])

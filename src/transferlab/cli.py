@@ -136,9 +136,18 @@ def schema(
 @fail_cleanly
 def code(out: Annotated[Path, typer.Argument(help="Folder of the digests (data/code).")]) -> None:
     """Write, for every stage's command, the project's source files it imports and their
-    hashes (<command>.json): each stage depends on its command's file."""
+    hashes (<command>.json): each stage depends on its command's file. Beside them, each file's
+    bytes hash -> its behaviour hash (source_hashes.json: no stage depends on it)."""
     from transferlab.artifacts import atomic_json
-    from transferlab.codedeps import IMPORTED, ROOT, digest, imported_differs, stage_commands
+    from transferlab.codedeps import (
+        IMPORTED,
+        ROOT,
+        SOURCE_HASHES,
+        digest,
+        imported_differs,
+        source_hashes,
+        stage_commands,
+    )
 
     if differs := imported_differs():  # the hashes would describe code that does not run
         raise InputError(
@@ -147,7 +156,8 @@ def code(out: Annotated[Path, typer.Argument(help="Folder of the digests (data/c
         )
     for command in stage_commands():
         atomic_json(digest(command), out / f"{command}.json")
-    print(f"{out}: " + ", ".join(f"{c}.json" for c in stage_commands()))
+    atomic_json(source_hashes(), out / SOURCE_HASHES)
+    print(f"{out}: " + ", ".join(f"{c}.json" for c in stage_commands()) + f", {SOURCE_HASHES}")
 
 
 @app.command()

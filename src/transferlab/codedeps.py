@@ -201,12 +201,40 @@ def behaviour_sha256(path: Path) -> str:
     return hashlib.sha256(ast.dump(tree, annotate_fields=False, include_attributes=False).encode()).hexdigest()
 
 
+SOURCE_HASHES = "source_hashes.json"  # beside the commands' files: bytes hash -> behaviour hash
+
+
+def source_hashes() -> dict[str, str]:
+    """Every file that a stage's command imports or reads: the SHA-256 of its bytes -> its
+    behaviour_sha256. A run checks its code against it in milliseconds, parsing only the files
+    changed since the code stage ran (parsing them all is 0.2 s of every run's start)."""
+    files = set().union(*(command_files(c) for c in stage_commands()))
+    return {hashlib.sha256(p.read_bytes()).hexdigest(): behaviour_sha256(p) for p in sorted(files)}
+
+
+def _known_hashes(path: Path) -> dict[str, str]:
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
 def current_sha256(command: str, recorded: Path) -> str:
     """The command's code hash: from the code stage's file when every file it lists still has
-    its hash (then the imports, read from those files, are the same too), else computed anew."""
+    its hash (then the imports, read from those files, are the same too), else computed anew.
+    A file whose bytes the code stage saw is not parsed again."""
+    known = _known_hashes(recorded.parent / SOURCE_HASHES)
+
+    def unchanged(rel: str, expected: str) -> bool:
+        path = ROOT / rel
+        return (
+            known.get(hashlib.sha256(path.read_bytes()).hexdigest()) == expected or behaviour_sha256(path) == expected
+        )
+
     try:
         listed = json.loads(recorded.read_text())
-        same = all(behaviour_sha256(ROOT / f) == h for f, h in listed["files"].items())
+        same = all(unchanged(f, h) for f, h in listed["files"].items())
     except (OSError, ValueError, KeyError):
         same = False
     return listed["sha256"] if same else digest(command)["sha256"]

@@ -10,6 +10,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -51,15 +52,41 @@ def load_model(path: Path) -> LayeredNet:
     return load_checkpoint(path)[0]
 
 
+def _dvclive_live():
+    """DVCLive's Live class, imported without pandas: DVCLive imports it at its top for tables
+    (log_plot) that runs never log, 0.3 s of each run's start."""
+    import sys
+
+    hidden = "pandas" not in sys.modules
+    if hidden:
+        sys.modules["pandas"] = None  # an import of it fails: DVCLive then goes without
+    try:
+        from dvclive import Live
+    finally:
+        if hidden:
+            del sys.modules["pandas"]
+    return Live
+
+
 class LiveLog:
-    """Per-evaluation metrics through DVCLive, so `dvc plots` can draw them."""
+    """Per-evaluation metrics through DVCLive, so `dvc plots` can draw them. DVCLive opens the DVC
+    repository on a thread of its own (0.2 s) while the run takes its first steps; the first
+    record waits for it."""
 
     def __init__(self, directory: Path) -> None:
-        from dvclive import Live
+        from concurrent.futures import ThreadPoolExecutor
 
         shutil.rmtree(directory, ignore_errors=True)
+        live = _dvclive_live()
         # dvcyaml=None: parallel jobs must not edit dvc.yaml; experiments are saved by DVC itself.
-        self.live = Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
+        options = {"dvcyaml": None, "save_dvc_exp": False, "report": None}
+        pool = ThreadPoolExecutor(1)
+        self._live = pool.submit(live, str(directory), **options)
+        pool.shutdown(wait=False)  # the thread ends once Live is made
+
+    @property
+    def live(self):
+        return self._live.result()  # the thread's exception, if it raised one
 
     def __call__(self, record: dict) -> None:
         self.live.step = record["step"]
@@ -95,6 +122,14 @@ class RunInfo:
 
 
 def file_sha256(path: Path) -> str:
+    """The file's SHA-256, read once per process while its size and time stay the same (a run's
+    fingerprint is taken before training, to know if it is current, and after)."""
+    st = path.stat()
+    return _sha256_of(str(path), st.st_size, st.st_mtime_ns)
+
+
+@cache
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

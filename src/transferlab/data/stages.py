@@ -27,8 +27,9 @@ def prepare(params: Params, out: Path) -> PreparedDataset:
 
 def load_dataset(path: Path, workers: int = 0) -> PreparedDataset:
     """Read a prepared data set written by `prepare`; image files are decoded in `workers`
-    processes (data.workers: a setting of the machine, not saved with the data)."""
-    return PreparedDataset.from_dict(torch.load(path, weights_only=True), workers)
+    processes (data.workers: a setting of the machine, not saved with the data). Memory-mapped:
+    a run copies only the classes it selects."""
+    return PreparedDataset.from_dict(torch.load(path, weights_only=True, mmap=True), workers)
 
 
 def split(params: Params, split_id: str, dataset: Path, out: Path) -> Split:
