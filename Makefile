@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup demo baseline test test-fast lint bench clean
+.PHONY: setup demo baseline test test-fast lint bench bench-gpu clean
 
 PLOT_PAGE := $(VENV)/share/transferlab/dvc_plots.html
 # make test: pytest-xdist runs the tests side by side, a worker per core (at most 4), the end-to-end
@@ -66,6 +66,12 @@ bench: setup
 	$(BIN)/python benchmarks/pipeline_time.py --engine dvc
 	$(BIN)/python benchmarks/pipeline_time.py --engine snakemake
 	$(BIN)/python benchmarks/schedule_sim.py
+
+# On a machine with one CUDA GPU (about 8 minutes): the trainer against its limit (compile off and on),
+# a CIFAR-100-sized slice of the grid, JPEG decoding on the GPU against PIL workers; then the projection.
+bench-gpu: setup
+	$(BIN)/python benchmarks/gpu_bench.py --device cuda
+	$(BIN)/python benchmarks/schedule_sim.py --durations reports/bench/gpu_bench.json --out reports/bench/schedule_sim_gpu.json
 
 # Outputs that git does not track (the committed baseline, dvc.lock and each study's metrics.json
 # and plot tables, stays); data/raw (downloads) stays too.

@@ -8,7 +8,8 @@ the time in their training loops (steps, evaluations, epoch checkpoints) divided
 pipeline's wall time; and per run the fixed cost (command start to first optimiser step),
 the training time and the command's whole time. Under snakemake, also the engine's own
 bookkeeping: asking DVC what is stale (on the submit host, before any job) and recording each
-finished stage in dvc.lock (a thread beside the jobs), from .snakemake/transferlab/*/engine.json.
+finished stage in dvc.lock (a thread beside the jobs), from .snakemake/transferlab/*/engine.json,
+and the time from a stage's command ending to its job's end (its slot free) and to its record.
 `--set KEY=VALUE` (repeatable, YAML values) runs another configuration, e.g.
 `--set 'splits=[0,1,2,mn]'`.
 
@@ -101,6 +102,10 @@ def main() -> None:
         "engine_plan_s": engine["plan_s"] if engine else None,
         "engine_commit_s": engine["commit_s"] if engine else None,
         "engine_share_of_wall": round((engine["plan_s"] + engine["commit_s"]) / total, 3) if engine else None,
+        # from a stage's command ending: to its job's end (its slot free), and to its record in dvc.lock
+        "job_end_s_median": engine.get("job_end_s_median") if engine else None,
+        "record_lag_s_median": engine.get("record_lag_s_median") if engine else None,
+        "record_lag_s_max": engine.get("record_lag_s_max") if engine else None,
         "startup_s_median": round(statistics.median(startups), 2) if startups else None,
         "startup_s_max": round(max(startups), 2) if startups else None,
         "run_wall_s_median": round(statistics.median(r["wall_time_s"] for r in runs), 2),

@@ -9,11 +9,14 @@ cuDNN set-up; not measurable on this CPU-only machine: an assumption, given on t
 line and written into the output). The jobs are every training run params ask for, dispatched
 greedily, in the graph's order, to the first free GPU as soon as their inputs exist (a
 treatment, strategy or cut waits for its source base net, a fine-tuning for its A' net).
-Reports, for N = 1, 4, 8 on the default pipeline and on a paper-sized one: makespan,
+Reports, for N = 1, 8, 64 on the default pipeline and on a paper-sized one: makespan,
 utilisation (busy GPU-seconds / (N x makespan)), efficiency (training seconds / (N x
-makespan)), and the fixed cost's share of the busy time as a line of its own.
+makespan)), and the fixed cost's share of the busy time as a line of its own. From
+gpu_bench.py's JSON (--durations reports/bench/gpu_bench.json) also the paper-sized grid at
+the paper's budget per net (450,000 iterations of 256 images at 224 px), from the trainer's
+images/s at 32 px scaled by pixels per image (an assumption, written into the output).
 
-    python benchmarks/schedule_sim.py [--device-init-s 2.0]
+    python benchmarks/schedule_sim.py [--durations FILE] [--device-init-s 2.0]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from transferlab.config import Params, TransferConfig
 from transferlab.runs import input_run, parse_run, planned_all
 
 ROOT = Path(__file__).resolve().parents[1]
+GPU_COUNTS = (1, 8, 64)
 GRIDS = {
     "default": Params(),
     # Two random splits, both directions (A to B and B to A), n = 1..7: 144 nets, the size
@@ -83,9 +87,11 @@ def simulate(pipeline: list[Job], train_s: dict[str, float], fixed_s: float, gpu
     }
 
 
-def durations(pipeline_json: Path) -> tuple[dict[str, float], float]:
-    """Median measured training seconds per kind of run, and the median fixed cost of a run."""
-    measured = json.loads(pipeline_json.read_text())
+def durations(measured_json: Path) -> tuple[dict[str, float], float]:
+    """Median measured training seconds per kind of run, and the median fixed cost of a run,
+    from pipeline_time.py's JSON or gpu_bench.py's (its grid slice)."""
+    measured = json.loads(measured_json.read_text())
+    measured = measured.get("grid_slice", measured)
     by_kind: dict[str, list[float]] = {}
     for run_id, secs in measured["run_train_seconds"].items():
         by_kind.setdefault(kind(run_id), []).append(secs)
@@ -94,9 +100,30 @@ def durations(pipeline_json: Path) -> tuple[dict[str, float], float]:
     )
 
 
+# The paper's budget per net: 450,000 iterations of 256 images at 224 px (its solver files).
+PAPER_IMAGES, PAPER_SIDE = 450_000 * 256, 224
+
+
+def paper_budget_seconds(measured_json: Path) -> float | None:
+    """Seconds one net of the paper's budget would train, from gpu_bench.py's trainer figure at
+    32 px (compile off), scaled by the pixels per image (an assumption: a convnet's work grows
+    with the input's area); None without a gpu_bench JSON."""
+    measured = json.loads(measured_json.read_text())
+    if "trainer" not in measured:
+        return None
+    trainer = measured["trainer"]
+    per_image = (PAPER_SIDE / trainer["image_size"]) ** 2 / trainer["compile_off"]["trainer_images_per_s"]
+    return PAPER_IMAGES * per_image
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--durations", type=Path, default=ROOT / "reports/bench/pipeline_time_dvc.json")
+    parser.add_argument(
+        "--durations",
+        type=Path,
+        default=ROOT / "reports/bench/pipeline_time_dvc.json",
+        help="pipeline_time.py's JSON, or gpu_bench.py's",
+    )
     parser.add_argument(
         "--device-init-s",
         type=float,
@@ -119,7 +146,16 @@ def main() -> None:
         "grids": {},
     }
     for name, params in GRIDS.items():
-        out["grids"][name] = [simulate(jobs(params), train_s, fixed, n) for n in (1, 4, 8)]
+        out["grids"][name] = [simulate(jobs(params), train_s, fixed, n) for n in GPU_COUNTS]
+    if (per_net := paper_budget_seconds(args.durations)) is not None:
+        paper = jobs(GRIDS["paper_sized"])
+        every_kind = {j.kind: per_net for j in paper}
+        out["paper_budget"] = {
+            "assumed": f"{PAPER_IMAGES} images per net at {PAPER_SIDE} px; seconds per image from the trainer at "
+            "32 px times the ratio of pixels per image",
+            "train_seconds_per_net": round(per_net, 1),
+            "grid": [simulate(paper, every_kind, fixed, n) for n in GPU_COUNTS],
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

@@ -42,7 +42,7 @@ from transferlab.data.batches import channel_stats
 from transferlab.data.dataset import prepare_synthetic, select_classes
 from transferlab.devices import choose_device
 from transferlab.models import create_model
-from transferlab.train import FitOptions, fit, make_optimizer
+from transferlab.train import FitOptions, compiled, fit, make_optimizer
 from transferlab.transfer import param_groups
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +92,7 @@ def limit_loop(task, cfg: TrainConfig, device: torch.device, steps_per_epoch: in
     that make a CPU many times slower.)"""
     model = _model(task.num_classes, device)
     opt = make_optimizer(param_groups(model, 0, 1.0), cfg)
+    net = compiled(model) if cfg.compile else model  # as fit runs it
     mean, std = channel_stats(task.train_x)
     x_all = ((task.train_x.float() / 255 - mean) / std).to(device).contiguous(memory_format=torch.channels_last)
     y_all = task.train_y.to(device)
@@ -103,7 +104,7 @@ def limit_loop(task, cfg: TrainConfig, device: torch.device, steps_per_epoch: in
             .to(device)
         )
         batches = [(x_all[i], y_all[i]) for i in order]  # gathered before timing
-        rates.append(_timed_steps(model, opt, batches, device))
+        rates.append(_timed_steps(net, opt, batches, device))
     return after_warmup(rates)
 
 
@@ -159,12 +160,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per loop and round (the first is warm-up)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument(
+        "--train-per-class", type=int, default=None, help="training images per class (default: the embedded data's)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "reports/bench/trainer_throughput.json")
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is warm-up")
     device = choose_device(args.device)
     data = DataConfig(image_size=SIZE)
+    if args.train_per_class:
+        data = DataConfig(image_size=SIZE, synthetic={"train_per_class": args.train_per_class})
     task = select_classes(prepare_synthetic(data), list(range(data.synthetic.num_classes)))
     cfg = TrainConfig(epochs=args.epochs)
     steps = len(task.train_y) // cfg.batch_size  # per epoch, as fit and the DataLoader (drop_last) take them

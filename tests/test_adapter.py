@@ -6,6 +6,7 @@ ran is recorded in dvc.lock, and `dvc status` is clean afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -111,6 +112,8 @@ def test_a_job_ends_before_its_stage_is_recorded_and_the_next_runs_meanwhile(tmp
     for rule in "abc":
         assert t[f"{rule}.ok"] < t[f"{rule}.committed"] - 4, rule  # the job had ended
     assert t["b.finished"] < t["a.committed"] and t["c.finished"] < t["b.committed"]
+    engine = json.loads((folder / "engine.json").read_text())  # what benchmarks/pipeline_time.py reports
+    assert engine["job_end_s_median"] < 1 < 5 < engine["record_lag_s_median"] <= engine["record_lag_s_max"]
 
 
 def test_a_recorder_killed_before_it_recorded_loses_nothing(tmp_path):

@@ -147,10 +147,11 @@ def test_source_rows_take_leep_from_a_probe_per_unit_or_from_a_foreign_nets_own_
     assert [own[f"b_test_{n}"].shape[0] for n in range(1, 8)] == [12] * 7 and own["own_train_7"].shape == own[
         "b_train_7"
     ].shape
-    own_rows = source_rows(unit_tasks("A", own, 7, [], [0, 0]), AnalysisConfig())
+    every = {0: np.arange(24)}  # one data draw: every training image
+    own_rows, _ = source_rows(*unit_tasks("A", own, 7, [], [0, 0], every), AnalysisConfig())
     assert sum(r["method"] == "leep" for r in own_rows) == 7 and [r["n"] for r in own_rows[::5]] == list(range(1, 8))
-    foreign = source_rows(
-        unit_tasks("P", source_arrays(net, mean, std, b_data, None, torch.device("cpu")), 7, [6, 7], [0, 0]),
+    foreign, _ = source_rows(
+        *unit_tasks("P", source_arrays(net, mean, std, b_data, None, torch.device("cpu")), 7, [6, 7], [0, 0], every),
         AnalysisConfig(),
     )
     leep_rows = [r for r in foreign if r["method"] == "leep"]
@@ -260,3 +261,51 @@ def test_features_refuses_a_split_id_that_params_do_not_ask_for(tmp_path):
         "error: --split ../../x --replicate 0: not a split and replicate"
     )
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "feat").exists()
+
+
+def test_data_draws_give_the_decaf_table_its_interval_and_leave_the_first_draw_alone(tmp_path):
+    """analysis.data_draws: the feature cache holds the images of every draw once, with each
+    draw's rows; every probe and estimate is that of the first draw alone, as with one draw; the
+    DeCAF units are probed again on each further draw (other images, other values), and with
+    three draws the DeCAF table gives an interval."""
+    import json
+
+    import yaml
+
+    from transferlab.analysis.report import analysis_table, decaf_table, draw_table
+    from transferlab.config import load_params
+
+    from conftest import project, tiny_params
+
+    off = {"transfer.layers": [], "binary.betas": [], "strategies.names": [], "strategies.cut_layers": []}
+    params = tiny_params(**off, **{"analysis.max_train_per_class": 8, "analysis.decaf_units": [6, 7]})
+    run = project(tmp_path, params, "0")
+    for half in "AB":
+        run("train", f"s0/base{half}/r0", "--device", "cpu", "--root", str(tmp_path))
+
+    def analysis(draws: list[int]) -> tuple[dict, object]:
+        params["analysis"]["data_draws"] = draws
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        cache, out = tmp_path / f"features{len(draws)}", tmp_path / f"analysis{len(draws)}.json"
+        run("features", str(cache), "--split", "0", "--device", "cpu", "--root", str(tmp_path))
+        run("analyze", str(cache), str(out))
+        return json.loads(out.read_text()), cache
+
+    one, _ = analysis([0])
+    three, cache = analysis([0, 4, 9])
+    with np.load(cache / "draws.npz") as draws, np.load(cache / "baseA.npz") as arrays:
+        rows = {d: draws[f"draw_{d}"] for d in (0, 4, 9)}
+        assert all(len(r) == 4 * 8 for r in rows.values())  # 8 images of each of B's 4 classes
+        assert len(arrays["b_train_y"]) == len(set().union(*(set(r) for r in rows.values()))) > 4 * 8
+    assert three["rows"] == one["rows"] and one["draw_rows"] == []
+    decaf = {(r["source"], r["n"], r["draw"], r["method"]) for r in three["draw_rows"]}
+    assert {(s, n, d) for s, n, d, _ in decaf} == {(s, n, d) for s in "AB" for n in (6, 7) for d in (4, 9)}
+    first = {(r["source"], r["n"]): r["value"] for r in three["rows"] if r["method"] == "probe_svm"}
+    again = {
+        (r["source"], r["n"]): r["value"] for r in three["draw_rows"] if r["method"] == "probe_svm" and r["draw"] == 9
+    }
+    assert first.keys() >= again.keys() and any(first[k] != v for k, v in again.items())
+    p = load_params(tmp_path / "params.yaml")
+    path_of = lambda split, rep: tmp_path / "analysis3.json"  # noqa: E731
+    table = decaf_table(analysis_table(p, path_of), draw_table(p, path_of), p)
+    assert "3 draws of 8 training images" in table and "interval n/a" not in table, table

@@ -65,7 +65,8 @@ def test_the_throughput_benchmark_writes_each_loops_rounds_and_their_ratios(tmp_
     out = tmp_path / "tp.json"
     script = ROOT / "benchmarks" / "trainer_throughput.py"
     subprocess.run(
-        [sys.executable, str(script), "--rounds", "3", "--epochs", "2", "--workers", "1", "--out", str(out)],
+        [sys.executable, str(script), "--rounds", "3", "--epochs", "2", "--workers", "1", "--train-per-class", "20"]
+        + ["--out", str(out)],
         check=True,
         capture_output=True,
     )
@@ -79,3 +80,34 @@ def test_the_throughput_benchmark_writes_each_loops_rounds_and_their_ratios(tmp_
     speeds = result["images_per_s"]
     assert result["trainer_over_limit"] == pytest.approx(speeds["trainer"] / speeds["limit"], abs=2e-3)
     assert result["trainer_over_reference"] == pytest.approx(speeds["trainer"] / speeds["reference"], abs=2e-3)
+
+
+@pytest.mark.slow
+def test_the_gpu_benchmark_runs_tiny_on_the_cpu_and_the_simulation_projects_the_paper_budget_from_it(tmp_path):
+    """gpu_bench.py --tiny on this CPU: every part's figures are in its JSON and consistent with
+    themselves (not how fast: a CPU's figures mean nothing there); schedule_sim.py reads it and
+    projects the paper-sized grid on 1, 8 and 64 GPUs."""
+    out, sim = tmp_path / "gpu.json", tmp_path / "sim.json"
+    bench = [sys.executable, str(ROOT / "benchmarks/gpu_bench.py"), "--tiny", "--device", "cpu", "--out", str(out)]
+    proc = subprocess.run(bench, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    figures = result["trainer"]["compile_off"]  # (compile_on: the full run only)
+    assert figures["trainer_over_limit"] == pytest.approx(
+        figures["trainer_images_per_s"] / figures["limit_images_per_s"], rel=1e-3
+    )
+    grid = result["grid_slice"]
+    assert grid["runs"] == len(grid["run_train_seconds"]) == 7  # baseA, baseB; AnB, BnB, their + forms, R at n = 1
+    assert 0 < grid["startup_s_median"] <= grid["startup_s_max"] and grid["gpu_utilisation_pct_mean"] is None
+    rates = result["jpeg"]["images_per_s"]
+    assert result["jpeg"]["device_over_pil"] == pytest.approx(
+        rates["decode_jpeg_on_device"] / rates["pil_workers"], rel=1e-3
+    )
+    script = ROOT / "benchmarks/schedule_sim.py"
+    subprocess.run(
+        [sys.executable, str(script), "--durations", str(out), "--out", str(sim)], check=True, capture_output=True
+    )
+    projection = json.loads(sim.read_text())["paper_budget"]
+    assert [g["gpus"] for g in projection["grid"]] == [1, 8, 64]
+    makespans = [g["makespan_s"] for g in projection["grid"]]
+    assert makespans[0] > makespans[1] > makespans[2] > projection["train_seconds_per_net"]

@@ -29,6 +29,15 @@ def _run(tmp_path, params, *args):
         ({"model.name": "alexnet"}, "data.image_size: found 16, allowed: >= 63 for alexnet"),
         ({"analysis.decaf_units": [6, 8]}, "analysis.decaf_units[1]: found 8, allowed: 1..7 for convnet8"),
         ({"analysis.decaf_units": [6, 6]}, "analysis.decaf_units: found [6, 6], entries must be unique"),
+        (
+            {"analysis.data_draws": [0, 1], "analysis.max_train_per_class": None},
+            "analysis.data_draws: found [0, 1], allowed: one draw while analysis.max_train_per_class is null",
+        ),
+        (
+            {"analysis.data_draws": [0, 1], "analysis.decaf_units": []},
+            "analysis.data_draws: found [0, 1], allowed: one draw while analysis.decaf_units is []",
+        ),
+        ({"analysis.data_draws": [0, -1]}, "analysis.data_draws: found [0, -1], entries must be >= 0"),
         ({"data.train_per_class": 0}, "data.train_per_class: found 0, Input should be greater than or equal to 1"),
         ({"split.fraction": 1.5}, "split.fraction: found 1.5, Input should be less than 1"),
         (

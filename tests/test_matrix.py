@@ -43,7 +43,6 @@ MATRIX = {
         "splits": ["mn"],
         "transfer.targets": ["A", "B"],
     },
-    "cut-alone-nm-two-replicates": {"strategies.cut_layers": [1], "splits": ["nm"], "replicates": [0, 1]},
     "binary-sweep-heads-random-fraction-classes-odd-count": {
         "binary.betas": [0.0, 0.5],
         "binary.heads": [1, 2],
@@ -55,7 +54,10 @@ MATRIX = {
         "split.fraction": 0.3,
         "split.classes_a": [0, 1, 2, 3, 4],
     },
-    "binary-sources-off-step-schedule-warmup-early-stopping": {
+    "all-classes-one-task-binary-sources-off-step-schedule-warmup-early-stopping": {
+        "splits": ["all"],
+        "binary.equal_halves": True,
+        "strategies.cut_layers": [1],
         "binary.betas": [0.0, 0.5],
         "train.schedule": "step",
         "train.step_epochs": 1,
@@ -72,7 +74,6 @@ MATRIX = {
         "strategies.names": ["classifier"],
         "strategies.images_per_class": ["all"],
     },
-    "all-classes-one-task": {"splits": ["all"], "binary.equal_halves": True, "strategies.cut_layers": [1]},
     "image-folder-train-val-test-early-stopping-on-val": {
         "data.dataset": "imagefolder",
         "data.image_folder": "data/raw/lanes",
@@ -83,7 +84,9 @@ MATRIX = {
         "strategies.images_per_class": ["all"],
         "strategies.cut_layers": [1],
     },
-    "every-class-nets-size-study-and-papers-random-control-two-replicates": {
+    "cut-alone-nm-every-class-nets-size-study-and-papers-random-control-two-replicates": {
+        "strategies.cut_layers": [1],  # without strategies.names
+        "splits": ["nm"],
         "size.images_per_class": [2, 5, 24],
         "transfer.control_all_classes": [0, 2],
         "replicates": [0, 1],

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import sys
 import threading
 import time
@@ -209,6 +210,7 @@ class Committer(threading.Thread):
         self.repo, self.plan, self.stages, self.release, self.plan_s = repo, plan, stages, release, plan_s
         self.done: set[str] = set()
         self.errors: dict[str, str] = {}  # rule -> why it was not recorded
+        self.lags: list[tuple[float, float]] = []  # per stage: (its job's end, its record) after its command
         self.recorded = 0
         self.commit_s = 0.0
         self._stopping = threading.Event()
@@ -264,6 +266,10 @@ class Committer(threading.Thread):
             except Exception as err:
                 self.errors[planned.rule] = f"dvc commit {planned.name}: {err}".splitlines()[0]
         publish(Path(self.plan.marker(planned.rule, "committed")), {"error": self.errors.get(planned.rule)})
+        ended = json.loads(Path(self.plan.marker(planned.rule, "finished")).read_text()).get("ended_at")
+        if ended is not None:
+            job_end = os.path.getmtime(self.plan.marker(planned.rule, "ok")) - ended
+            self.lags.append((job_end, time.time() - ended))
 
     def _verdicts_after(self, rule: str) -> None:
         """DVC's judgement (`Stage.changed()`, as `dvc repro` asks it after the stages upstream
@@ -297,6 +303,10 @@ class Committer(threading.Thread):
             "commit_s": round(self.commit_s, 3),
             "recorded": self.recorded,
             "planned": len(self.plan.stages),
+            # from a stage's command ending: to its job's end (its slot free), to its record in dvc.lock
+            "job_end_s_median": _median([j for j, _ in self.lags]),
+            "record_lag_s_median": _median([r for _, r in self.lags]),
+            "record_lag_s_max": round(max((r for _, r in self.lags), default=0.0), 3),
         }
         (Path(self.plan.folder) / "engine.json").write_text(json.dumps(timings) + "\n")
         print(
@@ -305,6 +315,10 @@ class Committer(threading.Thread):
             file=sys.stderr,
         )
         self.release()
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
 
 
 def submit_host_plan(root: Path, threads: int) -> tuple[Plan, Committer]:

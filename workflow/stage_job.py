@@ -66,8 +66,8 @@ def run_stage(plan: Plan, rule: str) -> None:
             sys.exit(code)  # not finished: never recorded
     else:
         print(f"transferlab: {stage.name}: up to date once its inputs were remade (DVC); not rerun", file=sys.stderr)
-    publish(Path(plan.marker(rule, "finished")), {"ran": ran})
-    Path(plan.marker(rule, "ok")).touch()
+    publish(Path(plan.marker(rule, "finished")), {"ran": ran, "ended_at": time.time()})
+    Path(plan.marker(rule, "ok")).touch()  # the job's last act: its slot is free
 
 
 def all_recorded(plan: Plan) -> None:

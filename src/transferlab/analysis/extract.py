@@ -4,8 +4,9 @@ on this cache, so changing only its own settings (analysis.probe_c, cka_batch_si
 no net.
 
 Folder layout (one per split and replicate):
-    index.json              what is there: sources, transfer nets, depth
+    index.json              what is there: sources, transfer nets, depth, data draws
     <source file>.npz       b_train_<n>, b_test_<n> (and own_train_<n> or logits_b_train), labels
+    draws.npz               draw_<d>: the rows of b_train that data draw d holds (analysis.data_draws)
     transfer/<run>.npz      b_test_<n> of a transfer net on B (for CKA against baseB)
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from transferlab.analysis import DRAWS_FILE
 from transferlab.analysis.features import unit_features
 from transferlab.artifacts import atomic_dir, provenance, save_npz
 from transferlab.config import Params
@@ -68,6 +70,19 @@ def _images(task: TaskData, part: str, per_class: int | None, seed: int) -> tupl
     x, y = (task.train_x, task.train_y) if part == "train" else (task.test_x, task.test_y)
     keep = per_class_subset(y, per_class, seed)
     return as_tensor(x[keep]), y[keep].numpy()  # image files decoded at the held-out transform
+
+
+def draw_seed(seed: int, draw: int) -> int:
+    """Draw 0 is the root seed's own subset; draw d > 0 is seeded by (seed, d)."""
+    return seed if draw == 0 else int(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
+
+
+def drawn_images(y: torch.Tensor, per_class: int | None, seed: int, draws: list[int]) -> tuple[torch.Tensor, dict]:
+    """The training images of every data draw together (sorted indices into y: one draw alone
+    is exactly its subset), and each draw's rows among them."""
+    picks = {d: per_class_subset(y, per_class, draw_seed(seed, d)) for d in draws}
+    pool = torch.unique(torch.cat(list(picks.values())))
+    return pool, {d: np.searchsorted(pool.numpy(), p.numpy()) for d, p in picks.items()}
 
 
 def augmented(
@@ -125,8 +140,9 @@ def extract(
         )
     ds, split = load_dataset(layout.dataset, params.data.workers), load_split(layout.split_file(split_id))
     tasks = {h: select_classes(ds, split.half(h)) for h in ("A", "B")}
-    b_train_x, b_train_y = _images(tasks["B"], "train", cfg.max_train_per_class, params.seed)
-    if cfg.augment_copies:
+    pool, draw_rows = drawn_images(tasks["B"].train_y, cfg.max_train_per_class, params.seed, cfg.data_draws)
+    b_train_x, b_train_y = as_tensor(tasks["B"].train_x[pool]), tasks["B"].train_y[pool].numpy()
+    if cfg.augment_copies:  # each image's copies follow in blocks: a draw holds its images' copies too
         b_train_x, b_train_y = augmented(
             b_train_x,
             b_train_y,
@@ -135,13 +151,18 @@ def extract(
             params.seed,
             cfg.rotate_degrees,
         )
+        draw_rows = {
+            d: np.concatenate([r + k * len(pool) for k in range(cfg.augment_copies + 1)]) for d, r in draw_rows.items()
+        }
     b_test_x, b_test_y = _images(tasks["B"], "test", None, params.seed)
     b_data = (b_train_x, b_train_y, b_test_x, b_test_y)
     own = {
         h: _images(tasks[h], "train", cfg.max_train_per_class, params.seed) for h in ("A", "B")
     }  # each source's own task
-    index = {"split": split_id, "replicate": replicate, "sources": [], "transfer": [], **provenance()}
+    index = {"split": split_id, "replicate": replicate, "sources": [], "transfer": [], "draws": cfg.data_draws}
+    index |= provenance()
     with atomic_dir(out) as tmp:
+        save_npz(tmp / DRAWS_FILE, {f"draw_{d}": rows for d, rows in draw_rows.items()})
         for src in nets:
             net, (mean, std) = _net(src.checkpoint, tasks[src.half or "B"])
             arrays = source_arrays(net, mean, std, b_data, own[src.half] if src.half else None, device)

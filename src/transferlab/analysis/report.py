@@ -24,7 +24,7 @@ def build(params, layout: Layout, runs: list) -> StudyReport:
     """The analysis' report: its per-unit values, read beside the grid's and the strategies'
     tables (their report stages' outputs: the measured top-1 the estimates are held against).
     It has no runs of its own (`runs` is empty): its files are one per split and replicate."""
-    df = analysis_table(params, layout.analysis)
+    df, draws = analysis_table(params, layout.analysis), draw_table(params, layout.analysis)
     grid, strategies = (pd.read_parquet(layout.report_dir(s) / "results.parquet") for s in ("grid", "strategies"))
     figures = {
         "probe.png": lambda out: probe_figure(df, grid, out),
@@ -32,7 +32,7 @@ def build(params, layout: Layout, runs: list) -> StudyReport:
         "estimates.png": lambda out: estimates_figure(df, grid, out),
     }
     headline = {**analysis_headline(df, grid), **classifier_agreement(df, strategies)}
-    texts = {"decaf.md": decaf_table(df, params)}
+    texts = {"decaf.md": decaf_table(df, draws, params)}
     return StudyReport(df, headline, figures, texts, plot_data={"probe.csv": probe_plot_data(df)})
 
 
@@ -44,12 +44,13 @@ DECAF_ROWS = {  # DeCAF's Table 1, its rows: classifier, and with dropout on the
 }
 
 
-def decaf_table(analysis: pd.DataFrame, params) -> str:
+def decaf_table(analysis: pd.DataFrame, draws: pd.DataFrame, params) -> str:
     """DeCAF's Table 1 form: per source net and split kind, a row per classifier (with and
     without dropout on the features), a column per unit of analysis.decaf_units; top-1 on B (the
     mean per-class accuracy where B's test classes are unbalanced, as DeCAF reported Caltech-101),
-    mean and 95% t-interval over its values: one per split and replicate, and one per split for
-    the pretrained net (the same net and images in every replicate: not independent values)."""
+    mean and 95% t-interval over its values: one per split, replicate and data draw of B's
+    training images (`draws`: those beyond the first), and one per split and draw for the
+    pretrained net (the same net and images in every replicate: not independent values)."""
     title = "# Off-the-shelf features in the DeCAF form\n\n"
     cfg = params.analysis
     if not cfg.decaf_units:
@@ -66,14 +67,16 @@ def decaf_table(analysis: pd.DataFrame, params) -> str:
         f"L2-normalised), as in DeCAF's Table 1 (Donahue et al. 2014): logistic regression and linear SVM (C = "
         f"{cfg.probe_c:g}), each also fitted with dropout on the features ({cfg.dropout_copies} copies of the "
         "training features, each with a fresh half of its components zeroed). Mean [95% t-interval] over the "
-        "values of splits x replicates (the pretrained net: one per split); no interval from fewer than 3.\n"
+        f"values of splits x replicates x data draws ({_draws_text(cfg)}; the pretrained net: one per split and "
+        "draw); no interval from fewer than 3.\n"
     ]
     methods = {f"{m}_{MEAN_CLASS}" if per_class else m: m for m in DECAF_ROWS}
-    rows = analysis[analysis.method.isin(list(methods)) & analysis.n.isin(cfg.decaf_units)]
+    rows = pd.concat([analysis.assign(draw=cfg.data_draws[0]), *([draws] if len(draws) else [])])
+    rows = rows[rows.method.isin(list(methods)) & rows.n.isin(cfg.decaf_units)]
     rows = rows.assign(method=rows.method.map(methods))
     units = sorted(cfg.decaf_units)
     for (source, kind), part in rows.groupby(["source", "split_kind"], sort=False):
-        by = ["split"] if source == "P" else ["split", "replicate"]
+        by = ["split", "draw"] if source == "P" else ["split", "replicate", "draw"]
         values = part.groupby(["method", "n", *by]).value.mean()
         lines += [
             f"## {_source_name(source)}: {plots.KIND_LABELS[kind]}\n",
@@ -87,6 +90,13 @@ def decaf_table(analysis: pd.DataFrame, params) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _draws_text(cfg) -> str:
+    n = len(cfg.data_draws)
+    if n == 1:
+        return "one draw of B's training images; more in analysis.data_draws give the interval over draws"
+    return f"{n} draws of {cfg.max_train_per_class} training images of each of B's classes, analysis.data_draws"
+
+
 def probe_plot_data(analysis: pd.DataFrame) -> pd.DataFrame:
     """Mean probe top-1 on B by unit n, a series per probe, source net and split kind."""
     probes = analysis[analysis.method.isin(("probe_logreg", "probe_svm"))]
@@ -98,8 +108,9 @@ def _source_name(source: str) -> str:
     return {"A": "baseA", "B": "baseB", "P": "the pretrained net"}.get(source, source)
 
 
-def analysis_table(params, path_of) -> pd.DataFrame:
-    """Rows (method, source, n, m, value) of every analysis params.yaml asks for."""
+def _analysis_files(params, path_of) -> list[tuple[str, int, dict]]:
+    """(split, replicate, the analyze stage's JSON) for every split and replicate params.yaml
+    asks for; one line naming the missing files, if any are."""
     missing = [
         str(path_of(str(s), r))
         for s in params.splits
@@ -110,15 +121,33 @@ def analysis_table(params, path_of) -> pd.DataFrame:
         raise MissingRunError(
             f"{len(missing)} analysis file(s) asked for by params.yaml are missing: {', '.join(missing[:3])}"
         )
-    rows = []
-    for split in params.splits:
-        for rep in params.replicates:
-            data = json.loads(Path(path_of(str(split), rep)).read_text())
-            rows += [
-                {"study": "analysis", "split": str(split), "split_kind": split_kind(str(split)), "replicate": rep, **r}
-                for r in data["rows"]
-            ]
-    return pd.DataFrame(rows)
+    return [
+        (str(split), rep, json.loads(Path(path_of(str(split), rep)).read_text()))
+        for split in params.splits
+        for rep in params.replicates
+    ]
+
+
+def _rows(params, path_of, key: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"study": "analysis", "split": split, "split_kind": split_kind(split), "replicate": rep, **r}
+            for split, rep, data in _analysis_files(params, path_of)
+            for r in data[key]
+        ]
+    )
+
+
+def analysis_table(params, path_of) -> pd.DataFrame:
+    """Rows (method, source, n, m, value) of every analysis params.yaml asks for."""
+    return _rows(params, path_of, "rows")
+
+
+def draw_table(params, path_of) -> pd.DataFrame:
+    """Rows (method, source, n, draw, value) of the DeCAF units' probes on the data draws beyond
+    the first (analysis.data_draws), of every split and replicate."""
+    columns = ["study", "split", "split_kind", "replicate", "method", "source", "n", "draw", "value"]
+    return _rows(params, path_of, "draw_rows").reindex(columns=columns)
 
 
 def analysis_headline(analysis: pd.DataFrame, grid: pd.DataFrame) -> dict:

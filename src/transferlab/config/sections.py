@@ -404,11 +404,40 @@ class AnalysisConfig(Strict):
         ge=1,
         description="DeCAF's dropout: copies of the training features, each with a fresh half of its components dropped",
     )
+    data_draws: list[int] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        description="draws of B's training images (max_train_per_class of each class, drawn anew per entry; the "
+        "first is the one every probe and estimate uses): the DeCAF table's values per split, replicate and draw",
+    )
 
     @field_validator("decaf_units")
     @classmethod
     def _units(cls, values: list[int]) -> list[int]:
         return unique(values, minimum=1)
+
+    @field_validator("data_draws")
+    @classmethod
+    def _draws(cls, values: list[int]) -> list[int]:
+        return unique(values, minimum=0)
+
+    @model_validator(mode="after")
+    def _drawable(self) -> AnalysisConfig:
+        if len(self.data_draws) > 1 and self.max_train_per_class is None:
+            raise _KeyError(
+                "data_draws",
+                self.data_draws,
+                "one draw while analysis.max_train_per_class is null (every draw would hold all of B's training images)",
+                relative=True,
+            )
+        if len(self.data_draws) > 1 and not self.decaf_units:
+            raise _KeyError(
+                "data_draws",
+                self.data_draws,
+                "one draw while analysis.decaf_units is [] (no DeCAF table)",
+                relative=True,
+            )
+        return self
 
 
 class PretrainedConfig(Strict):
