@@ -107,7 +107,9 @@ def test_the_gpu_benchmark_runs_tiny_on_the_cpu_and_the_simulation_projects_the_
     subprocess.run(
         [sys.executable, str(script), "--durations", str(out), "--out", str(sim)], check=True, capture_output=True
     )
-    projection = json.loads(sim.read_text())["paper_budget"]
+    simulated = json.loads(sim.read_text())
+    assert "binaryA" in simulated["kinds_assumed_as_long_as_base"]  # the slice trains no A' net
+    projection = simulated["paper_budget"]
     assert [g["gpus"] for g in projection["grid"]] == [1, 8, 64]
     makespans = [g["makespan_s"] for g in projection["grid"]]
     assert makespans[0] > makespans[1] > makespans[2] > projection["train_seconds_per_net"]
