@@ -208,7 +208,7 @@ class Committer(threading.Thread):
     def __init__(self, repo, plan: Plan, stages: dict, release, plan_s: float) -> None:
         super().__init__(name="dvc-commit", daemon=True)
         self.repo, self.plan, self.stages, self.release, self.plan_s = repo, plan, stages, release, plan_s
-        self.done: set[str] = set()
+        self.done: dict[str, dict] = {}  # rule -> its finished marker (ran, ended_at), once taken
         self.errors: dict[str, str] = {}  # rule -> why it was not recorded
         self.lags: list[tuple[float, float]] = []  # per stage: (its job's end, its record) after its command
         self.recorded = 0
@@ -228,8 +228,9 @@ class Committer(threading.Thread):
         to_record: list[PlannedStage] = []
         while True:
             for stage in self.plan.stages:
-                if stage.rule not in self.done and os.path.exists(self.plan.marker(stage.rule, "finished")):
-                    self.done.add(stage.rule)
+                marker = Path(self.plan.marker(stage.rule, "finished"))
+                if stage.rule not in self.done and marker.exists():
+                    self.done[stage.rule] = json.loads(marker.read_text())
                     self._hash_outputs(stage)
                     self._verdicts_after(stage.rule)
                     to_record.append(stage)
@@ -238,19 +239,16 @@ class Committer(threading.Thread):
             self._record(to_record.pop(0))
         self.commit_s += time.perf_counter() - t0
 
-    def _ran(self, planned: PlannedStage) -> bool:
-        return json.loads(Path(self.plan.marker(planned.rule, "finished")).read_text())["ran"]
-
     def _hash_outputs(self, planned: PlannedStage) -> None:
         try:
-            if self._ran(planned):
+            if self.done[planned.rule]["ran"]:
                 self.stages[planned.rule].save()
         except Exception as err:  # never recorded; the stages below it do not run
-            self.errors[planned.rule] = f"dvc commit {planned.name}: {err}".splitlines()[0]
+            self.errors[planned.rule] = _one_line("dvc commit", planned.name, err)
 
     def _record(self, planned: PlannedStage) -> None:
         """Record a stage that ran and whose outputs hashed (`dvc commit` of it alone)."""
-        if planned.rule not in self.errors and self._ran(planned):
+        if planned.rule not in self.errors and self.done[planned.rule]["ran"]:
             try:
                 stage = self.stages[planned.rule]
                 # relink=False: the outputs copied into DVC's cache, the workspace files left as they
@@ -264,9 +262,9 @@ class Committer(threading.Thread):
                     flush=True,
                 )
             except Exception as err:
-                self.errors[planned.rule] = f"dvc commit {planned.name}: {err}".splitlines()[0]
+                self.errors[planned.rule] = _one_line("dvc commit", planned.name, err)
         publish(Path(self.plan.marker(planned.rule, "committed")), {"error": self.errors.get(planned.rule)})
-        ended = json.loads(Path(self.plan.marker(planned.rule, "finished")).read_text()).get("ended_at")
+        ended = self.done[planned.rule].get("ended_at")
         if ended is not None:
             job_end = os.path.getmtime(self.plan.marker(planned.rule, "ok")) - ended
             self.lags.append((job_end, time.time() - ended))
@@ -284,7 +282,7 @@ class Committer(threading.Thread):
                         else {"run": bool(self.stages[waiting.rule].changed())}
                     )
                 except Exception as err:
-                    verdict = {"run": False, "error": f"dvc status {waiting.name}: {err}".splitlines()[0]}
+                    verdict = {"run": False, "error": _one_line("dvc status", waiting.name, err)}
                 publish(Path(self.plan.marker(waiting.rule, "verdict")), verdict)
 
     def finish(self) -> None:
@@ -315,6 +313,10 @@ class Committer(threading.Thread):
             file=sys.stderr,
         )
         self.release()
+
+
+def _one_line(action: str, stage: str, err: Exception) -> str:
+    return f"{action} {stage}: {err}".splitlines()[0]
 
 
 def _median(values: list[float]) -> float | None:

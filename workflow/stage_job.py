@@ -73,13 +73,13 @@ def run_stage(plan: Plan, rule: str) -> None:
 def all_recorded(plan: Plan) -> None:
     """Wait until the submit host has recorded every stage (progress every 10 s, and while it
     moves on); fail with the stages it could not record."""
-    pending = {s.rule: s.name for s in plan.stages}
+    pending = {s.rule for s in plan.stages}
     errors, last_change, said = [], time.monotonic(), 0.0
     while pending:
         for rule in [r for r in pending if Path(plan.marker(r, "committed")).exists()]:
             error = json.loads(Path(plan.marker(rule, "committed")).read_text())["error"]
             errors += [error] if error else []
-            del pending[rule]
+            pending.discard(rule)
             last_change = time.monotonic()
         now = time.monotonic()
         if pending and now - said > 10:

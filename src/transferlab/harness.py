@@ -122,8 +122,9 @@ class RunInfo:
 
 
 def file_sha256(path: Path) -> str:
-    """The file's SHA-256, read once per process while its size and time stay the same (a run's
-    fingerprint is taken before training, to know if it is current, and after)."""
+    """The file's SHA-256, read once per process while its size and time stay the same (a run
+    whose outputs exist takes its fingerprint twice: to know whether it is current, then to
+    record it)."""
     st = path.stat()
     return _sha256_of(str(path), st.st_size, st.st_mtime_ns)
 

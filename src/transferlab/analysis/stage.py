@@ -34,6 +34,13 @@ def _probe(name: str, x, y, test, test_y, kind: str, cfg: AnalysisConfig) -> dic
     return scores | ({f"{name}_{MEAN_CLASS}": mean_class_top1(hits, test_y)} if unbalanced(test_y) else {})
 
 
+def _linear_probes(train, y, test, test_y, cfg: AnalysisConfig) -> dict[str, float]:
+    return {
+        **_probe("probe_logreg", train, y, test, test_y, "logreg", cfg),
+        **_probe("probe_svm", train, y, test, test_y, "svm", cfg),
+    }
+
+
 def _dropout_probes(train, y, test, test_y, dropout, cfg: AnalysisConfig) -> dict[str, float]:
     dropped, dropped_y = probes.dropout_copies(train, y, cfg.dropout_copies, dropout)
     values = {}
@@ -51,8 +58,7 @@ def unit_values(
     With a `dropout` generator (a unit of the DeCAF table), each probe also on dropped features.
     Where B's test classes are unbalanced, each probe's mean per-class accuracy as well."""
     values = {
-        **_probe("probe_logreg", train, b_train_y, test, b_test_y, "logreg", cfg),
-        **_probe("probe_svm", train, b_train_y, test, b_test_y, "svm", cfg),
+        **_linear_probes(train, b_train_y, test, b_test_y, cfg),
         "logme": estimates.logme(train, b_train_y),
         "hscore": estimates.h_score(train, b_train_y),
     }
@@ -67,11 +73,7 @@ def unit_values(
 
 def draw_values(train, y, test, test_y, dropout, cfg: AnalysisConfig) -> dict[str, float]:
     """The DeCAF table's probes of one unit on another draw of B's training images."""
-    values = {
-        **_probe("probe_logreg", train, y, test, test_y, "logreg", cfg),
-        **_probe("probe_svm", train, y, test, test_y, "svm", cfg),
-    }
-    return values | _dropout_probes(train, y, test, test_y, dropout, cfg)
+    return _linear_probes(train, y, test, test_y, cfg) | _dropout_probes(train, y, test, test_y, dropout, cfg)
 
 
 def unit_tasks(
