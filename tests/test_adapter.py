@@ -1,6 +1,6 @@
 """The Snakemake adapter on a three-stage graph of shell commands (no studies, no torch): it
 calls every DVC internal it depends on (the repository lock, `Repo.index` stages and graph,
-`Stage.changed`, `save`, `commit`, `dump`), so a DVC release that changes them fails here in
+`Stage.changed`, `save`, `commit`, `ProjectFile.dump_stages`), so a DVC release that changes them fails here in
 seconds. DVC judges what is stale; a stage whose input came out the same is not rerun; what
 ran is recorded in dvc.lock, and `dvc status` is clean afterwards."""
 
@@ -82,9 +82,9 @@ import dvc_plan
 _record = dvc_plan.Committer._record
 
 
-def slow(self, planned):  # a submit host that takes {seconds} s to record each stage
+def slow(self, batch):  # a submit host that takes {seconds} s for each record in dvc.lock
     time.sleep({seconds})
-    _record(self, planned)
+    _record(self, batch)
 
 
 dvc_plan.Committer._record = slow
@@ -114,6 +114,8 @@ def test_a_job_ends_before_its_stage_is_recorded_and_the_next_runs_meanwhile(tmp
     assert t["b.finished"] < t["a.committed"] and t["c.finished"] < t["b.committed"]
     engine = json.loads((folder / "engine.json").read_text())  # what benchmarks/pipeline_time.py reports
     assert engine["job_end_s_median"] < 1 < 5 < engine["record_lag_s_median"] <= engine["record_lag_s_max"]
+    # a alone; b waited (RECORD_SPACING) and was recorded with c when nothing planned still ran
+    assert engine["records"] == 2 and engine["recorded"] == 3
 
 
 def test_a_recorder_killed_before_it_recorded_loses_nothing(tmp_path):
