@@ -102,6 +102,11 @@ def main() -> None:
         "engine_plan_s": engine["plan_s"] if engine else None,
         "engine_commit_s": engine["commit_s"] if engine else None,
         "engine_share_of_wall": round((engine["plan_s"] + engine["commit_s"]) / total, 3) if engine else None,
+        # the recorder's parts: hashing outputs, DVC's verdicts for the stages below, writing dvc.lock
+        "engine_commit_parts_s": {k: engine.get(k) for k in ("hash_outputs_s", "verdicts_s", "records_s")}
+        if engine
+        else None,
+        "engine_records": engine.get("records") if engine else None,
         # from a stage's command ending: to its job's end (its slot free), and to its record in dvc.lock
         "job_end_s_median": engine.get("job_end_s_median") if engine else None,
         "record_lag_s_median": engine.get("record_lag_s_median") if engine else None,

@@ -116,6 +116,8 @@ def test_a_job_ends_before_its_stage_is_recorded_and_the_next_runs_meanwhile(tmp
     assert engine["job_end_s_median"] < 1 < 5 < engine["record_lag_s_median"] <= engine["record_lag_s_max"]
     # a alone; b waited (RECORD_SPACING) and was recorded with c when nothing planned still ran
     assert engine["records"] == 2 and engine["recorded"] == 3
+    parts = [engine[k] for k in ("hash_outputs_s", "verdicts_s", "records_s")]
+    assert 10 <= engine["records_s"] and sum(parts) <= engine["commit_s"]
 
 
 def test_a_recorder_killed_before_it_recorded_loses_nothing(tmp_path):

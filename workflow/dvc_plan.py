@@ -221,7 +221,8 @@ class Committer(threading.Thread):
         self.next_record_at = 0.0  # perf_counter time before which a record waits (RECORD_SPACING)
         self.recorded = 0
         self.records = 0
-        self.commit_s = 0.0
+        self.commit_s = 0.0  # the recorder's whole time; its parts:
+        self.spent = {"hash_outputs_s": 0.0, "verdicts_s": 0.0, "records_s": 0.0}
         self._stopping = threading.Event()
 
     def run(self) -> None:
@@ -238,8 +239,12 @@ class Committer(threading.Thread):
             marker = Path(self.plan.marker(stage.rule, "finished"))
             if stage.rule not in self.done and marker.exists():
                 self.done[stage.rule] = json.loads(marker.read_text())
+                t = time.perf_counter()
                 self._hash_outputs(stage)
+                self.spent["hash_outputs_s"] += time.perf_counter() - t
+                t = time.perf_counter()
                 self._verdicts_after(stage.rule)
+                self.spent["verdicts_s"] += time.perf_counter() - t
                 self.to_record.append(stage)
         all_done = len(self.done) == len(self.plan.stages)
         if self.to_record and (final or all_done or time.perf_counter() >= self.next_record_at):
@@ -247,7 +252,9 @@ class Committer(threading.Thread):
             started = time.perf_counter()
             self._record(batch)
             self.records += 1
-            self.next_record_at = time.perf_counter() + RECORD_SPACING * (time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.spent["records_s"] += took
+            self.next_record_at = time.perf_counter() + RECORD_SPACING * took
         self.commit_s += time.perf_counter() - t0
 
     def _hash_outputs(self, planned: PlannedStage) -> None:
@@ -325,6 +332,7 @@ class Committer(threading.Thread):
             "commit_s": round(self.commit_s, 3),
             "recorded": self.recorded,
             "records": self.records,  # dvc.lock rewrites
+            **{k: round(v, 3) for k, v in self.spent.items()},
             "planned": len(self.plan.stages),
             # from a stage's command ending: to its job's end (its slot free), to its record in dvc.lock
             "job_end_s_median": _median([j for j, _ in self.lags]),
