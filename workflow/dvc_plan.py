@@ -42,8 +42,10 @@ from pathlib import Path
 PLAN_ENV = "TRANSFERLAB_PLAN"  # the plan file, for jobs that read the Snakefile again (SLURM)
 PLANS = Path(".snakemake/transferlab")
 # A record of finished stages in dvc.lock waits until this many times the last record's duration
-# has passed since it: the recorder's writes take at most about 1/40 of the wall time.
-RECORD_SPACING = 40
+# has passed since it: records take at most about 1/100 of the wall time (a record of 128 stages
+# took about 1 s here: at most one each 100 s while stages keep finishing; a SIGKILLed submit
+# host loses those records, and DVC reruns their stages).
+RECORD_SPACING = 100
 
 
 class EngineBusy(Exception):
