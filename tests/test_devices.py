@@ -1,5 +1,6 @@
 """GPU-slot leases, with a faked device count: no two holders share a device; a killed
-holder's device is free again (the kernel drops its flock)."""
+holder's device is free again (the kernel drops its flock). CPU-core leases: commands side by
+side wait for free cores among those they may run on."""
 
 import os
 import stat
@@ -11,7 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from transferlab.devices import LeaseError, checked_lock_dir, choose_device, lease_gpu, visible_devices
+from transferlab.devices import (
+    LeaseError,
+    checked_lock_dir,
+    choose_device,
+    cpu_threads,
+    lease_cores,
+    lease_gpu,
+    visible_devices,
+)
 
 from second_user import SETPRIV, as_nobody, needs_second_user, shared_tmp_name
 
@@ -62,6 +71,79 @@ def test_a_fifth_lease_waits_for_a_free_device(tmp_path):
         assert second.stdout.readline().strip() == "0"
     finally:
         for proc in (first[0], second):
+            proc.kill()
+            proc.wait()
+
+
+CORE_HOLDER = """
+import os, sys, time, torch
+from transferlab.devices import cpu_threads
+if len(sys.argv) > 2:
+    os.sched_setaffinity(0, [int(sys.argv[2])])
+with cpu_threads(int(sys.argv[1]), torch.device("cpu")):
+    print(torch.get_num_threads(), flush=True)
+    time.sleep(600)
+"""
+
+
+def _core_holder(env, threads: int, core: int | None = None):
+    args = [sys.executable, "-c", CORE_HOLDER, str(threads), *([] if core is None else [str(core)])]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_cpu_command_waits_while_the_cores_are_leased_and_keeps_its_thread_count(tmp_path):
+    """A holder of every core (more threads than cores): a one-thread command beside it waits,
+    saying so in one line, and starts when the holder ends; the holder computes with its own
+    thread count, not the number of cores it could lease."""
+    env = {**os.environ, "TRANSFERLAB_LOCK_DIR": str(tmp_path)}
+    many = len(os.sched_getaffinity(0)) + 1
+    first = _core_holder(env, many)
+    try:
+        assert first.stdout.readline().strip() == str(many)
+        second = _core_holder(env, 1)
+        time.sleep(3)
+        assert second.poll() is None  # waiting
+        first.kill()
+        first.wait()
+        assert second.stdout.readline().strip() == "1"
+        second.kill()
+        _, err = second.communicate()
+        assert err.count("waiting for 1 free CPU core(s)") == 1, err
+    finally:
+        for proc in (first, second):
+            proc.kill()
+            proc.wait()
+
+
+def test_cores_are_given_back_when_the_block_ends_and_a_gpu_command_leases_none(tmp_path):
+    cpu = torch.device("cpu")
+    for _ in range(2):  # in-process, as the tests run commands: the second finds them free
+        with cpu_threads(len(os.sched_getaffinity(0)), cpu, tmp_path):
+            assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+    env = {**os.environ, "TRANSFERLAB_LOCK_DIR": str(tmp_path)}
+    holder = _core_holder(env, len(os.sched_getaffinity(0)))
+    try:
+        holder.stdout.readline()
+        t0 = time.monotonic()
+        with cpu_threads(1, torch.device("cuda"), tmp_path):  # (no CUDA call: only its type is read)
+            assert torch.get_num_threads() == 1
+        assert time.monotonic() - t0 < 1
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_commands_on_different_cores_do_not_wait_for_each_other(tmp_path):
+    """Two commands of two threads, each allowed one core (two SLURM jobs' own cores): each
+    leases its own core and neither waits."""
+    env = {**os.environ, "TRANSFERLAB_LOCK_DIR": str(tmp_path)}
+    a, b = sorted(os.sched_getaffinity(0))[:2]
+    holders = [_core_holder(env, 2, a), _core_holder(env, 2, b)]
+    try:
+        assert [h.stdout.readline().strip() for h in holders] == ["2", "2"]
+    finally:
+        for proc in holders:
             proc.kill()
             proc.wait()
 
@@ -149,6 +231,10 @@ def test_a_link_planted_in_a_shared_folder_is_not_followed():
         assert "\n" not in str(err.value)
         with pytest.raises(LeaseError, match="not a regular file"):
             lease_gpu(["1"], shared)
+        as_nobody("ln", "-s", str(victim), str(shared / "cores.gate.lock"))
+        with pytest.raises(LeaseError, match="a symbolic link; refusing") as err:
+            lease_cores(1, shared)
+        assert "\n" not in str(err.value)
         assert victim.read_text() == "precious\n"
 
 

@@ -221,7 +221,7 @@ def train(
     missing = [str(path) for path in layout.inputs(run) if not path.exists()]
     if missing:
         raise InputError(f"{run_id}: missing input(s) {', '.join(missing)} (run the stages that make them first)")
-    from transferlab.devices import choose_device, use_threads
+    from transferlab.devices import choose_device, cpu_threads
     from transferlab.harness import is_current
     from transferlab.studies.dispatch import train as train_any
 
@@ -230,8 +230,9 @@ def train(
             f"{run}: up to date (its outputs were made by this code from these inputs and params); --force trains it again"
         )
         return
-    use_threads(p.threads)
-    train_any(p, run, layout, choose_device(device))
+    chosen = choose_device(device)
+    with cpu_threads(p.threads, chosen):
+        train_any(p, run, layout, chosen)
     print(f"{run}: {reported_line(json.loads(layout.metrics(run).read_text()))}")
 
 
@@ -281,12 +282,13 @@ def features(
             f"--split {split_id} --replicate {replicate}: not a split and replicate that {params} asks for (splits {planned}, replicates {p.replicates})"
         )
     from transferlab.analysis.extract import extract
-    from transferlab.devices import choose_device, use_threads
+    from transferlab.devices import choose_device, cpu_threads
     from transferlab.runs import Layout, planned_all
 
-    use_threads(p.threads)
+    chosen = choose_device(device)
     runs = [r for r in planned_all(p) if r.split == split_id and r.replicate == replicate]  # passed down
-    index = extract(p, split_id, replicate, runs, Layout.of(p, root), out, choose_device(device))
+    with cpu_threads(p.threads, chosen):
+        index = extract(p, split_id, replicate, runs, Layout.of(p, root), out, chosen)
     print(
         f"{out}: {len(index['sources'])} source nets and {len(index['transfer'])} transfer nets, {index['depth']} units each"
     )

@@ -1,4 +1,4 @@
-"""Device choice and GPU-slot leases.
+"""Device choice, GPU-slot leases and CPU-core leases.
 
 Snakemake counts a `gpu` resource but never says which device a job gets. A training
 command with `--device auto` therefore leases one GPU itself: a non-blocking `flock` on one
@@ -6,8 +6,16 @@ lock file per device and slot, held until the process exits (the kernel frees it
 crash), and `CUDA_VISIBLE_DEVICES` narrowed to that device before CUDA starts. It leases only
 among the devices the user already made visible.
 
+A command that computes on the CPU leases as many cores as it has threads (params.yaml
+`threads`; all of its cores if it has fewer), among the cores it may run on (its affinity:
+a SLURM job's own), one lock file per core: commands started side by side by any engine
+(`dvc queue start -j 2`, Snakemake with more `--cores` than the machine has, two terminals)
+wait for free cores instead of sharing them, and compute with their own thread count, so
+their numbers stay the same. A waiting command takes a gate lock first, so that one asking for
+several cores is not starved by a stream of one-core runs.
+
 Where the lock files live (a shared machine: nothing in /tmp is trusted unchecked):
-  - by default a private folder, /tmp/transferlab-gpu-locks-<uid>: made 0700 if absent, and
+  - by default a private folder, /tmp/transferlab-locks-<uid>: made 0700 if absent, and
     refused unless it is a real folder owned by this user and writable by nobody else. It
     coordinates one user's jobs.
   - TRANSFERLAB_LOCK_DIR names another: the user's own (checked the same way), or a folder
@@ -27,7 +35,10 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -44,7 +55,7 @@ class LeaseError(InputError):
 
 def default_lock_dir() -> Path:
     """Fixed and node-local, not $TMPDIR: Snakemake gives every job its own TMPDIR."""
-    return Path(os.environ.get(LOCK_DIR_ENV) or f"/tmp/transferlab-gpu-locks-{os.getuid()}")
+    return Path(os.environ.get(LOCK_DIR_ENV) or f"/tmp/transferlab-locks-{os.getuid()}")
 
 
 def open_lock_dir(path: Path) -> int:
@@ -58,13 +69,13 @@ def open_lock_dir(path: Path) -> int:
         pass
     except OSError as err:
         raise LeaseError(
-            f"GPU lock folder {path}: cannot create it ({err.strerror}); set {LOCK_DIR_ENV} to a folder of yours"
+            f"lock folder {path}: cannot create it ({err.strerror}); set {LOCK_DIR_ENV} to a folder of yours"
         ) from None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         raise LeaseError(
-            f"GPU lock folder {path}: not a real folder (a link or a file); remove it or set {LOCK_DIR_ENV}"
+            f"lock folder {path}: not a real folder (a link or a file); remove it or set {LOCK_DIR_ENV}"
         ) from None
     try:
         _check_lock_dir(path, os.fstat(fd))
@@ -80,11 +91,11 @@ def _check_lock_dir(path: Path, st: os.stat_result) -> None:
         return  # made for sharing: the sticky bit keeps others' lock files out of reach
     if st.st_uid != uid:
         raise LeaseError(
-            f"GPU lock folder {path}: owned by uid {st.st_uid}, not by you (uid {uid}) and not a shared sticky folder; remove it or set {LOCK_DIR_ENV}"
+            f"lock folder {path}: owned by uid {st.st_uid}, not by you (uid {uid}) and not a shared sticky folder; remove it or set {LOCK_DIR_ENV}"
         )
     if st.st_mode & 0o022:
         raise LeaseError(
-            f"GPU lock folder {path}: writable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 700 it, or 1777 to share it"
+            f"lock folder {path}: writable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 700 it, or 1777 to share it"
         )
 
 
@@ -110,10 +121,10 @@ def open_lock_file(dir_fd: int, name: str, shown: Path) -> int:
                 fd = os.open(name, flags, dir_fd=dir_fd)
     except OSError as err:
         why = "a symbolic link" if err.errno == errno.ELOOP else err.strerror
-        raise LeaseError(f"GPU lock file {shown}: {why}; refusing to use it") from None
+        raise LeaseError(f"lock file {shown}: {why}; refusing to use it") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise LeaseError(f"GPU lock file {shown}: not a regular file; refusing to use it")
+        raise LeaseError(f"lock file {shown}: not a regular file; refusing to use it")
     return fd
 
 
@@ -144,6 +155,17 @@ def visible_devices(count: int) -> list[str]:
     return devices
 
 
+def _try_lock(dir_fd: int, name: str, lock_dir: Path) -> int | None:
+    """The lock file `name` locked (its descriptor holds the lock), or None if another holds it."""
+    fd = open_lock_file(dir_fd, name, lock_dir / name)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def lease_gpu(devices: list[str], lock_dir: Path, slots_per_gpu: int = 1, timeout_s: float = 3600.0) -> str:
     """Take a free slot on one of `devices` (spread over devices first); return the device.
     Waits while all are busy."""
@@ -153,15 +175,10 @@ def lease_gpu(devices: list[str], lock_dir: Path, slots_per_gpu: int = 1, timeou
         while True:
             for slot in range(slots_per_gpu):
                 for device in devices:
-                    name = f"gpu{re.sub(r'[^A-Za-z0-9-]', '_', device)}.slot{slot}.lock"
-                    fd = open_lock_file(dir_fd, name, lock_dir / name)
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        os.close(fd)
-                        continue
-                    _held.append(fd)
-                    return device
+                    fd = _try_lock(dir_fd, f"gpu{re.sub(r'[^A-Za-z0-9-]', '_', device)}.slot{slot}.lock", lock_dir)
+                    if fd is not None:
+                        _held.append(fd)
+                        return device
             if time.monotonic() > deadline:
                 raise LeaseError(f"no free GPU slot in {lock_dir} after {timeout_s:.0f} s")
             time.sleep(0.5)
@@ -169,10 +186,63 @@ def lease_gpu(devices: list[str], lock_dir: Path, slots_per_gpu: int = 1, timeou
         os.close(dir_fd)
 
 
-def use_threads(count: int) -> None:
+@contextmanager
+def cpu_threads(count: int, device: torch.device, lock_dir: Path | None = None) -> Iterator[None]:
     """Compute with `count` CPU threads (params.yaml `threads`), whichever engine started us:
-    a result's last bits depend on it."""
-    torch.set_num_threads(count)
+    a result's last bits depend on it. On the CPU, with that many cores leased until the block
+    ends (a command run in-process, as the tests do, gives them back when it returns)."""
+    held = lease_cores(count, lock_dir or default_lock_dir()) if device.type == "cpu" else []
+    try:
+        torch.set_num_threads(count)
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)  # (closing drops its flock)
+
+
+def lease_cores(count: int, lock_dir: Path) -> list[int]:
+    """Take `count` of the cores this process may run on (all of them if it has fewer); return
+    the descriptors that hold them (closing one frees its core; so does the process's end).
+    Waits, holding the gate, while too few are free."""
+    cores = sorted(os.sched_getaffinity(0))
+    need = min(count, len(cores))
+    if need < 1:
+        return []
+    dir_fd = open_lock_dir(lock_dir)
+    try:
+        gate = open_lock_file(dir_fd, "cores.gate.lock", lock_dir / "cores.gate.lock")
+        try:
+            told = False
+            try:
+                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another command waits for cores: after it
+                told = _waiting(need, cores, lock_dir)
+                fcntl.flock(gate, fcntl.LOCK_EX)
+            while True:
+                taken: list[int] = []
+                for core in cores:
+                    fd = _try_lock(dir_fd, f"cpu{core}.lock", lock_dir)
+                    if fd is not None:
+                        taken.append(fd)
+                    if len(taken) == need:
+                        return taken
+                for fd in taken:
+                    os.close(fd)
+                told = told or _waiting(need, cores, lock_dir)
+                time.sleep(0.2)
+        finally:
+            os.close(gate)  # the gate only; the cores taken stay leased
+    finally:
+        os.close(dir_fd)
+
+
+def _waiting(need: int, cores: list[int], lock_dir: Path) -> bool:
+    print(
+        f"waiting for {need} free CPU core(s) of {len(cores)}: leased by other runs (lock files in {lock_dir})",
+        file=sys.stderr,
+        flush=True,
+    )
+    return True
 
 
 def choose_device(request: str, lock_dir: Path | None = None) -> torch.device:
