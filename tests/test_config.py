@@ -1,5 +1,7 @@
 """Each kind of bad params.yaml value: one line naming key, value and what is allowed; exit 2."""
 
+import shutil
+
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -279,9 +281,9 @@ def _keys(d: dict, prefix: str = "") -> set[str]:
 
 @pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_presets_are_complete_valid_and_documented(preset):
-    from transferlab.config import load_params
+    from transferlab.config import check_graph_keys, load_params
 
-    load_params(preset)
+    check_graph_keys(preset, load_params(preset), ROOT / "dvc.yaml")  # every key dvc.yaml reads, written
     result = CliRunner().invoke(app, ["plan", "--no-ids", "--params", str(preset)])
     assert result.exit_code == 0 and "valid" in result.output, result.output
     raw = yaml.safe_load(preset.read_text())
@@ -385,3 +387,16 @@ def test_presets_carry_the_studies_numbers():
         "cifar100_to_svhn",
     ):
         assert "Where the numbers come from" in (ROOT / "configs" / f"{name}.yaml").read_text().split("\n\n")[0], name
+
+
+def test_plan_refuses_a_params_file_without_a_key_that_dvc_yaml_reads(tmp_path):
+    """DVC reads the keys it interpolates and declares from params.yaml itself, with no
+    defaults: one left out would stop `dvc repro` before any stage, in DVC's words."""
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    del raw["transfer"]["control_all_classes"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["plan", "--no-ids", "--params", str(tmp_path / "params.yaml")])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert "\n" not in line and "transfer.control_all_classes missing" in line and "control_all_classes: []" in line

@@ -246,3 +246,29 @@ def test_the_live_log_ends_when_a_parallel_run_removed_dvclives_signal_file(tmp_
     monkeypatch.setattr(other.live, "sync", lambda: lost_the_race(str(tmp_path / "live2/metrics.json")))
     with pytest.raises(FileNotFoundError):
         other.end()
+
+
+def test_a_fork_waits_for_dvclives_thread(tmp_path, monkeypatch):
+    """A DataLoader worker forked while DVCLive's Live() was being made on its thread hung on a
+    lock the child inherited: a fork now waits until that thread is done."""
+    import os
+    import time
+
+    from transferlab import harness
+
+    made = []
+
+    def slow_live(directory, **options):
+        time.sleep(1.5)
+        made.append(directory)
+        return object()
+
+    monkeypatch.setattr(harness, "_dvclive_live", lambda: slow_live)
+    log = harness.LiveLog(tmp_path / "live")
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: was Live made before it was forked?
+        os._exit(0 if made else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and time.monotonic() - t0 > 1
+    assert log.live is not None and harness._live_threads == []

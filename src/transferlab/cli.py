@@ -76,9 +76,13 @@ def plan(
 ) -> None:
     """Validate params.yaml and list the runs it asks for, without training anything."""
     from transferlab.artifacts import atomic_json
+    from transferlab.config import check_graph_keys
     from transferlab.runs import PLANNED_FILE, planned_by_study
 
     p = _params(params)
+    graph = params.resolve().parent / "dvc.yaml"
+    if graph.is_file():  # DVC reads these keys from the file itself, with no defaults
+        check_graph_keys(params, p, graph)
     by_study = planned_by_study(p)
     every_class = {"base_all": "base on every class", "random_all": "random on every class"}
     counts = Counter(every_class.get(r.treatment, r.treatment) for r in by_study["grid"]) + Counter(

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -68,10 +70,26 @@ def _dvclive_live():
     return Live
 
 
+_live_threads: list[tuple] = []  # (future, [its thread's ident]) of each Live() being made on a thread
+
+
+def _before_fork() -> None:
+    """A process forked while DVCLive's thread imports modules or opens the repository inherits
+    locks that no thread of the child will release: a DataLoader worker (data.workers) hung on
+    one. So a fork waits for that thread to be done (unless that thread is the one forking)."""
+    for future, ident in _live_threads:
+        if threading.get_ident() not in ident:
+            future.exception()  # waits; its error, if any, is raised at the first record
+    _live_threads[:] = [(f, i) for f, i in _live_threads if not f.done()]
+
+
+os.register_at_fork(before=_before_fork)
+
+
 class LiveLog:
     """Per-evaluation metrics through DVCLive, so `dvc plots` can draw them. DVCLive opens the DVC
     repository on a thread of its own (0.2 s) while the run takes its first steps; the first
-    record waits for it."""
+    record, and any fork of this process, waits for it."""
 
     def __init__(self, directory: Path) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -80,8 +98,15 @@ class LiveLog:
         live = _dvclive_live()
         # dvcyaml=None: parallel jobs must not edit dvc.yaml; experiments are saved by DVC itself.
         options = {"dvcyaml": None, "save_dvc_exp": False, "report": None}
+        ident: list[int] = []
+
+        def make():
+            ident.append(threading.get_ident())
+            return live(str(directory), **options)
+
         pool = ThreadPoolExecutor(1)
-        self._live = pool.submit(live, str(directory), **options)
+        self._live = pool.submit(make)
+        _live_threads.append((self._live, ident))
         pool.shutdown(wait=False)  # the thread ends once Live is made
 
     @property

@@ -6,6 +6,8 @@ passes these typed objects down.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -262,3 +264,35 @@ def load_params(path: Path) -> Params:
         return parse_params(raw)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def graph_keys(dvc_yaml: Path) -> list[str]:
+    """The params.yaml keys that dvc.yaml's stages interpolate (`${key}`) or declare (`params:`):
+    DVC needs each one written in params.yaml (it knows no defaults); item.* and dvc.yaml's own
+    vars excluded."""
+    text = dvc_yaml.read_text()
+    graph = yaml.safe_load(text)
+    own = {key for entry in graph.get("vars", []) if isinstance(entry, dict) for key in entry}
+    found = {m.strip() for m in re.findall(r"\$\{([^}]+)\}", text)}
+    for stage in graph.get("stages", {}).values():
+        found.update(k for k in stage.get("do", stage).get("params", []) if isinstance(k, str))
+    return sorted(k for k in found if k.split(".")[0] not in own | {"item"})
+
+
+def check_graph_keys(path: Path, p: Params, dvc_yaml: Path) -> None:
+    """Refuse a params file that leaves out a key dvc.yaml reads (DVC would fail to read the
+    graph), naming the key and the value to write (this model's default)."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    for key in graph_keys(dvc_yaml):
+        node: Any = raw
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is _MISSING:
+            value: Any = p
+            for part in key.split("."):
+                value = getattr(value, part)
+            shown = json.dumps(value.model_dump() if isinstance(value, BaseModel) else value, default=str)
+            raise ConfigError(f"{path}: {key} missing: dvc.yaml's stages read it (write it, e.g. {key}: {shown})")
+
+
+_MISSING = object()
