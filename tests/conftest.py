@@ -13,8 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_params(**overrides) -> dict:
-    """The project's params.yaml, shrunk so that a run takes about a second on a CPU."""
+    """The project's params.yaml, shrunk so that a run takes about a second on a CPU; one thread
+    per command (the end-to-end tests run side by side, and a command leases its threads' cores:
+    with two threads each, one test's pipeline would wait for the other's)."""
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["threads"] = 1
     p["data"].update(image_size=16)
     p["data"]["synthetic"].update(num_classes=8, train_per_class=24, test_per_class=8)
     p["train"].update(epochs=1, batch_size=32)

@@ -187,19 +187,32 @@ def test_the_analysis_reads_the_feature_cache_without_torch():
 
 
 def test_features_names_missing_checkpoints_in_one_line_and_writes_nothing(tmp_path):
+    """At once, before waiting for cores: every core is leased by this test meanwhile."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
+    import torch
     import yaml
+
+    from transferlab.devices import cpu_threads
 
     from conftest import tiny_params
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     command = Path(sys.executable).parent / "transferlab"
-    proc = subprocess.run(
-        [str(command), "features", "--device", "cpu", "feat"], cwd=tmp_path, capture_output=True, text=True
-    )
+    locks, threads = tmp_path / "locks", torch.get_num_threads()
+    with cpu_threads(len(os.sched_getaffinity(0)), torch.device("cpu"), locks):
+        proc = subprocess.run(
+            [str(command), "features", "--device", "cpu", "feat"],
+            cwd=tmp_path,
+            env={**os.environ, "TRANSFERLAB_LOCK_DIR": str(locks)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    torch.set_num_threads(threads)  # (this worker's own count again)
     assert proc.returncode == 2 and proc.stderr.strip().startswith(
         "error: features: 13 checkpoint(s) missing, e.g. data/models/s0/baseA/r0.pt"
     )

@@ -128,7 +128,7 @@ def test_dvc_repro_makes_the_figure_table_and_metrics(dvc_repo):
     timed = json.loads((repo / "data/measurements/s0/A7B+/r0.json").read_text())
     head = sh(repo, "git", "rev-parse", "HEAD").strip()
     assert timed["git_revision"] == head and timed["wall_time_s"] > 0  # the commit; dvc.lock's rewrite is not "dirty"
-    assert run["threads"] == 2 and run["params"]["threads"] == 2 and len(run["fingerprint"]) == 64
+    assert run["threads"] == 1 and run["params"]["threads"] == 1 and len(run["fingerprint"]) == 64
     assert (repo / "data/runs/grid/s0/A7B+/r0/live/plots/metrics/test_top1.tsv").is_file()  # DVCLive, for dvc plots
 
 

@@ -4,6 +4,7 @@ A matrix of shrunken configurations, each a real `dvc repro` in its own git repo
 optional study off on its own and all off together, every split kind alone and mixed, several
 replicates, both directions, a single layer, an odd class count, a step schedule with warm-up,
 early stopping (on a held-out share, and on an image folder's own val/ part), a pretrained source,
+base nets without the transfer study (transfer.layers []: the entries that test something else),
 and a pretrained net analysed alone (no net trained). A study that did not run says so in one line."""
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ MATRIX = {
         "transfer.targets": ["A", "B"],
     },
     "binary-sweep-heads-random-fraction-classes-odd-count": {
+        "transfer.layers": [],  # no transfer nets: this entry tests something else (and base nets alone run too)
         "binary.betas": [0.0, 0.5],
         "binary.heads": [1, 2],
         "binary.equal_halves": False,
@@ -55,6 +57,7 @@ MATRIX = {
         "split.classes_a": [0, 1, 2, 3, 4],
     },
     "all-classes-one-task-binary-sources-off-step-schedule-warmup-early-stopping": {
+        "transfer.layers": [],  # no transfer nets: this entry tests something else (and base nets alone run too)
         "splits": ["all"],
         "binary.equal_halves": True,
         "strategies.cut_layers": [1],
@@ -75,6 +78,7 @@ MATRIX = {
         "strategies.images_per_class": ["all"],
     },
     "image-folder-train-val-test-early-stopping-on-val": {
+        "transfer.layers": [],  # no transfer nets: this entry tests something else (and base nets alone run too)
         "data.dataset": "imagefolder",
         "data.image_folder": "data/raw/lanes",
         "data.val_folder": True,
@@ -85,6 +89,7 @@ MATRIX = {
         "strategies.cut_layers": [1],
     },
     "cut-alone-nm-every-class-nets-size-study-and-papers-random-control-two-replicates": {
+        "transfer.layers": [],  # no transfer nets: this entry tests something else (and base nets alone run too)
         "strategies.cut_layers": [1],  # without strategies.names
         "splits": ["nm"],
         "size.images_per_class": [2, 5, 24],
@@ -92,6 +97,7 @@ MATRIX = {
         "replicates": [0, 1],
     },
     "arrays-with-val-part-cut-study": {  # the MobileNet study's data: .npy frames of 3 classes, one task
+        "transfer.layers": [],  # no transfer nets: this entry tests something else (and base nets alone run too)
         "data.dataset": "arrays",
         "data.image_folder": "data/raw/frames",
         "data.val_folder": True,
@@ -243,7 +249,7 @@ SETUP = {
 def _run(name: str, root: Path) -> tuple[Path, dict, subprocess.CompletedProcess]:
     """The configuration's repository and its real `dvc repro` (make test runs entries side by
     side, one per pytest-xdist worker; each computes with one thread)."""
-    params = _params({"threads": 1, **MATRIX[name]})
+    params = _params(MATRIX[name])
     repo = make_repo(root / name, params, SETUP.get(name))
     sh(repo, "dvc", "config", "--local", "cache.type", "hardlink")  # outputs linked, not copied: half the disk
     proc = subprocess.run(["dvc", "repro"], cwd=repo, env=repo_env(repo), capture_output=True, text=True)

@@ -52,7 +52,6 @@ pytestmark = [
 # enough to be cancelled between two epoch checkpoints.
 PARAMS = tiny_params(
     **{
-        "threads": 1,
         "base.epochs": 60,
         "transfer.layers": [1],
         "binary.betas": [0.0],

@@ -106,7 +106,7 @@ def test_a_runs_fingerprint_covers_its_code_its_input_files_and_its_params(tmp_p
     layout = Layout.of(params, tmp_path)
     first = run_fingerprint(params, run, layout)
     assert run_fingerprint(params, run, layout) == first
-    assert run_fingerprint(parse_params(tiny_params(threads=1)), run, layout) != first
+    assert run_fingerprint(parse_params(tiny_params(threads=2)), run, layout) != first
     split = layout.split_file("0")
     split.write_text(split.read_text().replace('"method"', '"method" ', 1))
     assert run_fingerprint(params, run, layout) != first

@@ -285,14 +285,16 @@ def features(
         raise InputError(
             f"--split {split_id} --replicate {replicate}: not a split and replicate that {params} asks for (splits {planned}, replicates {p.replicates})"
         )
-    from transferlab.analysis.extract import extract
+    from transferlab.analysis.extract import extract, feature_nets
     from transferlab.devices import choose_device, cpu_threads
     from transferlab.runs import Layout, planned_all
 
     chosen = choose_device(device)
     runs = [r for r in planned_all(p) if r.split == split_id and r.replicate == replicate]  # passed down
+    layout = Layout.of(p, root)
+    nets = feature_nets(p, layout, runs)  # a missing checkpoint is named before waiting for cores
     with cpu_threads(p.threads, chosen):
-        index = extract(p, split_id, replicate, runs, Layout.of(p, root), out, chosen)
+        index = extract(p, split_id, replicate, nets, layout, out, chosen)
     print(
         f"{out}: {len(index['sources'])} source nets and {len(index['transfer'])} transfer nets, {index['depth']} units each"
     )

@@ -86,6 +86,13 @@ def _tree(name: str) -> ast.Module:
     return ast.parse(modules()[name].read_text(), filename=str(modules()[name]))
 
 
+@cache
+def _module_imports(name: str) -> frozenset[str]:
+    """The project modules that module `name` imports, with their parent packages (walked once
+    per process: the code stage follows every command's closure through the same modules)."""
+    return frozenset().union(*(_with_parents(n) for n in _imported(_tree(name))))
+
+
 def closure(start: set[str]) -> set[str]:
     """`start` and every project module they import, directly or not."""
     seen: set[str] = set()
@@ -95,7 +102,7 @@ def closure(start: set[str]) -> set[str]:
         if name in seen or name not in modules():
             continue
         seen.add(name)
-        todo |= set().union(set(), *(_with_parents(n) for n in _imported(_tree(name))))
+        todo |= _module_imports(name)
     return seen
 
 
@@ -197,7 +204,13 @@ def behaviour_sha256(path: Path) -> str:
     data = path.read_bytes()
     if path.suffix != ".py":
         return hashlib.sha256(data).hexdigest()
-    tree = _strip_docstrings(ast.parse(data, filename=str(path)))
+    return _syntax_sha256(data, str(path))
+
+
+@cache
+def _syntax_sha256(source: bytes, filename: str) -> str:
+    """By content: a file is parsed once per process however many commands import it."""
+    tree = _strip_docstrings(ast.parse(source, filename=filename))
     return hashlib.sha256(ast.dump(tree, annotate_fields=False, include_attributes=False).encode()).hexdigest()
 
 

@@ -123,12 +123,10 @@ def source_arrays(net, mean, std, b_data: tuple, own: tuple | None, device: torc
     return arrays | _per_unit("b_train", b_train) | _per_unit("b_test", unit_features(net, b_test_x, mean, std, device))
 
 
-def extract(
-    params: Params, split_id: str, replicate: int, runs: list[Run], layout: Layout, out: Path, device: torch.device
-) -> dict:
-    """Write the feature cache of one split and replicate (`runs`: their planned runs, of
-    every study; none in the analysis-only configuration); return its index."""
-    cfg = params.analysis
+def feature_nets(params: Params, layout: Layout, runs: list[Run]) -> tuple[list[Source], list[RunSpec]]:
+    """The source nets and B's transfer nets of one split and replicate (`runs`: their planned
+    runs, of every study; none in the analysis-only configuration) whose features are extracted;
+    every checkpoint must exist (checked before the command waits for cores)."""
     nets = sources(params, layout, runs)
     transfer = [r for r in runs if isinstance(r, RunSpec) and not r.is_base and r.target == "B"]
     missing = [
@@ -138,6 +136,21 @@ def extract(
         raise InputError(
             f"features: {len(missing)} checkpoint(s) missing, e.g. {', '.join(missing[:3])} (train them first: dvc repro)"
         )
+    return nets, transfer
+
+
+def extract(
+    params: Params,
+    split_id: str,
+    replicate: int,
+    nets_and_transfer: tuple[list[Source], list[RunSpec]],
+    layout: Layout,
+    out: Path,
+    device: torch.device,
+) -> dict:
+    """Write the feature cache of one split and replicate (its nets: feature_nets); return its index."""
+    cfg = params.analysis
+    nets, transfer = nets_and_transfer
     ds, split = load_dataset(layout.dataset, params.data.workers), load_split(layout.split_file(split_id))
     tasks = {h: select_classes(ds, split.half(h)) for h in ("A", "B")}
     pool, draw_rows = drawn_images(tasks["B"].train_y, cfg.max_train_per_class, params.seed, cfg.data_draws)
