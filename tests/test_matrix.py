@@ -35,6 +35,9 @@ OFF = {
     "binary.betas": [0.0],
     "analysis.binary_sources": False,
 }
+# In the entries that test something else: no transfer nets (fewer runs; base nets without the
+# transfer study are a configuration too).
+NO_TRANSFER = {"transfer.layers": []}
 MATRIX = {
     "all-optional-studies-off": {},
     "strategies-alone-mn-both-directions": {
@@ -45,7 +48,7 @@ MATRIX = {
         "transfer.targets": ["A", "B"],
     },
     "binary-sweep-heads-random-fraction-classes-odd-count": {
-        "transfer.layers": [],  # no transfer nets: this entry tests something else (and base nets alone run too)
+        **NO_TRANSFER,
         "binary.betas": [0.0, 0.5],
         "binary.heads": [1, 2],
         "binary.equal_halves": False,
@@ -57,7 +60,7 @@ MATRIX = {
         "split.classes_a": [0, 1, 2, 3, 4],
     },
     "all-classes-one-task-binary-sources-off-step-schedule-warmup-early-stopping": {
-        "transfer.layers": [],  # no transfer nets: this entry tests something else (and base nets alone run too)
+        **NO_TRANSFER,
         "splits": ["all"],
         "binary.equal_halves": True,
         "strategies.cut_layers": [1],
@@ -78,7 +81,7 @@ MATRIX = {
         "strategies.images_per_class": ["all"],
     },
     "image-folder-train-val-test-early-stopping-on-val": {
-        "transfer.layers": [],  # no transfer nets: this entry tests something else (and base nets alone run too)
+        **NO_TRANSFER,
         "data.dataset": "imagefolder",
         "data.image_folder": "data/raw/lanes",
         "data.val_folder": True,
@@ -89,7 +92,7 @@ MATRIX = {
         "strategies.cut_layers": [1],
     },
     "cut-alone-nm-every-class-nets-size-study-and-papers-random-control-two-replicates": {
-        "transfer.layers": [],  # no transfer nets: this entry tests something else (and base nets alone run too)
+        **NO_TRANSFER,
         "strategies.cut_layers": [1],  # without strategies.names
         "splits": ["nm"],
         "size.images_per_class": [2, 5, 24],
@@ -97,7 +100,7 @@ MATRIX = {
         "replicates": [0, 1],
     },
     "arrays-with-val-part-cut-study": {  # the MobileNet study's data: .npy frames of 3 classes, one task
-        "transfer.layers": [],  # no transfer nets: this entry tests something else (and base nets alone run too)
+        **NO_TRANSFER,
         "data.dataset": "arrays",
         "data.image_folder": "data/raw/frames",
         "data.val_folder": True,
