@@ -12,9 +12,11 @@ export DVC_NO_ANALYTICS := 1
 .PHONY: setup demo baseline test test-fast lint bench bench-gpu clean
 
 PLOT_PAGE := $(VENV)/share/transferlab/dvc_plots.html
-# make test: pytest-xdist runs the tests side by side, a worker per core (at most 4), the end-to-end
-# ones first (tests/conftest.py says which go to one worker together). PARALLEL= runs them one by one.
-PARALLEL ?= -n auto --maxprocesses=4
+# make test: pytest-xdist runs the tests side by side, a worker per core and one more (at most 4:
+# a worker waiting on SLURM's scheduler leaves its core to the others), the end-to-end ones first
+# (tests/conftest.py says which go to one worker together). PARALLEL= runs them one by one.
+WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(len(os.sched_getaffinity(0)) + 1, 4))")
+PARALLEL ?= -n $(WORKERS)
 
 # DVC's site cache (its per-repository databases) goes to a private folder of yours, not /var/tmp/dvc.
 setup: $(VENV)/.installed $(PLOT_PAGE)

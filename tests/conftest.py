@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,11 +13,20 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Each test process leases CPU cores from a lock folder of its own (devices.py; private, 0700):
+# a pipeline's commands still lease their `threads` cores, but one worker's pipeline does not
+# wait for another's (every test pipeline computes with one thread; make test runs a worker
+# more than there are cores, to use the time a worker waits on SLURM's scheduler). The tests
+# of the leases themselves name folders of their own.
+if "TRANSFERLAB_LOCK_DIR" not in os.environ:
+    os.environ["TRANSFERLAB_LOCK_DIR"] = tempfile.mkdtemp(prefix="transferlab-test-locks-")
+    atexit.register(shutil.rmtree, os.environ["TRANSFERLAB_LOCK_DIR"], ignore_errors=True)
+
 
 def tiny_params(**overrides) -> dict:
     """The project's params.yaml, shrunk so that a run takes about a second on a CPU; one thread
-    per command (the end-to-end tests run side by side, and a command leases its threads' cores:
-    with two threads each, one test's pipeline would wait for the other's)."""
+    per command (the end-to-end tests run side by side, more workers than cores: more threads
+    would only crowd them)."""
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["threads"] = 1
     p["data"].update(image_size=16)

@@ -74,9 +74,9 @@ def test_headline_numbers(table):
 def test_a_named_split_kind_gets_its_own_headline_paired_over_replicates(tmp_path, monkeypatch):
     """Split `all` with a pretrained source (the MobileNet study): its effects, and what the
     pretrained initialisation adds at the top n (PnB+ minus the base net of the same replicate)."""
-    import transferlab.models.pretrained as pretrained
+    import transferlab.config as config
 
-    monkeypatch.setattr(pretrained, "weight_names", lambda name: ["IMAGENET1K_V1"])
+    monkeypatch.setattr(config, "weight_names", lambda name: ["IMAGENET1K_V1"])
     params = tiny_params(
         replicates=[0, 1, 2], splits=["all"], **{"pretrained.weights": ["IMAGENET1K_V1"], "binary.equal_halves": False}
     )

@@ -26,13 +26,13 @@ from pipeline import make_repo, repo_env, sh, stages_run
 
 pytestmark = pytest.mark.slow
 
-# Everything optional off, one layer: each entry below turns on what it tests.
+# Everything optional off (the binary study too), one layer: each entry below turns on what it tests.
 OFF = {
     "transfer.layers": [2],
     "strategies.names": [],
     "strategies.baselines": [],
     "strategies.cut_layers": [],
-    "binary.betas": [0.0],
+    "binary.betas": [],
     "analysis.binary_sources": False,
 }
 # In the entries that test something else: no transfer nets (fewer runs; base nets without the
@@ -74,6 +74,7 @@ MATRIX = {
         "binary.frozen_units": [0, 1],
     },
     "cross-data-set": {
+        "binary.betas": [0.0],  # the A' net on one data set, fine-tuned on the other
         "data.b_dataset": "mnist",
         "data.verify": False,
         "splits": ["cross"],
@@ -106,7 +107,8 @@ MATRIX = {
         "data.val_folder": True,
         "splits": ["all"],
         "strategies.cut_layers": [1],
-        "binary.equal_halves": False,  # 3 classes
+        "binary.betas": [0.0],
+        "binary.equal_halves": False,  # 3 classes: the binary partition of an odd count
     },
     "alexnet-imagenet-weights-on-caltech101-analysis-only": {  # the lecture's off-the-shelf study
         "data.dataset": "caltech101",
@@ -120,7 +122,6 @@ MATRIX = {
         "splits": ["all"],
         "base_nets": [],  # no net trained: the pretrained net's units probed (each AlexNet is 244 MB)
         "transfer.layers": [],
-        "binary.betas": [],
     },
     "timm-model-on-an-image-folder-analysis-only": {  # which layer to take, on one's own photos
         "data.dataset": "imagefolder",
@@ -133,7 +134,6 @@ MATRIX = {
         "splits": ["all"],
         "base_nets": [],
         "transfer.layers": [],
-        "binary.betas": [],
         "analysis.decaf_units": [4, 5],
     },
     "pretrained-source": {

@@ -14,7 +14,7 @@ from transferlab.cli import app
 from transferlab.errors import InputError
 from transferlab.models.pretrained import load_pretrained, weights_path
 
-from conftest import project, tiny_params
+from conftest import ROOT, project, tiny_params
 
 
 @pytest.fixture
@@ -118,6 +118,27 @@ def test_params_name_the_allowed_weights(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
     assert result.exit_code == 2 and "allowed: one of DEFAULT, IMAGENET1K_V1 for resnet18" in result.output
+
+
+def test_the_static_weight_table_is_torchvisions_and_checking_it_imports_no_torchvision():
+    """params.yaml's weight names are checked against a static table (each command checks them:
+    importing torchvision's would cost about 2 s); it must be the installed torchvision's."""
+    import subprocess
+    import sys
+
+    from transferlab.models import TORCHVISION_WEIGHTS
+    from transferlab.models.pretrained import ADAPTERS
+
+    assert set(TORCHVISION_WEIGHTS) == set(ADAPTERS)
+    for name, names in TORCHVISION_WEIGHTS.items():
+        assert names == tuple(w.name for w in tvm.get_model_weights(name)), name  # iteration skips DEFAULT
+    check = (
+        "import sys; from transferlab.config import parse_params; "
+        "parse_params({**__import__('conftest').tiny_params(**{'model.name': 'resnet18', 'transfer.layers': [1, 5], "
+        "'analysis.decaf_units': [4, 5], 'pretrained.weights': ['IMAGENET1K_V1']})}); print(sorted({m.split('.')[0] for m in sys.modules}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", check], cwd=ROOT / "tests", capture_output=True, text=True, check=True)
+    assert "torchvision" not in proc.stdout and "torch" not in proc.stdout.split("'")
 
 
 def test_a_pretrained_source_transfers_through_the_commands(weight_file, tmp_path):

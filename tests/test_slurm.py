@@ -19,8 +19,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -246,19 +244,15 @@ def test_the_cancelled_run_resumed_and_results_equal_dvc_repro(slurm_run, tmp_pa
     repo, _, _, _ = slurm_run
     timed = json.loads((repo / "data/measurements/s0/baseA/r0.json").read_text())  # a measurement, kept apart
     assert 1 <= timed["resumed_epochs"] < PARAMS["base"]["epochs"]  # resumed from an epoch checkpoint
+    # The reference: the cancelled stage and what it reads, by `dvc repro`, uninterrupted. Each
+    # stage it ran is recorded alike in both repositories: the same params and the same bytes of
+    # every input and output (params.yaml `threads`, 1, under both engines). (That Snakemake's
+    # whole graph gives dvc repro's bytes is test_engines's, on the same code.)
     reference = make_repo(tmp_path / "dvc", PARAMS)
-    sh(reference, "dvc", "repro")  # params.yaml `threads` (1) under both engines: the same sums
-    for study in ("grid", "binary", "strategies", "analysis"):
-        ours, theirs = (pd.read_parquet(r / f"reports/{study}/results.parquet") for r in (repo, reference))
-        assert len(ours) == len(theirs) and list(ours.columns) == list(theirs.columns), study
-        if "run_id" in ours:
-            assert sorted(ours.run_id.dropna()) == sorted(theirs.run_id.dropna()), study
-        for column in ("final_top1", "best_top1", "topk_mean_top1", "top1", "value"):  # bit-identical
-            if column in ours:
-                assert np.array_equal(ours[column].to_numpy(), theirs[column].to_numpy(), equal_nan=True), (
-                    study,
-                    column,
-                )
+    sh(reference, "dvc", "repro", "train-base@0-A-0")
+    theirs = yaml.safe_load((reference / "dvc.lock").read_text())["stages"]
+    ours = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert "train-base@0-A-0" in theirs and {name: ours.get(name) for name in theirs} == theirs
 
 
 def test_a_job_starts_its_command_within_seconds(slurm_run):

@@ -39,7 +39,7 @@ from transferlab.config.sections import (  # noqa: F401 (the package's public na
     merged,
     unique,
 )
-from transferlab.models import MIN_IMAGE_SIZE, model_units  # the unit names, without torch
+from transferlab.models import MIN_IMAGE_SIZE, model_units, weight_names  # static tables, without torch
 
 # Where each study's training overrides live in params.yaml.
 STUDY_SECTIONS = {
@@ -130,9 +130,6 @@ class Params(Strict):
         within_depth("transfer.layers", self.transfer.layers, lowest=1)
         within_depth("transfer.control_all_classes", self.transfer.control_all_classes, lowest=0)
         if self.pretrained.weights:
-            # torchvision's weight tables: about 2 s to import, paid only when weights are named
-            from transferlab.models.pretrained import weight_names
-
             allowed = weight_names(self.model.name)
             if self.pretrained.weights[0] not in allowed:
                 what = (

@@ -41,6 +41,20 @@ MIN_IMAGE_SIZE = {"alexnet": 63}
 
 TIMM_PREFIX = "timm/"  # besides the registry: any of timm's convolutional nets, timm/<its name>
 
+# The ImageNet weights a registry model can start from, by the names params.yaml gives them:
+# torchvision's weight enums (tests/test_pretrained.py checks them against the installed
+# torchvision), and for MobileNet v1, which torchvision does not publish, timm's release
+# (repository prefix, weight tags, the input normalisation they expect). Static, as the unit
+# names are: checking pretrained.weights then imports no torchvision (about 2 s a command).
+TORCHVISION_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "alexnet": ("IMAGENET1K_V1",),
+    "resnet18": ("IMAGENET1K_V1",),
+    "resnet50": ("IMAGENET1K_V1", "IMAGENET1K_V2"),
+    "densenet121": ("IMAGENET1K_V1",),
+    "mobilenet_v2": ("IMAGENET1K_V1", "IMAGENET1K_V2"),
+}
+TIMM_WEIGHTS = {"mobilenet_v1": ("timm/mobilenetv1_100", ("ra4_e3600_r224_in1k",), ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))}
+
 
 def list_models() -> list[str]:
     """Names accepted by `create_model` (and timm/<name> of a timm model)."""
@@ -68,6 +82,18 @@ def model_units(name: str, **opts) -> list[str]:
     return list(_REGISTRY[name][1])
 
 
+def weight_names(name: str) -> list[str]:
+    """The weight names a model accepts in pretrained.weights: torchvision's (and DEFAULT),
+    timm's tags for MobileNet v1 and for timm/<name> (timm's registry, no network), or []."""
+    if name.startswith(TIMM_PREFIX):
+        from transferlab.models.timm_weights import timm_tags  # torch and timm: only for timm's names
+
+        return timm_tags(name)
+    if name in TIMM_WEIGHTS:
+        return list(TIMM_WEIGHTS[name][1])
+    return ["DEFAULT", *TORCHVISION_WEIGHTS[name]] if name in TORCHVISION_WEIGHTS else []
+
+
 def create_model(name: str, num_classes: int, **opts) -> LayeredNet:
     """Build a freshly initialised model of the registry, or timm's."""
     check_model(name)
@@ -84,4 +110,15 @@ def __getattr__(attr: str):
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-__all__ = ["MIN_IMAGE_SIZE", "TIMM_PREFIX", "LayeredNet", "check_model", "create_model", "list_models", "model_units"]
+__all__ = [
+    "MIN_IMAGE_SIZE",
+    "TIMM_PREFIX",
+    "TIMM_WEIGHTS",
+    "TORCHVISION_WEIGHTS",
+    "LayeredNet",
+    "check_model",
+    "create_model",
+    "list_models",
+    "model_units",
+    "weight_names",
+]

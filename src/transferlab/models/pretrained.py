@@ -18,9 +18,9 @@ import torch
 from torchvision import models as tvm
 
 from transferlab.errors import InputError
-from transferlab.models import TIMM_PREFIX
+from transferlab.models import TIMM_PREFIX, TIMM_WEIGHTS
 from transferlab.models.layered import LayeredNet
-from transferlab.models.timm_weights import TIMM_WEIGHTS, load_timm, load_timm_model, timm_tags
+from transferlab.models.timm_weights import load_timm, load_timm_model
 from transferlab.models.torchvision_nets import from_alexnet, from_densenet, from_mobilenet_v2, from_resnet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation torchvision's ImageNet weights expect
@@ -32,18 +32,6 @@ ADAPTERS = {
     "densenet121": from_densenet,
     "mobilenet_v2": from_mobilenet_v2,
 }
-
-
-def weight_names(model_name: str) -> list[str]:
-    """The torchvision weight names of a model (plus DEFAULT), timm's weight tags for the
-    models torchvision has no weights of, or [] if it has none here."""
-    if model_name.startswith(TIMM_PREFIX):
-        return timm_tags(model_name)
-    if model_name in TIMM_WEIGHTS:
-        return list(TIMM_WEIGHTS[model_name][1])
-    if model_name not in ADAPTERS:
-        return []
-    return ["DEFAULT", *(w.name for w in tvm.get_model_weights(model_name))]  # iteration skips the DEFAULT alias
 
 
 def _weights(model_name: str, weights_name: str):

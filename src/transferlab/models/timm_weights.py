@@ -14,10 +14,7 @@ from pathlib import Path
 import torch
 
 from transferlab.errors import InputError
-from transferlab.models import TIMM_PREFIX, create_model
-
-# model.name -> (timm's hub repository prefix, its weight tags, the input normalisation they expect)
-TIMM_WEIGHTS = {"mobilenet_v1": ("timm/mobilenetv1_100", ("ra4_e3600_r224_in1k",), ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))}
+from transferlab.models import TIMM_PREFIX, TIMM_WEIGHTS, create_model
 
 
 def hub_cache(cache: str | None) -> Path:
