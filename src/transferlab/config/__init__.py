@@ -55,7 +55,7 @@ class Params(Strict):
     seed: int = Field(0, ge=0)
     # CPU threads of every computing command: part of a run's settings, because sums inside
     # convolutions differ in the last bits with another count (and training amplifies that)
-    threads: int = Field(2, ge=1)
+    threads: int = Field(1, ge=1)
     replicates: list[int] = Field(default_factory=lambda: [0], min_length=1)
     # The base nets trained per split and replicate ([]: none, when only a pretrained net is analysed)
     base_nets: list[Literal["A", "B"]] = Field(default_factory=lambda: ["A", "B"])
