@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine (offline: only the package registries are needed):
-#   make demo   set up .venv and run the whole default pipeline (dvc repro)
+#   make demo   set up .venv and run the whole default pipeline (Snakemake: a one-thread job per core)
 #   make test   set up .venv and run the tests
 PYTHON ?= python3
 VENV ?= .venv
