@@ -133,12 +133,14 @@ def test_the_static_weight_table_is_torchvisions_and_checking_it_imports_no_torc
     for name, names in TORCHVISION_WEIGHTS.items():
         assert names == tuple(w.name for w in tvm.get_model_weights(name)), name  # iteration skips DEFAULT
     check = (
-        "import sys; from transferlab.config import parse_params; "
-        "parse_params({**__import__('conftest').tiny_params(**{'model.name': 'resnet18', 'transfer.layers': [1, 5], "
-        "'analysis.decaf_units': [4, 5], 'pretrained.weights': ['IMAGENET1K_V1']})}); print(sorted({m.split('.')[0] for m in sys.modules}))"
+        "import json, sys; from transferlab.config import parse_params; from conftest import tiny_params; "
+        "parse_params(tiny_params(**{'model.name': 'resnet18', 'transfer.layers': [1, 5], "
+        "'analysis.decaf_units': [4, 5], 'pretrained.weights': ['IMAGENET1K_V1']})); "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     proc = subprocess.run([sys.executable, "-c", check], cwd=ROOT / "tests", capture_output=True, text=True, check=True)
-    assert "torchvision" not in proc.stdout and "torch" not in proc.stdout.split("'")
+    imported = json.loads(proc.stdout)
+    assert "transferlab" in imported and not {"torch", "torchvision"} & set(imported)
 
 
 def test_a_pretrained_source_transfers_through_the_commands(weight_file, tmp_path):

@@ -292,9 +292,9 @@ def features(
     chosen = choose_device(device)
     runs = [r for r in planned_all(p) if r.split == split_id and r.replicate == replicate]  # passed down
     layout = Layout.of(p, root)
-    nets = feature_nets(p, layout, runs)  # a missing checkpoint is named before waiting for cores
+    nets, transfer = feature_nets(p, layout, runs)  # a missing checkpoint is named before waiting for cores
     with cpu_threads(p.threads, chosen):
-        index = extract(p, split_id, replicate, nets, layout, out, chosen)
+        index = extract(p, split_id, replicate, nets, transfer, layout, out, chosen)
     print(
         f"{out}: {len(index['sources'])} source nets and {len(index['transfer'])} transfer nets, {index['depth']} units each"
     )

@@ -143,14 +143,15 @@ def extract(
     params: Params,
     split_id: str,
     replicate: int,
-    nets_and_transfer: tuple[list[Source], list[RunSpec]],
+    nets: list[Source],
+    transfer: list[RunSpec],
     layout: Layout,
     out: Path,
     device: torch.device,
 ) -> dict:
-    """Write the feature cache of one split and replicate (its nets: feature_nets); return its index."""
+    """Write the feature cache of one split and replicate (`nets` and `transfer`: feature_nets's);
+    return its index."""
     cfg = params.analysis
-    nets, transfer = nets_and_transfer
     ds, split = load_dataset(layout.dataset, params.data.workers), load_split(layout.split_file(split_id))
     tasks = {h: select_classes(ds, split.half(h)) for h in ("A", "B")}
     pool, draw_rows = drawn_images(tasks["B"].train_y, cfg.max_train_per_class, params.seed, cfg.data_draws)
