@@ -17,6 +17,13 @@ from schedule_sim import Job, jobs, kind, simulate  # noqa: E402
 from transferlab.config import Params  # noqa: E402
 
 
+def within_rounding(ratio: float, numerator: float, denominator: float) -> bool:
+    """The script's ratio (rounded to 0.001) is numerator / denominator, each rounded to 0.1
+    image/s: at a few images/s a CPU's rounding moves the quotient by more than 0.1%."""
+    low, high = (numerator - 0.05) / (denominator + 0.05), (numerator + 0.05) / (denominator - 0.05)
+    return low - 5e-4 <= ratio <= high + 5e-4
+
+
 def test_every_run_of_the_default_pipeline_is_a_job_with_its_input():
     pipeline = {j.run_id: j for j in jobs(Params())}
     assert len(pipeline) == 56  # 54 nets (2 of them scratch) and 2 best_linear fits
@@ -93,16 +100,14 @@ def test_the_gpu_benchmark_runs_tiny_on_the_cpu_and_the_simulation_projects_the_
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     figures = result["trainer"]["compile_off"]  # (compile_on: the full run only)
-    assert figures["trainer_over_limit"] == pytest.approx(
-        figures["trainer_images_per_s"] / figures["limit_images_per_s"], rel=1e-3
+    assert within_rounding(
+        figures["trainer_over_limit"], figures["trainer_images_per_s"], figures["limit_images_per_s"]
     )
     grid = result["grid_slice"]
     assert grid["runs"] == len(grid["run_train_seconds"]) == 7  # baseA, baseB; AnB, BnB, their + forms, R at n = 1
     assert 0 < grid["startup_s_median"] <= grid["startup_s_max"] and grid["gpu_utilisation_pct_mean"] is None
     rates = result["jpeg"]["images_per_s"]
-    assert result["jpeg"]["device_over_pil"] == pytest.approx(
-        rates["decode_jpeg_on_device"] / rates["pil_workers"], rel=1e-3
-    )
+    assert within_rounding(result["jpeg"]["device_over_pil"], rates["decode_jpeg_on_device"], rates["pil_workers"])
     script = ROOT / "benchmarks/schedule_sim.py"
     subprocess.run(
         [sys.executable, str(script), "--durations", str(out), "--out", str(sim)], check=True, capture_output=True
