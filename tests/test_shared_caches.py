@@ -51,9 +51,12 @@ def test_dvc_keeps_its_databases_in_a_private_folder_not_in_var_tmp(tmp_path):
     home = Path(os.path.expanduser("~/.cache/transferlab/dvc-site"))
     assert used.parent.parent == home and (home.stat().st_mode & 0o077) == 0
     # DVC names a repository's folder by a token of its path, user and DVC version, wherever the
-    # site cache is: nothing of this repository's in the shared folder. (Not "the shared folder
-    # unchanged": on a shared machine other users' DVC writes there meanwhile.)
-    assert not (Path("/var/tmp/dvc/repo") / used.name).exists()
+    # site cache is: nothing of this repository's in DVC's default, shared one (/var/tmp/dvc here),
+    # not even a link, which is not followed. (Not "the shared folder unchanged": on a shared
+    # machine other users' DVC writes there meanwhile.)
+    from dvc.dirs import site_cache_dir
+
+    assert not os.path.lexists(Path(site_cache_dir()) / "repo" / used.name)
     with shared_tmp_name() as planted:  # another user's folder where our cache would go
         as_nobody("mkdir", "-m", "777", str(planted))
         as_nobody("mkdir", "-m", "777", str(planted / "transferlab"))
@@ -107,7 +110,7 @@ def test_torch_compile_caches_its_code_in_a_private_folder(tmp_path):
         assert (used.stat().st_mode & 0o077) == 0
         if os.access(planted, os.R_OK):  # none of our generated code in the shared folder (others' may come and go)
             generated = {p.relative_to(used) for p in used.rglob("*.py")}
-            assert not any((planted / name).exists() for name in generated)
+            assert not any(os.path.lexists(planted / name) for name in generated)
     finally:
         if ours:  # the test's own planted folder must not outlive it: torch outside this project would use it
             as_nobody("rm", "-rf", str(planted))
