@@ -120,3 +120,26 @@ def test_torch_compile_caches_its_code_in_a_private_folder(tmp_path):
         proc = subprocess.run([sys.executable, "-c", COMPILE], env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode != 0 and f"{theirs}: owned by uid" in proc.stderr
         assert list(theirs.iterdir()) == []
+
+
+def test_a_chosen_site_cache_folder_that_is_gone_is_made_again_private(tmp_path):
+    """The folder a repository's config names for DVC's site cache, gone (a cleared ~/.cache),
+    is made again 0700 with its missing parents, as torch.compile's are, instead of stopping
+    `make setup` and the Snakefile; one that exists and others can write to is still refused."""
+    (tmp_path / ".dvc").mkdir()
+    gone = tmp_path / "cleared/dvc-site"
+    (tmp_path / ".dvc/config.local").write_text(f"[core]\n    site_cache_dir = {gone}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env.pop("DVC_SITE_CACHE_DIR", None)
+
+    def site_cache() -> subprocess.CompletedProcess:
+        script = [sys.executable, str(ROOT / "workflow/site_cache.py"), str(tmp_path)]
+        return subprocess.run(script, env=env, capture_output=True, text=True)
+
+    proc = site_cache()
+    assert proc.returncode == 0 and str(gone) in proc.stdout, proc.stderr
+    assert all((p.stat().st_mode & 0o777) == 0o700 for p in (gone, gone.parent))
+    os.chmod(gone, 0o777)
+    proc = site_cache()
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "writable by others" in lines[0], proc.stderr

@@ -4,8 +4,9 @@ DVC 3 keeps each repository's file-hash and link databases under its site cache,
 /var/tmp/dvc/repo/<token> by default: a world-writable folder where another user can swap in
 databases of their own (a pickled object there runs as you; a planted hash hides an edit from
 `dvc status`). This points the repository's core.site_cache_dir (.dvc/config.local, which
-queued experiments copy) at ~/.cache/transferlab/dvc-site (transferlab.private), or checks the
-folder already chosen (core.site_cache_dir or DVC_SITE_CACHE_DIR) is private. `make setup`,
+queued experiments copy) at ~/.cache/transferlab/dvc-site (transferlab.private), or makes the
+folder already chosen (core.site_cache_dir or DVC_SITE_CACHE_DIR) 0700 if it is missing (a
+cleared ~/.cache) and checks that it is private, as for torch.compile's caches. `make setup`,
 the Snakefile and the tests run it before DVC touches the repository:
 
     python workflow/site_cache.py [REPO]
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 from transferlab.errors import InputError
-from transferlab.private import check_private, dvc_site_cache
+from transferlab.private import dvc_site_cache, private_dir
 
 
 def ensure_private_site_cache(root: Path) -> Path:
@@ -26,11 +27,11 @@ def ensure_private_site_cache(root: Path) -> Path:
     from dvc.config import Config
 
     if chosen := os.environ.get("DVC_SITE_CACHE_DIR"):
-        return check_private(Path(chosen))
+        return private_dir(Path(chosen))
     config = Config(dvc_dir=str(root / ".dvc"))
     chosen = config["core"].get("site_cache_dir")
     if chosen:
-        return check_private(Path(chosen))
+        return private_dir(Path(chosen))
     folder = dvc_site_cache()
     with config.edit("local") as local:
         local["core"]["site_cache_dir"] = str(folder)
