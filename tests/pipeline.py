@@ -45,10 +45,10 @@ def make_repo(path: Path, params: dict, setup=None) -> Path:
     """A git repository holding the project's pipeline files and `params` as params.yaml;
     `setup(path)` may add files (e.g. a data set's original files) before the first commit."""
     path.mkdir()
-    for name in ("dvc.yaml", "Snakefile", "workflow", ".dvcignore", "src/transferlab"):
+    for name in ("dvc.yaml", "Snakefile", "workflow", ".dvcignore", "src/transferlab", "data/sources"):
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__", "*.pt"))
         else:
             shutil.copy(src, path / name)
     (path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -109,15 +109,14 @@ def test_params_name_the_allowed_weights(tmp_path):
     result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
     assert (
         result.exit_code == 2
-        and "pretrained.weights[0]: found 'IMAGENET1K_V1', allowed: [] (convnet8 has no ImageNet weights here)"
-        in result.output
+        and "pretrained.weights[0]: found 'IMAGENET1K_V1', allowed: one of checkpoint for convnet8" in result.output
     )
     params["model"]["name"] = "resnet18"
     params["pretrained"]["weights"] = ["V9"]
     params["transfer"]["layers"] = [1, 5]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
-    assert result.exit_code == 2 and "allowed: one of DEFAULT, IMAGENET1K_V1 for resnet18" in result.output
+    assert result.exit_code == 2 and "allowed: one of DEFAULT, IMAGENET1K_V1, checkpoint for resnet18" in result.output
 
 
 def test_the_static_weight_table_is_torchvisions_and_checking_it_imports_no_torchvision():
@@ -217,3 +216,41 @@ def test_strategies_also_start_from_the_pretrained_net(weight_file, tmp_path):
     assert (
         1 <= linear["unit_chosen"] <= 5 and len(linear["val_top1_by_unit"]) == 5 and 0 <= linear["topk_mean_top1"] <= 1
     )
+
+
+def test_a_net_trained_elsewhere_is_a_source_of_its_own_model_only(tmp_path):
+    """pretrained.weights [checkpoint]: data/sources/checkpoint.pt (here a baseA of the tiny
+    configuration) becomes the source with its own weights, classes and normalisation, and a
+    frozen PnB copies its units; a checkpoint of other model options, or none, is one line."""
+    params = tiny_params(**{"transfer.layers": [2], "pretrained.weights": ["checkpoint"]})
+    run = project(tmp_path, params, "0")
+    assert "s0/P2B/r0" in run("plan")
+    run("train", "s0/baseA/r0", "--device", "cpu", "--root", str(tmp_path))
+    trained = torch.load(tmp_path / "data/models/s0/baseA/r0.pt", weights_only=True)
+    sources = tmp_path / "data/sources"
+    sources.mkdir()
+    source_file = tmp_path / "data/models/pretrained/checkpoint.pt"
+    convert = ["pretrained", "--weights", "checkpoint", str(source_file), "--root", str(tmp_path)]
+
+    def refused(*expected: str) -> bool:
+        result = CliRunner().invoke(app, [*convert, "--params", str(tmp_path / "params.yaml")])
+        return result.exit_code == 2 and result.output.count("\n") == 1 and all(e in result.output for e in expected)
+
+    assert refused("data/sources/checkpoint.pt not found")
+    (sources / "checkpoint.pt").write_bytes((tmp_path / "data/models/s0/baseA/r0.pt").read_bytes())
+    run(*convert)
+    source = torch.load(source_file, weights_only=True)
+    assert source["classes"] == trained["classes"] and source["num_classes"] == len(trained["classes"])
+    for key in ("input_mean", "input_std"):
+        assert torch.equal(source[key], trained[key]), key
+    assert all(torch.equal(source["state_dict"][k], v) for k, v in trained["state_dict"].items())
+    run("train", "s0/P2B/r0", "--device", "cpu", "--root", str(tmp_path))
+    tuned = torch.load(tmp_path / "data/models/s0/P2B/r0.pt", weights_only=True)
+    for key in [k for k in trained["state_dict"] if k.startswith(("layers.0.", "layers.1."))]:
+        assert torch.equal(trained["state_dict"][key], tuned["state_dict"][key]), key  # frozen copies
+    assert torch.equal(tuned["input_mean"], trained["input_mean"])  # the source's normalisation kept
+    params["data"]["image_size"] = 24  # the checkpoint's net was built for 16 px images
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert refused("model_options", "'image_size': 24")
+    (sources / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert refused("not a checkpoint of a trained net")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from transferlab.errors import InputError
 from transferlab.private import private_dir
@@ -143,3 +144,23 @@ def test_a_chosen_site_cache_folder_that_is_gone_is_made_again_private(tmp_path)
     proc = site_cache()
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and "writable by others" in lines[0], proc.stderr
+
+
+def test_no_command_makes_a_folder_in_the_shared_temp_folder(tmp_path):
+    """torchvision's import (here: `download` checking a torchvision data set) loads torch._dynamo,
+    which makes Inductor's cache folder at once: /tmp/torchinductor_<user> by default. Every
+    command points it at the private folder first."""
+    shared = tmp_path / "shared"  # the temp folder the process sees (TMPDIR)
+    shared.mkdir()
+    params = tiny_params(
+        **{"data.dataset": "cifar10", "data.root": str(tmp_path / "raw"), "binary.equal_halves": False}
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "TMPDIR": str(shared), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "transferlab", "download"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "cifar10" in proc.stderr  # its files are missing: one line, after the import
+    assert list(shared.iterdir()) == []
+    assert (tmp_path / "cache/transferlab/inductor").stat().st_mode & 0o077 == 0

@@ -93,7 +93,8 @@ def test_timms_weights_load_from_the_hub_cache_and_are_checked(resnet10t_hub, tm
     result = CliRunner().invoke(app, ["plan", "--params", str(tmp_path / "params.yaml")])
     assert (
         result.exit_code == 2
-        and "pretrained.weights[0]: found 'in1k', allowed: one of c3_in1k for timm/resnet10t" in result.output
+        and "pretrained.weights[0]: found 'in1k', allowed: one of c3_in1k, checkpoint for timm/resnet10t"
+        in result.output
     )
 
 

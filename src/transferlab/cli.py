@@ -24,6 +24,7 @@ import typer
 
 from transferlab.config import ConfigError, Params, load_params
 from transferlab.errors import InputError
+from transferlab.private import compile_caches
 
 app = typer.Typer(
     add_completion=False,
@@ -59,6 +60,15 @@ def fail_cleanly(fn: Callable) -> Callable:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+@app.callback()
+@fail_cleanly
+def before_every_command() -> None:
+    # torchvision's import and torch's FLOP counter pull in torch._dynamo, which makes Inductor's
+    # cache folder as it loads (/tmp/torchinductor_<user> unless told otherwise: a fixed path in a
+    # shared folder): every command points it at the user's private folder first (private.py).
+    compile_caches()
 
 
 def _params(path: Path) -> Params:
@@ -255,15 +265,18 @@ def reported_line(m: dict) -> str:
 def pretrained(
     out: OutPath,
     weights: Annotated[
-        str, typer.Option("--weights", help="torchvision weight name of model.name, e.g. IMAGENET1K_V1 or DEFAULT.")
+        str, typer.Option("--weights", help="Weight name of model.name, e.g. IMAGENET1K_V1, DEFAULT or checkpoint.")
     ] = "DEFAULT",
+    root: RootOpt = Path("."),
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Turn torchvision's published ImageNet weights of model.name into a source net (P)."""
+    """Turn the published ImageNet weights of model.name, or a net of it trained elsewhere
+    (--weights checkpoint: data/sources/checkpoint.pt), into a source net (P)."""
+    from transferlab.runs import Layout
     from transferlab.studies.grid.train import pretrained as convert
 
     p = _params(params)
-    classes = convert(p, weights, out)
+    classes = convert(p, weights, out, Layout.of(p, root))
     print(f"{out}: {p.model.name} {weights}, {len(classes)} classes")
 
 

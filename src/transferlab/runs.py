@@ -430,6 +430,11 @@ class Layout:
     def dataset(self) -> Path:
         return self.root / "data/prepared/dataset.pt"
 
+    @property
+    def source_checkpoint(self) -> Path:
+        """A net trained elsewhere, the source of pretrained.weights: [checkpoint]."""
+        return self.root / "data/sources/checkpoint.pt"
+
     def split_file(self, split: str) -> Path:
         return self.root / "data/splits" / SPLIT_FILE.format(split=split)
 

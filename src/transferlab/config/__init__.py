@@ -132,11 +132,7 @@ class Params(Strict):
         if self.pretrained.weights:
             allowed = weight_names(self.model.name)
             if self.pretrained.weights[0] not in allowed:
-                what = (
-                    f"one of {', '.join(allowed)} for {self.model.name}"
-                    if allowed
-                    else f"[] ({self.model.name} has no ImageNet weights here)"
-                )
+                what = f"one of {', '.join(allowed)} for {self.model.name}"
                 raise _KeyError("pretrained.weights[0]", self.pretrained.weights[0], what)
         self._without_base_nets()
         within_depth("analysis.decaf_units", self.analysis.decaf_units, lowest=1)

@@ -441,12 +441,13 @@ class AnalysisConfig(Strict):
 
 
 class PretrainedConfig(Strict):
-    """Source nets with published ImageNet weights (torchvision) instead of trained base nets."""
+    """Source nets with published ImageNet weights (torchvision's, timm's), or a net trained
+    elsewhere (data/sources/checkpoint.pt), beside or instead of trained base nets."""
 
     weights: list[str] = Field(
         default_factory=list,
         max_length=1,
-        description="[] or one weight name of model.name: torchvision's (e.g. [IMAGENET1K_V1], [DEFAULT]) or, for mobilenet_v1, timm's [ra4_e3600_r224_in1k]",
+        description="[] or one weight name of model.name: torchvision's (e.g. [IMAGENET1K_V1], [DEFAULT]) or, for mobilenet_v1, timm's [ra4_e3600_r224_in1k]; or [checkpoint] for any model: data/sources/checkpoint.pt, a net of model.name trained elsewhere",
     )
     cache: str | None = Field(
         None, description="folder of the weight files (null: torchvision's cache, $TORCH_HOME/hub/checkpoints)"

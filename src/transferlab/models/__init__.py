@@ -53,6 +53,9 @@ TORCHVISION_WEIGHTS: dict[str, tuple[str, ...]] = {
     "densenet121": ("IMAGENET1K_V1",),
     "mobilenet_v2": ("IMAGENET1K_V1", "IMAGENET1K_V2"),
 }
+# Every model also accepts a net of its own kind trained elsewhere (by this project, or saved in
+# its checkpoint format): data/sources/checkpoint.pt (runs.Layout.source_checkpoint).
+CHECKPOINT_WEIGHTS = "checkpoint"
 TIMM_WEIGHTS = {"mobilenet_v1": ("timm/mobilenetv1_100", ("ra4_e3600_r224_in1k",), ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))}
 
 
@@ -84,14 +87,17 @@ def model_units(name: str, **opts) -> list[str]:
 
 def weight_names(name: str) -> list[str]:
     """The weight names a model accepts in pretrained.weights: torchvision's (and DEFAULT),
-    timm's tags for MobileNet v1 and for timm/<name> (timm's registry, no network), or []."""
+    timm's tags for MobileNet v1 and for timm/<name> (timm's registry, no network), and for
+    every model CHECKPOINT_WEIGHTS."""
     if name.startswith(TIMM_PREFIX):
         from transferlab.models.timm_weights import timm_tags  # torch and timm: only for timm's names
 
-        return timm_tags(name)
-    if name in TIMM_WEIGHTS:
-        return list(TIMM_WEIGHTS[name][1])
-    return ["DEFAULT", *TORCHVISION_WEIGHTS[name]] if name in TORCHVISION_WEIGHTS else []
+        published = timm_tags(name)
+    elif name in TIMM_WEIGHTS:
+        published = list(TIMM_WEIGHTS[name][1])
+    else:
+        published = ["DEFAULT", *TORCHVISION_WEIGHTS[name]] if name in TORCHVISION_WEIGHTS else []
+    return [*published, CHECKPOINT_WEIGHTS]
 
 
 def create_model(name: str, num_classes: int, **opts) -> LayeredNet:
@@ -111,6 +117,7 @@ def __getattr__(attr: str):
 
 
 __all__ = [
+    "CHECKPOINT_WEIGHTS",
     "MIN_IMAGE_SIZE",
     "TIMM_PREFIX",
     "TIMM_WEIGHTS",

@@ -4,6 +4,7 @@ and the random control as the paper ran it, on every class (transfer.control_all
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -12,8 +13,9 @@ from transferlab.artifacts import atomic_torch_save, provenance
 from transferlab.config import Params
 from transferlab.data.dataset import select_classes
 from transferlab.data.stages import load_dataset, task_data
+from transferlab.errors import InputError
 from transferlab.harness import RunInfo, load_checkpoint, model_options, source_input_stats, train_run
-from transferlab.models import create_model
+from transferlab.models import CHECKPOINT_WEIGHTS, create_model
 from transferlab.runs import AllClassesControl, Layout, RunSpec
 from transferlab.train import History
 from transferlab.transfer import build_treatment, param_groups
@@ -63,28 +65,65 @@ def transfer(params: Params, spec: RunSpec, layout: Layout, device: torch.device
     )
 
 
-def pretrained(params: Params, weights: str, out: Path) -> list[str]:
-    """Convert the published ImageNet weights of model.name (torchvision's, or timm's) into a source-net checkpoint."""
+def pretrained(params: Params, weights: str, out: Path, layout: Layout) -> list[str]:
+    """Convert the published ImageNet weights of model.name (torchvision's, or timm's), or a net
+    of that model trained elsewhere (CHECKPOINT_WEIGHTS), into a source-net checkpoint."""
+    if weights == CHECKPOINT_WEIGHTS:
+        return _trained_source(params, layout.source_checkpoint, out)
     from transferlab.models.pretrained import load_pretrained  # torchvision: about 2 s, this command alone
 
     net, classes, (mean, std) = load_pretrained(
         params.model.name, weights, params.pretrained.cache, params.data.verify, params.data.download
     )
+    _save_source(params, f"pretrained/{params.model.name}/{weights}", net.state_dict(), classes, (mean, std), out)
+    return classes
+
+
+def _trained_source(params: Params, path: Path, out: Path) -> list[str]:
+    """A checkpoint of a trained net (this project's format) as the source: its own classes and
+    input normalisation; refused in one line unless it is the model (and options) params.yaml names."""
+    if not path.is_file():
+        raise InputError(
+            f"pretrained.weights: {CHECKPOINT_WEIGHTS}: {path} not found; put a trained {params.model.name} there"
+        )
+    try:
+        net, state = load_checkpoint(path)
+    except (KeyError, RuntimeError, pickle.UnpicklingError, TypeError, ValueError) as err:
+        raise InputError(
+            f"{path}: not a checkpoint of a trained net ({type(err).__name__}: {err})".splitlines()[0]
+        ) from None
+    for key, wanted in (("model_name", params.model.name), ("model_options", model_options(params))):
+        if state[key] != wanted:
+            raise InputError(f"{path}: {key} {state[key]!r}, but params.yaml gives {wanted!r}")
+    run = state.get("run_id", path.name)
+    stats = (state["input_mean"], state["input_std"])
+    _save_source(
+        params,
+        f"pretrained/{params.model.name}/{CHECKPOINT_WEIGHTS}/{run}",
+        net.state_dict(),
+        state["classes"],
+        stats,
+        out,
+    )
+    return state["classes"]
+
+
+def _save_source(params: Params, run_id: str, weights: dict, classes: list[str], stats: tuple, out: Path) -> None:
+    mean, std = (torch.as_tensor(s).view(1, 3, 1, 1) for s in stats)  # the normalisation the weights expect
     atomic_torch_save(
         {
-            "run_id": f"pretrained/{params.model.name}/{weights}",
+            "run_id": run_id,
             "model_name": params.model.name,
             "model_options": model_options(params),
             "num_classes": len(classes),
             "classes": classes,
-            "state_dict": net.state_dict(),
-            "input_mean": torch.tensor(mean).view(1, 3, 1, 1),  # the normalisation the weights expect
-            "input_std": torch.tensor(std).view(1, 3, 1, 1),
+            "state_dict": weights,
+            "input_mean": mean,
+            "input_std": std,
             **provenance(),
         },
         out,
     )
-    return classes
 
 
 def control_all_classes(params: Params, run: AllClassesControl, layout: Layout, device: torch.device) -> History:
