@@ -22,6 +22,13 @@ if "TRANSFERLAB_LOCK_DIR" not in os.environ:
     os.environ["TRANSFERLAB_LOCK_DIR"] = tempfile.mkdtemp(prefix="transferlab-test-locks-")
     atexit.register(shutil.rmtree, os.environ["TRANSFERLAB_LOCK_DIR"], ignore_errors=True)
 
+# The test processes import torchvision themselves (test modules, in-process commands), which
+# makes Inductor's cache folder at once: the private one, as every command does (cli.py), not
+# /tmp/torchinductor_<user>.
+from transferlab.private import compile_caches  # noqa: E402
+
+compile_caches()
+
 
 def tiny_params(**overrides) -> dict:
     """The project's params.yaml, shrunk so that a run takes about a second on a CPU; one thread
