@@ -31,7 +31,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH_SPEC) 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import torch, torchvision, dvc, snakemake, transferlab"
+	# (Inductor's cache folder pointed at the private one first: importing torchvision makes it.)
+	$(BIN)/python -c "from transferlab.private import compile_caches; compile_caches(); import torch, torchvision, dvc, snakemake"
 	touch $@
 
 # The page of `dvc plots show/diff` with Vega inline (it draws offline), from the npm registry;
