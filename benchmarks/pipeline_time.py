@@ -10,33 +10,78 @@ the training time and the command's whole time. Under snakemake, also the engine
 bookkeeping: asking DVC what is stale (on the submit host, before any job) and recording each
 finished stage in dvc.lock (a thread beside the jobs), from .snakemake/transferlab/*/engine.json,
 and the time from a stage's command ending to its job's end (its slot free) and to its record.
-`--set KEY=VALUE` (repeatable, YAML values) runs another configuration, e.g.
+`--engine slurm` runs snakemake with the SLURM profile on a one-node cluster on this machine
+(workflow/slurm/local-cluster.sh, started and stopped here: needs root, slurm-wlm and munge),
+and adds the time from each job's command ending to SLURM freeing its allocation (slurmctld's
+log, in milliseconds). `--set KEY=VALUE` (repeatable, YAML values) runs another configuration, e.g.
 `--set 'splits=[0,1,2,mn]'`.
 
-    python benchmarks/pipeline_time.py [--engine dvc|snakemake] [--set KEY=VALUE ...] [--keep]
+    python benchmarks/pipeline_time.py [--engine dvc|snakemake|slurm] [--set KEY=VALUE ...] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def local_cluster(env: dict):
+    """A one-node SLURM cluster (local-cluster.sh) for the run; its folder, stopped after."""
+    script = ROOT / "workflow/slurm/local-cluster.sh"
+    started = subprocess.run([str(script), "start"], env=env, capture_output=True, text=True)
+    if started.returncode != 0:
+        sys.exit(f"local-cluster.sh start failed: {started.stderr.strip()}")
+    folder = Path(re.search(r" in (\S+); source ", started.stdout)[1])
+    try:
+        yield folder
+    finally:
+        subprocess.run([str(script), "stop", str(folder)], env=env, check=True)
+
+
+def slot_free_seconds(snakemake_log: str, slurmctld_log: str, markers: Path) -> dict[str, float]:
+    """Per rule run as a SLURM job: seconds from its command's end (the `ended_at` of its
+    finished marker, written by stage_job.py) to slurmctld recording the job done (its
+    allocation free), from the controller's log; a job submitted again counts by its last."""
+    jobs = {
+        rule: job
+        for job, rule in re.findall(
+            r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_([^/]+)/", snakemake_log
+        )
+    }
+    done = {
+        job: datetime.fromisoformat(stamp).timestamp()
+        for stamp, job in re.findall(r"^\[(\S+)\] _job_complete: JobId=(\d+) done$", slurmctld_log, re.M)
+    }
+    seconds = {}
+    for rule, job in jobs.items():
+        marker = markers / f"{rule}.finished"
+        if job in done and marker.is_file():
+            seconds[rule] = round(done[job] - json.loads(marker.read_text())["ended_at"], 3)
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
     parser.add_argument(
-        "--engine", choices=["dvc", "snakemake"], default="dvc", help="dvc repro, or snakemake with --jobs in parallel"
+        "--engine",
+        choices=["dvc", "snakemake", "slurm"],
+        default="dvc",
+        help="dvc repro; snakemake with --jobs in parallel; snakemake on a one-node SLURM cluster",
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel jobs (snakemake)")
     parser.add_argument(
@@ -67,19 +112,33 @@ def main() -> None:
         (clone / "params.yaml").write_text(yaml.safe_dump(params))
     t0 = time.perf_counter()
     env["PYTHONPATH"] = str(clone / "src")  # the cloned code, not an editable install elsewhere
+    slot_free = None
     if args.engine == "dvc":
         cmd = ["dvc", "repro"]
-    else:  # each job with params.yaml's `threads`: Snakemake runs cores / threads jobs side by side
+    elif args.engine == "snakemake":  # each job with params.yaml's `threads`: cores / threads jobs side by side
         cmd = ["snakemake", "--cores", str(args.jobs), "--resources", f"gpu={args.jobs}"]
-    log = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
-    total = time.perf_counter() - t0
-    if log.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{log.stderr[-2000:]}")
+    else:
+        sys.path.insert(0, str(ROOT / "workflow/slurm"))
+        from local_profile import write_local_profile
+
+        cmd = ["snakemake", "--workflow-profile", str(write_local_profile(work / "profile"))]
+    with local_cluster(env) if args.engine == "slurm" else contextlib.nullcontext() as cluster:
+        if cluster:
+            env["SLURM_CONF"] = str(cluster / "slurm.conf")
+            t0 = time.perf_counter()  # the run, not the cluster's start
+        log = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
+        total = time.perf_counter() - t0
+        if log.returncode != 0:
+            sys.exit(f"{' '.join(cmd)} failed:\n{log.stderr[-2000:]}")
+        if cluster:
+            markers = next((clone / ".snakemake/transferlab").glob("*/plan.json")).parent
+            slurmctld = (cluster / "log/slurmctld.log").read_text()
+            slot_free = slot_free_seconds(log.stdout + log.stderr, slurmctld, markers)
     # Each run's timings: its measurements file (kept apart from the metrics that stages depend on).
     runs = [json.loads(p.read_text()) for p in (clone / "data/measurements").rglob("*.json")]
     metrics = [m for p in (clone / "data/runs").rglob("metrics.json") if "run_id" in (m := json.loads(p.read_text()))]
     threads = metrics[0]["threads"] if metrics else 1
-    slots = max(1, args.jobs // threads) if args.engine == "snakemake" else 1
+    slots = max(1, args.jobs // threads) if args.engine != "dvc" else 1
     engine = next((json.loads(p.read_text()) for p in (clone / ".snakemake/transferlab").glob("*/engine.json")), None)
     startups = [r["startup_s"] for r in runs if r.get("startup_s") is not None]
     result = {
@@ -111,6 +170,10 @@ def main() -> None:
         "job_end_s_median": engine.get("job_end_s_median") if engine else None,
         "record_lag_s_median": engine.get("record_lag_s_median") if engine else None,
         "record_lag_s_max": engine.get("record_lag_s_max") if engine else None,
+        # on SLURM: from a job's command ending to slurmctld freeing its allocation
+        "slurm_jobs": len(slot_free) if slot_free else None,
+        "slurm_slot_free_s_median": round(statistics.median(slot_free.values()), 3) if slot_free else None,
+        "slurm_slot_free_s_max": max(slot_free.values()) if slot_free else None,
         "startup_s_median": round(statistics.median(startups), 2) if startups else None,
         "startup_s_max": round(max(startups), 2) if startups else None,
         "run_wall_s_median": round(statistics.median(r["wall_time_s"] for r in runs), 2),

@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -139,20 +140,14 @@ def cluster(tmp_path_factory):
     subprocess.run([str(SCRIPT), "stop", str(folder)], env=env, check=True)
 
 
-def _profile(folder: Path, config: dict) -> Path:
-    """The project's SLURM profile with the local cluster's partition, no account, and small jobs."""
-    profile = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
-    profile["default-resources"].update(slurm_partition="cpu", mem_mb=1000, runtime=30)
-    del profile["default-resources"]["slurm_account"]
-    profile["config"].update(config)
-    profile |= {
-        "slurm-no-account": True,  # no slurmdbd, so no accounts
-        "slurm-status-command": "squeue",  # no slurmdbd, so no sacct; squeue keeps ended jobs for MinJobAge
-        "slurm-init-seconds-before-status-checks": 2,
-        "verbose": True,  # logs each sbatch call
-    }
-    folder.mkdir()
-    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
+def _profile(folder: Path, gpus: int = 0) -> Path:
+    """The project's SLURM profile for the local cluster, as a user makes it (local_profile.py)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "workflow/slurm/local_profile.py"), str(folder), "--gpus", str(gpus)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
     return folder
 
 
@@ -181,7 +176,7 @@ def slurm_run(cluster, tmp_path_factory):
     """The tiny configuration on the cluster (CPU form), with baseA's job cancelled mid-run."""
     root = tmp_path_factory.mktemp("slurm-run")
     repo = make_repo(root / "repo", PARAMS)
-    profile = _profile(root / "profile", {"gpus": 0})
+    profile = _profile(root / "profile")
     log_file = (
         root / "snakemake.log"
     )  # a file, not a pipe: nobody reads a pipe while we watch, and a full one blocks Snakemake
@@ -269,12 +264,28 @@ def test_a_job_starts_its_command_within_seconds(slurm_run):
     assert 0 <= elapsed < 10, elapsed
 
 
+def test_every_job_frees_its_allocation_after_its_command_and_the_benchmark_measures_it(slurm_run):
+    """pipeline_time.py's SLURM figure on this run: for every job, the time from its command's end
+    to slurmctld recording the job done. (That no job waits for the submit host's records is
+    test_adapter's, with a deliberately slow recorder.)"""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from pipeline_time import slot_free_seconds
+
+    repo, log, _, env = slurm_run
+    controller_log = (Path(env["SLURM_CONF"]).parent / "log/slurmctld.log").read_text()
+    markers = next((repo / ".snakemake/transferlab").glob("*/plan.json")).parent
+    seconds = slot_free_seconds(log, controller_log, markers)
+    assert set(seconds) == set(_submissions(log)), seconds
+    print(f"job command end to allocation free: {sorted(seconds.values())} s")
+    assert all(0 <= s < 30 for s in seconds.values()), seconds
+
+
 def test_the_gpu_form_asks_for_the_gpu_type_and_partition(slurm_run, tmp_path):
     """GPU jobs ask for `--gpus=<model>:1` in the GPU partition; the others stay in `cpu`.
     (On the finished repository: the prepared data, its split (on the submit host) and one
     base net run again, nothing else.)"""
     repo, _, _, env = slurm_run
-    profile = _profile(tmp_path / "profile", {"gpus": 1, "gpu_model": "fake", "gpu_partition": "gpu"})
+    profile = _profile(tmp_path / "profile", gpus=1)
     (repo / "data/prepared/dataset.pt").unlink()  # prepare stale (DVC's judgement), and what depends on it
     cmd = ["snakemake", "--workflow-profile", str(profile), "--until", "train_base_0_B_0"]
     proc = subprocess.run(cmd, cwd=repo, env={**env, **_code(repo)}, capture_output=True, text=True)
