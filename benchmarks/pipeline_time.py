@@ -167,7 +167,8 @@ def main() -> None:
         else None,
         "engine_records": engine.get("records") if engine else None,
         # from a stage's command ending: to its job's end (its slot free), and to its record in dvc.lock
-        "job_end_s_median": engine.get("job_end_s_median") if engine else None,
+        # (under slurm the submit host's Snakemake touches that marker when it polls: see slurm_slot_free_s)
+        "job_end_s_median": engine.get("job_end_s_median") if engine and args.engine == "snakemake" else None,
         "record_lag_s_median": engine.get("record_lag_s_median") if engine else None,
         "record_lag_s_max": engine.get("record_lag_s_max") if engine else None,
         # on SLURM: from a job's command ending to slurmctld freeing its allocation

@@ -254,3 +254,7 @@ def test_a_net_trained_elsewhere_is_a_source_of_its_own_model_only(tmp_path):
     assert refused("model_options", "'image_size': 24")
     (sources / "checkpoint.pt").write_bytes(b"not a checkpoint")
     assert refused("not a checkpoint of a trained net")
+    params["data"]["image_size"] = 16
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    torch.save({k: v for k, v in trained.items() if k != "classes"}, sources / "checkpoint.pt")  # saved by hand
+    assert refused("not a checkpoint of a trained net (KeyError: 'classes')")

@@ -88,6 +88,7 @@ def _trained_source(params: Params, path: Path, out: Path) -> list[str]:
         )
     try:
         net, state = load_checkpoint(path)
+        classes, stats = state["classes"], (state["input_mean"], state["input_std"])
     except (KeyError, RuntimeError, pickle.UnpicklingError, TypeError, ValueError) as err:
         raise InputError(
             f"{path}: not a checkpoint of a trained net ({type(err).__name__}: {err})".splitlines()[0]
@@ -96,16 +97,10 @@ def _trained_source(params: Params, path: Path, out: Path) -> list[str]:
         if state[key] != wanted:
             raise InputError(f"{path}: {key} {state[key]!r}, but params.yaml gives {wanted!r}")
     run = state.get("run_id", path.name)
-    stats = (state["input_mean"], state["input_std"])
     _save_source(
-        params,
-        f"pretrained/{params.model.name}/{CHECKPOINT_WEIGHTS}/{run}",
-        net.state_dict(),
-        state["classes"],
-        stats,
-        out,
+        params, f"pretrained/{params.model.name}/{CHECKPOINT_WEIGHTS}/{run}", net.state_dict(), classes, stats, out
     )
-    return state["classes"]
+    return classes
 
 
 def _save_source(params: Params, run_id: str, weights: dict, classes: list[str], stats: tuple, out: Path) -> None:
