@@ -110,7 +110,6 @@ def main() -> None:
                 target = target[section]
             target[name] = yaml.safe_load(value)
         (clone / "params.yaml").write_text(yaml.safe_dump(params))
-    t0 = time.perf_counter()
     env["PYTHONPATH"] = str(clone / "src")  # the cloned code, not an editable install elsewhere
     slot_free = None
     if args.engine == "dvc":
@@ -125,7 +124,7 @@ def main() -> None:
     with local_cluster(env) if args.engine == "slurm" else contextlib.nullcontext() as cluster:
         if cluster:
             env["SLURM_CONF"] = str(cluster / "slurm.conf")
-            t0 = time.perf_counter()  # the run, not the cluster's start
+        t0 = time.perf_counter()  # the run alone (not a cluster's start)
         log = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
         total = time.perf_counter() - t0
         if log.returncode != 0:
