@@ -143,6 +143,23 @@ def test_no_interval_from_fewer_than_three_values():
     assert i.mean == 2.0 and i.high - 2.0 == pytest.approx(2.4841, rel=1e-3)  # t(0.975, 2) * 1 / sqrt(3)
 
 
+def test_the_interval_and_spearman_are_scipy_stats_own_to_the_last_bit():
+    """stats.py computes them without importing scipy.stats (slow to import): the same numbers."""
+    import numpy as np
+    from scipy import stats
+
+    from transferlab.stats import interval, spearman
+
+    rng = np.random.default_rng(0)
+    for n in range(3, 40):
+        v = rng.random(n)
+        half = float(stats.t.ppf(0.975, n - 1)) * float(np.std(v, ddof=1)) / np.sqrt(n)
+        assert interval(v, bounds=(-9, 9)).high - interval(v, bounds=(-9, 9)).mean == pytest.approx(half, rel=1e-12)
+        x, y = rng.integers(0, 4, n) / 3, rng.random(n)  # ties in x: average ranks
+        x[:2], y[: n // 3] = (0, 1), y[0]  # and in y (neither constant: the callers leave that out)
+        assert spearman(x, y) == float(stats.spearmanr(x, y).statistic)
+
+
 def test_only_the_runs_asked_for_are_read(tmp_path):
     specs = planned_runs(parse_params(tiny_params()))
     _write_metrics(tmp_path, specs, _value)

@@ -85,8 +85,12 @@ def test_the_throughput_benchmark_writes_each_loops_rounds_and_their_ratios(tmp_
         assert len(rounds) == 3 and all(r > 0 for r in rounds), result
         assert result["spread"][loop] == {"min": min(rounds), "max": max(rounds)} and sorted(rounds)[1] == median
     speeds = result["images_per_s"]
-    assert result["trainer_over_limit"] == pytest.approx(speeds["trainer"] / speeds["limit"], abs=2e-3)
-    assert result["trainer_over_reference"] == pytest.approx(speeds["trainer"] / speeds["reference"], abs=2e-3)
+    for other in ("limit", "reference"):
+        # the ratio is of the unrounded medians; the speeds are written to 0.1 image/s, which
+        # moves their ratio by up to this much (at a loaded machine's few images/s, more than 0.002)
+        ratio = speeds["trainer"] / speeds[other]
+        slack = 5e-4 + ratio * (0.05 / speeds["trainer"] + 0.05 / speeds[other])
+        assert result[f"trainer_over_{other}"] == pytest.approx(ratio, abs=slack), (other, result)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from transferlab.errors import MissingRunError
 from transferlab.models import model_units
 from transferlab.plots import plt
 from transferlab.runs import Layout
-from transferlab.stats import DIFFERENCE, interval, split_kind
+from transferlab.stats import DIFFERENCE, interval, spearman, split_kind
 from transferlab.study_report import StudyReport, series_means
 
 ANALYSIS_METHODS = ("probe_logreg", "probe_svm", "logme", "leep", "hscore")
@@ -187,15 +187,13 @@ def pretrained_best_unit(analysis: pd.DataFrame) -> dict:
 
 def _spearman_by_pair(rows: pd.DataFrame, measured: pd.Series) -> list[float]:
     """Spearman's rho across units, per (split, replicate), where both sides vary."""
-    from scipy.stats import spearmanr
-
     rhos = []
     for (split, rep), g in rows.groupby(["split", "replicate"]):
         if (split, rep) not in measured.index.droplevel("n"):
             continue
         both = g.groupby("n").value.mean().to_frame().join(measured.loc[(split, rep)].rename("measured"), how="inner")
         if len(both) >= 3 and both.value.nunique() > 1 and both.measured.nunique() > 1:  # else undefined or meaningless
-            rhos.append(float(spearmanr(both.value, both.measured).statistic))
+            rhos.append(spearman(both.value, both.measured))
     return rhos
 
 
@@ -203,8 +201,6 @@ def classifier_agreement(analysis: pd.DataFrame, strategies: pd.DataFrame) -> di
     """The `classifier` strategy (a new classifier on baseA's frozen top unit, trained on B)
     against each method's value at baseA's top unit: Spearman across split x replicate pairs
     (with all of B's images), from at least 3 pairs."""
-    from scipy.stats import spearmanr
-
     if strategies.empty or "strategy" not in strategies:
         return {}
     clf = (
@@ -218,7 +214,7 @@ def classifier_agreement(analysis: pd.DataFrame, strategies: pd.DataFrame) -> di
         top = rows[rows.n == rows.n.max()].groupby(["split", "replicate"]).value.mean()
         both = top.to_frame().join(clf, how="inner")
         if len(both) >= 3 and both.value.nunique() > 1 and both.top1.nunique() > 1:
-            out[f"spearman_{method}_vs_classifier"] = float(spearmanr(both.value, both.top1).statistic)
+            out[f"spearman_{method}_vs_classifier"] = spearman(both.value, both.top1)
     return out
 
 
