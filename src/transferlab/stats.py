@@ -107,19 +107,11 @@ def interval(values: Iterable[float], bounds: tuple[float, float] = ACCURACY) ->
 
 
 def spearman(x: Iterable[float], y: Iterable[float]) -> float:
-    """Spearman's rho: Pearson's r of the average ranks, computed as scipy.stats.spearmanr
-    computes its statistic (rankdata, then corrcoef), without importing scipy.stats."""
+    """Spearman's rho: Pearson's r of the average ranks (pandas' `rank`, scipy's rankdata
+    "average"), through np.corrcoef as scipy.stats.spearmanr computes its statistic, without
+    importing scipy.stats."""
     import numpy as np
+    import pandas as pd
 
-    def ranks(values) -> np.ndarray:  # ties share their average rank (scipy's rankdata "average")
-        a = np.asarray(list(values), dtype=float)
-        order = np.argsort(a, kind="mergesort")
-        position = np.empty(len(a), dtype=np.intp)
-        position[order] = np.arange(len(a))
-        ordered = a[order]
-        new = np.r_[True, ordered[1:] != ordered[:-1]]
-        dense = new.cumsum()[position]
-        bounds = np.r_[np.nonzero(new)[0], len(new)]
-        return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
-
-    return float(np.corrcoef(np.column_stack([ranks(x), ranks(y)]), rowvar=False)[1, 0])
+    ranks = pd.DataFrame({"x": np.asarray(list(x), dtype=float), "y": np.asarray(list(y), dtype=float)}).rank()
+    return float(np.corrcoef(ranks.to_numpy(), rowvar=False)[1, 0])
